@@ -1,0 +1,37 @@
+package io.writeboost.cache;
+
+import io.writeboost.knob.Knob;
+
+import java.util.EnumMap;
+import java.util.Map;
+
+/** Start-up settings of an engine: RAM buffer count and initial knob values. */
+public final class EngineConfig {
+    /** The seed's NR_RAMBUF_POOL: 64 RAM segments of 1 MiB. */
+    public static final int DEFAULT_RAM_BUFFERS = 64;
+
+    private int ramBuffers = DEFAULT_RAM_BUFFERS;
+    private final Map<Knob, Long> knobs = new EnumMap<>(Knob.class);
+
+    public int ramBuffers() {
+        return ramBuffers;
+    }
+
+    public EngineConfig ramBuffers(int n) {
+        if (n < 2) {
+            throw new IllegalArgumentException("at least 2 RAM buffers are needed, got " + n);
+        }
+        ramBuffers = n;
+        return this;
+    }
+
+    /** Sets a cache knob's initial value (validated by the engine against the knob's range). */
+    public EngineConfig knob(Knob knob, long value) {
+        knobs.put(knob, value);
+        return this;
+    }
+
+    public Map<Knob, Long> knobs() {
+        return knobs;
+    }
+}

@@ -1,0 +1,94 @@
+package io.writeboost.cache;
+
+import io.writeboost.format.Layout;
+import io.writeboost.format.SegmentHeader;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+
+/**
+ * Writes sealed RAM segments to their ring slots, one sequential write each, in id order,
+ * and syncs the cache device when a flush waits for durability. Flushes that arrive while a
+ * sync runs are served together by the next one (group commit). Also seals the open segment
+ * when a flush's barrier deadline passes.
+ */
+final class Flusher extends Daemon {
+    Flusher(CacheEngine engine) {
+        super(engine, "flusher");
+    }
+
+    @Override
+    protected void work() throws Exception {
+        CacheEngine e = engine;
+        while (true) {
+            SegmentBuffer next = null;
+            long syncTarget = -1;
+            e.lock.lock();
+            try {
+                while (true) {
+                    if (e.failure != null) {
+                        return;
+                    }
+                    if (e.syncRequestedId > e.lastDurableId && e.lastFlushedId >= e.syncRequestedId) {
+                        syncTarget = e.lastFlushedId;
+                        break;
+                    }
+                    next = e.flushQueue.poll();
+                    if (next != null) {
+                        break;
+                    }
+                    long now = System.nanoTime();
+                    if (e.sealDeadlineNanos != 0 && now - e.sealDeadlineNanos >= 0) {
+                        if (e.open != null && e.open.id == e.sealDeadlineFor && e.open.nrLines > 0) {
+                            e.seal();
+                        }
+                        e.sealDeadlineNanos = 0;
+                        continue;
+                    }
+                    if (e.closing) {
+                        return;
+                    }
+                    if (e.sealDeadlineNanos != 0) {
+                        e.changed.awaitNanos(e.sealDeadlineNanos - now);
+                    } else {
+                        e.changed.await();
+                    }
+                }
+            } finally {
+                e.lock.unlock();
+            }
+            try {
+                if (next != null) {
+                    write(next);
+                } else {
+                    e.cacheDevice.sync();
+                    e.lock.lock();
+                    try {
+                        e.lastDurableId = Math.max(e.lastDurableId, syncTarget);
+                        e.changed.signalAll();
+                    } finally {
+                        e.lock.unlock();
+                    }
+                }
+            } catch (IOException ex) {
+                // The cache device lost a write or a sync: acknowledging anything further
+                // would be a lie, so the engine stops taking I/O.
+                e.fail(ex);
+                return;
+            }
+        }
+    }
+
+    private void write(SegmentBuffer s) throws IOException {
+        SegmentHeader.seal(s.data);
+        ByteBuffer out = s.data.duplicate();
+        out.position(0).limit(SegmentHeader.usedBytes(s.nrLines));
+        engine.cacheDevice.write(out, Layout.slotOffset(s.slot));
+        engine.lock.lock();
+        try {
+            engine.flushed(s);
+        } finally {
+            engine.lock.unlock();
+        }
+    }
+}

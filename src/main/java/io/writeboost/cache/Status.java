@@ -1,0 +1,20 @@
+package io.writeboost.cache;
+
+/**
+ * A consistent snapshot of the engine for status files and logs.
+ *
+ * @param stats the seed's matrix, indexed by {@link Stats#WRITE} | {@link Stats#HIT} | {@link Stats#ON_BUFFER} | {@link Stats#FULLSIZE}
+ */
+public record Status(int cacheId, int nrSegments, long currentSegmentId, int currentSegmentLines, long lastFlushedId,
+                     long lastDurableId, long lastMigratedId, long[] dirtyLinesByDevice, long dirtyLines, long indexedLines,
+                     long ramBytesInUse, int maxRamBuffers, int segmentsQueuedForFlush, long[] stats, String failure) {
+
+    public long stat(boolean write, boolean hit, boolean onBuffer, boolean fullsize) {
+        return stats[(write ? Stats.WRITE : 0) | (hit ? Stats.HIT : 0) | (onBuffer ? Stats.ON_BUFFER : 0) | (fullsize ? Stats.FULLSIZE : 0)];
+    }
+
+    /** Segments flushed to the cache device whose dirty data is not yet on the backing store. */
+    public long segmentsAwaitingWriteback() {
+        return lastFlushedId - lastMigratedId;
+    }
+}

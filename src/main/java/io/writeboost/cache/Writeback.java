@@ -1,0 +1,306 @@
+package io.writeboost.cache;
+
+import io.writeboost.device.BlockDevice;
+import io.writeboost.format.Layout;
+import io.writeboost.format.LineKey;
+import io.writeboost.knob.Knob;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The seed's migrate daemon. Takes the oldest flushed segments in batches of
+ * nr_max_batched_migration, reads them sequentially from the cache device, sorts their dirty
+ * lines by backing address, writes coalesced runs of dirty sectors to the backing stores,
+ * syncs them, clears the dirty bits and only then advances last_migrated_segment_id in the
+ * superblock record; a ring slot is reused only after that record is durable.
+ *
+ * <p>Runs while allow_migrate or force_migrate is 1, while a drain is asked for, and always
+ * while a writer waits for a free ring slot.
+ */
+final class Writeback extends Daemon {
+    private static final Logger log = LogManager.getLogger(Writeback.class);
+    private static final int STAGING_BYTES = 1 << 20;
+
+    private ByteBuffer batchBuffer;
+    private final ByteBuffer staging = ByteBuffer.allocateDirect(STAGING_BYTES);
+    private int[] lines = new int[0];
+    private long[] entryKeys = new long[0];
+    private int[] entryBits = new int[0];
+    private int[] entryOffsets = new int[0];
+    private int[] order = new int[0];
+    private final boolean[] touched = new boolean[Layout.MAX_DEVICE_ID + 1];
+    private int consecutiveFailures;
+
+    Writeback(CacheEngine engine) {
+        super(engine, "writeback");
+    }
+
+    @Override
+    protected void work() throws Exception {
+        CacheEngine e = engine;
+        while (true) {
+            e.lock.lock();
+            try {
+                while (true) {
+                    if (e.closing || e.failure != null) {
+                        return;
+                    }
+                    boolean pending = e.lastFlushedId > e.lastMigratedId;
+                    boolean wanted = e.writersWaitingForSpace > 0 || e.drainRequested
+                            || e.knob(Knob.ALLOW_MIGRATE) == 1 || e.knob(Knob.FORCE_MIGRATE) == 1;
+                    if (pending && wanted) {
+                        break;
+                    }
+                    e.changed.await(e.knob(Knob.UPDATE_INTERVAL), TimeUnit.SECONDS);
+                }
+            } finally {
+                e.lock.unlock();
+            }
+            try {
+                runBatch();
+                consecutiveFailures = 0;
+            } catch (IOException ex) {
+                consecutiveFailures++;
+                long backoffMs = Math.min(30_000, 100L << Math.min(8, consecutiveFailures));
+                log.error("writeback failed ({} in a row), retrying in {} ms: {}", consecutiveFailures, backoffMs, ex.toString());
+                e.lock.lock();
+                try {
+                    if (!e.closing) {
+                        e.changed.await(backoffMs, TimeUnit.MILLISECONDS);
+                    }
+                } finally {
+                    e.lock.unlock();
+                }
+            }
+        }
+    }
+
+    /** Writes back one batch of the oldest flushed segments. */
+    void runBatch() throws IOException {
+        CacheEngine e = engine;
+        long t0 = System.nanoTime();
+        e.writebackLock.lock();
+        try {
+            long from, to;
+            int entries = 0;
+            int[] segmentLines;
+            e.lock.lock();
+            try {
+                from = e.lastMigratedId + 1;
+                to = Math.min(e.lastFlushedId, from + e.knob(Knob.NR_MAX_BATCHED_MIGRATION) - 1);
+                if (to < from) {
+                    return;
+                }
+                int n = (int) (to - from + 1);
+                ensureCapacity(n);
+                segmentLines = new int[n];
+                for (long id = from; id <= to; id++) {
+                    int slot = Layout.slotOf(id, e.nrSegments);
+                    if (e.slotSegmentId[slot] != id) {
+                        throw new IllegalStateException("slot " + slot + " holds segment " + e.slotSegmentId[slot] + ", expected " + id);
+                    }
+                    int used = e.slotLines[slot];
+                    boolean any = false;
+                    for (int k = 0; k < used; k++) {
+                        int line = slot * CacheEngine.LPS + k;
+                        int bits = e.dirty[line] & 0xFF;
+                        long key = e.keys[line];
+                        if (bits != 0 && key > 0) {
+                            lines[entries] = line;
+                            entryKeys[entries] = key;
+                            entryBits[entries] = bits;
+                            entryOffsets[entries] = (int) (id - from) * Layout.SEGMENT_SIZE + SegmentBuffer.lineOffset(k);
+                            entries++;
+                            any = true;
+                        }
+                    }
+                    segmentLines[(int) (id - from)] = any ? used : 0;
+                }
+            } finally {
+                e.lock.unlock();
+            }
+
+            // Read each segment that still has dirty lines in one sequential read.
+            for (int i = 0; i < segmentLines.length; i++) {
+                if (segmentLines[i] == 0) {
+                    continue;
+                }
+                int slot = Layout.slotOf(from + i, e.nrSegments);
+                ByteBuffer view = batchBuffer.duplicate();
+                int base = i * Layout.SEGMENT_SIZE;
+                view.limit(base + SegmentBuffer.lineOffset(segmentLines[i])).position(base + Layout.SEGMENT_HEADER_SIZE);
+                e.cacheDevice.read(view, Layout.slotOffset(slot) + Layout.SEGMENT_HEADER_SIZE);
+            }
+
+            long sectorsWritten = writeSorted(entries);
+
+            e.lock.lock();
+            long invalidators = 0;
+            try {
+                for (int i = 0; i < entries; i++) {
+                    int line = lines[i];
+                    if (e.keys[line] != entryKeys[i]) {
+                        continue;
+                    }
+                    int left = (e.dirty[line] & 0xFF) & ~entryBits[i];
+                    e.setDirty(line, left);
+                    if (left == 0) {
+                        e.index.remove(entryKeys[i], line);
+                    }
+                }
+                for (long id = from; id <= to; id++) {
+                    invalidators = Math.max(invalidators, e.slotInvalidatedBy[Layout.slotOf(id, e.nrSegments)]);
+                }
+                // Lines of this batch that newer writes replaced were skipped above; those newer
+                // writes must survive a crash before the batch's segments can be given up.
+                e.awaitDurable(invalidators);
+            } finally {
+                e.lock.unlock();
+            }
+
+            e.writeRecord(to, false);
+            e.lock.lock();
+            try {
+                e.lastMigratedId = to;
+                e.changed.signalAll();
+            } finally {
+                e.lock.unlock();
+            }
+            if (log.isDebugEnabled()) {
+                log.debug("wrote back segments {}..{}: {} dirty line(s), {} KiB in {} ms", from, to, entries,
+                        sectorsWritten / 2, (System.nanoTime() - t0) / 1_000_000);
+            }
+        } finally {
+            e.writebackLock.unlock();
+        }
+    }
+
+    /** Writes the batch's dirty sectors in backing address order, coalescing adjacent runs; returns sectors written. */
+    private long writeSorted(int entries) throws IOException {
+        for (int i = 0; i < entries; i++) {
+            order[i] = i;
+        }
+        sort(order, 0, entries - 1);
+        java.util.Arrays.fill(touched, false);
+        staging.clear();
+        int stagedDev = -1;
+        long stagedStart = -1;
+        long stagedEnd = -1;
+        long written = 0;
+        for (int o = 0; o < entries; o++) {
+            int i = order[o];
+            long key = entryKeys[i];
+            int dev = LineKey.device(key);
+            long lineSector = LineKey.line(key) * Layout.SECTORS_PER_LINE;
+            int bits = entryBits[i];
+            for (int from = 0; from < 8; ) {
+                if ((bits & (1 << from)) == 0) {
+                    from++;
+                    continue;
+                }
+                int to = from;
+                while (to < 8 && (bits & (1 << to)) != 0) {
+                    to++;
+                }
+                long start = lineSector + from;
+                int bytes = (to - from) << Layout.SECTOR_SHIFT;
+                if (dev != stagedDev || start != stagedEnd || staging.remaining() < bytes) {
+                    written += writeStaged(stagedDev, stagedStart);
+                    stagedDev = dev;
+                    stagedStart = start;
+                }
+                int src = entryOffsets[i] + (from << Layout.SECTOR_SHIFT);
+                staging.put(staging.position(), batchBuffer, src, bytes);
+                staging.position(staging.position() + bytes);
+                stagedEnd = start + (to - from);
+                from = to;
+            }
+        }
+        written += writeStaged(stagedDev, stagedStart);
+        for (int dev = 0; dev < touched.length; dev++) {
+            if (touched[dev]) {
+                engine.backing[dev].sync();
+            }
+        }
+        return written;
+    }
+
+    private long writeStaged(int dev, long startSector) throws IOException {
+        if (dev < 0 || staging.position() == 0) {
+            staging.clear();
+            return 0;
+        }
+        staging.flip();
+        long sectors = staging.remaining() >> Layout.SECTOR_SHIFT;
+        BlockDevice target = engine.backing[dev];
+        target.write(staging, startSector << Layout.SECTOR_SHIFT);
+        touched[dev] = true;
+        staging.clear();
+        return sectors;
+    }
+
+    /** Sorts entry indices by (key, position in batch): backing order, older copies first. */
+    private void sort(int[] a, int lo, int hi) {
+        while (lo < hi) {
+            if (hi - lo < 16) {
+                for (int i = lo + 1; i <= hi; i++) {
+                    int v = a[i];
+                    int j = i - 1;
+                    while (j >= lo && less(v, a[j])) {
+                        a[j + 1] = a[j];
+                        j--;
+                    }
+                    a[j + 1] = v;
+                }
+                return;
+            }
+            int pivot = a[(lo + hi) >>> 1];
+            int i = lo, j = hi;
+            while (i <= j) {
+                while (less(a[i], pivot)) {
+                    i++;
+                }
+                while (less(pivot, a[j])) {
+                    j--;
+                }
+                if (i <= j) {
+                    int t = a[i];
+                    a[i] = a[j];
+                    a[j] = t;
+                    i++;
+                    j--;
+                }
+            }
+            if (j - lo < hi - i) {
+                sort(a, lo, j);
+                lo = i;
+            } else {
+                sort(a, i, hi);
+                hi = j;
+            }
+        }
+    }
+
+    private boolean less(int x, int y) {
+        long kx = entryKeys[x], ky = entryKeys[y];
+        return kx != ky ? kx < ky : x < y;
+    }
+
+    private void ensureCapacity(int segments) {
+        int needed = segments * CacheEngine.LPS;
+        if (lines.length < needed) {
+            lines = new int[needed];
+            entryKeys = new long[needed];
+            entryBits = new int[needed];
+            entryOffsets = new int[needed];
+            order = new int[needed];
+        }
+        if (batchBuffer == null || batchBuffer.capacity() < segments * Layout.SEGMENT_SIZE) {
+            batchBuffer = ByteBuffer.allocateDirect(segments * Layout.SEGMENT_SIZE);
+        }
+    }
+}

@@ -1,0 +1,30 @@
+package io.writeboost.device;
+
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+
+/**
+ * What the engine needs of a cache device or a backing store: positional I/O of whole
+ * buffers, a durability barrier, and discard. Implementations must allow concurrent
+ * positional calls from several threads.
+ */
+public interface BlockDevice extends Closeable {
+    /** Size in bytes, fixed for the device's lifetime. */
+    long size();
+
+    /** Fills {@code dst} from its position to its limit with bytes starting at {@code offset}. */
+    void read(ByteBuffer dst, long offset) throws IOException;
+
+    /** Writes {@code src} from its position to its limit at {@code offset}. */
+    void write(ByteBuffer src, long offset) throws IOException;
+
+    /** Returns once every completed write is on stable storage (fdatasync). */
+    void sync() throws IOException;
+
+    /** Drops the range; later reads of it return zeros. */
+    void discard(long offset, long length) throws IOException;
+
+    /** A name for logs and errors, usually the path. */
+    String name();
+}

@@ -1,0 +1,151 @@
+package io.writeboost.device;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+
+/**
+ * A regular file or a block device (a disk, a partition, a loop device) opened read-write.
+ * I/O goes through a FileChannel; a second descriptor from open(2) serves lseek and fallocate,
+ * which FileChannel lacks.
+ */
+public final class FileBlockDevice implements BlockDevice {
+    private final Path path;
+    private final FileChannel channel;
+    private final int fd;
+    private final long size;
+    private final boolean blockDevice;
+
+    private FileBlockDevice(Path path, FileChannel channel, int fd, long size, boolean blockDevice) {
+        this.path = path;
+        this.channel = channel;
+        this.fd = fd;
+        this.size = size;
+        this.blockDevice = blockDevice;
+    }
+
+    /** Opens an existing file or block device for reading and writing. */
+    public static FileBlockDevice open(Path path) throws IOException {
+        if (!Files.exists(path)) {
+            throw new IOException(path + ": no such file or device");
+        }
+        if (Files.isDirectory(path)) {
+            throw new IOException(path + ": is a directory, not a file or block device");
+        }
+        boolean blockDevice = NativeIo.isBlockDevice(path.toString());
+        if (!blockDevice && !Files.isRegularFile(path)) {
+            throw new IOException(path + ": neither a regular file nor a block device");
+        }
+        FileChannel channel = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        int fd = NativeIo.POSIX.open(path.toString(), NativeIo.O_RDWR, 0);
+        if (fd < 0) {
+            String err = NativeIo.lastError();
+            channel.close();
+            throw new IOException(path + ": cannot open: " + err);
+        }
+        long size = blockDevice ? NativeIo.POSIX.lseekLong(fd, 0, NativeIo.SEEK_END) : channel.size();
+        if (size < 0) {
+            String err = NativeIo.lastError();
+            channel.close();
+            NativeIo.POSIX.close(fd);
+            throw new IOException(path + ": cannot determine size: " + err);
+        }
+        return new FileBlockDevice(path, channel, fd, size, blockDevice);
+    }
+
+    /** Creates (or extends) a sparse regular file of {@code size} bytes and opens it. */
+    public static FileBlockDevice createSparse(Path path, long size) throws IOException {
+        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
+            if (ch.size() < size) {
+                ch.write(ByteBuffer.allocate(1), size - 1);
+            }
+        }
+        return open(path);
+    }
+
+    @Override
+    public long size() {
+        return size;
+    }
+
+    public boolean isBlockDevice() {
+        return blockDevice;
+    }
+
+    @Override
+    public void read(ByteBuffer dst, long offset) throws IOException {
+        checkRange(offset, dst.remaining());
+        long pos = offset;
+        while (dst.hasRemaining()) {
+            int n = channel.read(dst, pos);
+            if (n < 0) {
+                throw new IOException(path + ": unexpected end of device at byte " + pos);
+            }
+            pos += n;
+        }
+    }
+
+    @Override
+    public void write(ByteBuffer src, long offset) throws IOException {
+        checkRange(offset, src.remaining());
+        long pos = offset;
+        while (src.hasRemaining()) {
+            pos += channel.write(src, pos);
+        }
+    }
+
+    @Override
+    public void sync() throws IOException {
+        channel.force(false);
+    }
+
+    @Override
+    public void discard(long offset, long length) throws IOException {
+        checkRange(offset, length);
+        if (length == 0) {
+            return;
+        }
+        int rc = NativeIo.libc().fallocate(fd, NativeIo.FALLOC_FL_PUNCH_HOLE | NativeIo.FALLOC_FL_KEEP_SIZE, offset, length);
+        if (rc != 0) {
+            // A filesystem or device without hole punching still has to read back zeros.
+            writeZeros(offset, length);
+        }
+    }
+
+    private void writeZeros(long offset, long length) throws IOException {
+        ByteBuffer zeros = ByteBuffer.allocateDirect((int) Math.min(length, 1 << 20));
+        long pos = offset, end = offset + length;
+        while (pos < end) {
+            zeros.clear().limit((int) Math.min(zeros.capacity(), end - pos));
+            write(zeros, pos);
+            pos += zeros.limit();
+        }
+    }
+
+    private void checkRange(long offset, long length) throws IOException {
+        if (offset < 0 || length < 0 || offset + length > size) {
+            throw new IOException(path + ": access [" + offset + ", " + (offset + length) + ") beyond size " + size);
+        }
+    }
+
+    @Override
+    public String name() {
+        return path.toString();
+    }
+
+    public Path path() {
+        return path;
+    }
+
+    @Override
+    public void close() throws IOException {
+        try {
+            channel.close();
+        } finally {
+            NativeIo.POSIX.close(fd);
+        }
+    }
+}

@@ -1,0 +1,43 @@
+package io.writeboost.format;
+
+/**
+ * Fixed geometry of format version 1. Every size here is part of the on-disk format
+ * (docs/FORMAT.md); changing one is a format change.
+ */
+public final class Layout {
+    private Layout() {}
+
+    public static final int SECTOR_SIZE = 512;
+    public static final int SECTOR_SHIFT = 9;
+    public static final int LINE_SIZE = 4096;
+    public static final int LINE_SHIFT = 12;
+    public static final int SECTORS_PER_LINE = LINE_SIZE / SECTOR_SIZE;
+    /** A line whose 8 sectors are all dirty. */
+    public static final int FULL_DIRTY = 0xFF;
+
+    public static final int SEGMENT_SIZE = 1 << 20;
+    public static final int SEGMENT_HEADER_SIZE = LINE_SIZE;
+    public static final int LINES_PER_SEGMENT = (SEGMENT_SIZE - SEGMENT_HEADER_SIZE) / LINE_SIZE; // 255
+
+    /** The first MiB of the cache device holds the superblock header and the two record copies. */
+    public static final long SUPERBLOCK_REGION_SIZE = 1 << 20;
+
+    /** Device ids are 1..127 as in the seed; 0 marks an empty header entry. */
+    public static final int MIN_DEVICE_ID = 1;
+    public static final int MAX_DEVICE_ID = 127;
+
+    /** Byte offset on the cache device of the ring slot that holds segment slot {@code slot}. */
+    public static long slotOffset(int slot) {
+        return SUPERBLOCK_REGION_SIZE + (long) slot * SEGMENT_SIZE;
+    }
+
+    /** Number of whole segments a cache device of {@code deviceBytes} can hold. */
+    public static long segmentsFor(long deviceBytes) {
+        return deviceBytes <= SUPERBLOCK_REGION_SIZE ? 0 : (deviceBytes - SUPERBLOCK_REGION_SIZE) / SEGMENT_SIZE;
+    }
+
+    /** Ring slot of segment {@code id} (ids start at 1). */
+    public static int slotOf(long id, int nrSegments) {
+        return (int) ((id - 1) % nrSegments);
+    }
+}

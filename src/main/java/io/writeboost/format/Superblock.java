@@ -1,0 +1,135 @@
+package io.writeboost.format;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.zip.CRC32C;
+
+/**
+ * The superblock header (format version 1): written once at format, never at run time.
+ *
+ * <pre>
+ * block 0 (offset 0):
+ *   0 u64 magic "WBOOSTSB"   8 u16 version = 1   10 u16 reserved   12 u32 crc32c of bytes [0, REGION) with this field 0
+ *  16 u32 segment size (1 MiB)  20 u32 segment header size (4 KiB)  24 u32 lines per segment (255)
+ *  28 u32 number of segments    32 u32 cache id   36 u32 number of volumes (1..127)
+ *  40 u64 format nonce (random, copied into every segment header)   48 u64 format time (ms since epoch)
+ * offset 4096: volume table, 256 bytes an entry, in device id order:
+ *   0 u8 device id  1..7 reserved  8 u64 backing size in bytes
+ *  16 u16 name length, 18 name (UTF-8, 62 bytes)  80 u16 path length, 82 path (UTF-8, 174 bytes)
+ * </pre>
+ */
+public record Superblock(int nrSegments, int cacheId, long nonce, long formatTimeMillis, List<VolumeEntry> volumes) {
+    public static final long MAGIC = 0x42535453_4F4F4257L; // "WBOOSTSB" little-endian
+    public static final short VERSION = 1;
+    public static final int VOLUME_TABLE_OFFSET = 4096;
+    public static final int VOLUME_ENTRY_SIZE = 256;
+    /** Bytes covered by the header's CRC: block 0 and a volume table of 127 entries, rounded to 4 KiB. */
+    public static final int REGION = 40960;
+
+    public Superblock {
+        volumes = List.copyOf(volumes);
+        if (volumes.isEmpty() || volumes.size() > Layout.MAX_DEVICE_ID) {
+            throw new IllegalArgumentException("a cache needs 1.." + Layout.MAX_DEVICE_ID + " volumes, got " + volumes.size());
+        }
+        if (nrSegments < 2) {
+            throw new IllegalArgumentException("a cache needs at least 2 segments, got " + nrSegments);
+        }
+    }
+
+    public VolumeEntry volume(int deviceId) {
+        for (VolumeEntry v : volumes) {
+            if (v.deviceId() == deviceId) {
+                return v;
+            }
+        }
+        return null;
+    }
+
+    public ByteBuffer encode() {
+        ByteBuffer b = ByteBuffer.allocate(REGION).order(ByteOrder.LITTLE_ENDIAN);
+        b.putLong(0, MAGIC);
+        b.putShort(8, VERSION);
+        b.putInt(16, Layout.SEGMENT_SIZE);
+        b.putInt(20, Layout.SEGMENT_HEADER_SIZE);
+        b.putInt(24, Layout.LINES_PER_SEGMENT);
+        b.putInt(28, nrSegments);
+        b.putInt(32, cacheId);
+        b.putInt(36, volumes.size());
+        b.putLong(40, nonce);
+        b.putLong(48, formatTimeMillis);
+        int off = VOLUME_TABLE_OFFSET;
+        for (VolumeEntry v : volumes) {
+            b.put(off, (byte) v.deviceId());
+            b.putLong(off + 8, v.sizeBytes());
+            putString(b, off + 16, v.name(), VolumeEntry.MAX_NAME_BYTES);
+            putString(b, off + 80, v.path(), VolumeEntry.MAX_PATH_BYTES);
+            off += VOLUME_ENTRY_SIZE;
+        }
+        b.putInt(12, crc(b));
+        return b;
+    }
+
+    public static Superblock decode(ByteBuffer src) throws FormatException {
+        ByteBuffer b = src.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+        if (b.capacity() < REGION || b.getLong(0) != MAGIC) {
+            throw new FormatException("no writeboost superblock (bad magic): not a formatted cache device");
+        }
+        if (b.getShort(8) != VERSION) {
+            throw new FormatException("superblock format version " + b.getShort(8) + " is not supported (this build reads " + VERSION + ")");
+        }
+        if (b.getInt(12) != crc(b)) {
+            throw new FormatException("superblock checksum mismatch: the superblock is corrupt");
+        }
+        if (b.getInt(16) != Layout.SEGMENT_SIZE || b.getInt(20) != Layout.SEGMENT_HEADER_SIZE
+                || b.getInt(24) != Layout.LINES_PER_SEGMENT) {
+            throw new FormatException("superblock geometry (segment size " + b.getInt(16) + ") differs from format version 1");
+        }
+        int nrVolumes = b.getInt(36);
+        if (nrVolumes < 1 || nrVolumes > Layout.MAX_DEVICE_ID) {
+            throw new FormatException("superblock volume count " + nrVolumes + " out of range");
+        }
+        List<VolumeEntry> volumes = new ArrayList<>();
+        int off = VOLUME_TABLE_OFFSET;
+        for (int i = 0; i < nrVolumes; i++, off += VOLUME_ENTRY_SIZE) {
+            int dev = Byte.toUnsignedInt(b.get(off));
+            if (dev < Layout.MIN_DEVICE_ID || dev > Layout.MAX_DEVICE_ID) {
+                throw new FormatException("superblock volume table names device id " + dev);
+            }
+            volumes.add(new VolumeEntry(dev, b.getLong(off + 8), getString(b, off + 16, VolumeEntry.MAX_NAME_BYTES),
+                    getString(b, off + 80, VolumeEntry.MAX_PATH_BYTES)));
+        }
+        try {
+            return new Superblock(b.getInt(28), b.getInt(32), b.getLong(40), b.getLong(48), volumes);
+        } catch (IllegalArgumentException e) {
+            throw new FormatException("superblock is inconsistent: " + e.getMessage());
+        }
+    }
+
+    private static int crc(ByteBuffer b) {
+        CRC32C crc = new CRC32C();
+        Crc.update(crc, b, 0, 12);
+        crc.update(new byte[4]);
+        Crc.update(crc, b, 16, REGION - 16);
+        return (int) crc.getValue();
+    }
+
+    private static void putString(ByteBuffer b, int off, String s, int max) {
+        byte[] bytes = s.getBytes(StandardCharsets.UTF_8);
+        int n = Math.min(bytes.length, max);
+        b.putShort(off, (short) n);
+        b.put(off + 2, bytes, 0, n);
+    }
+
+    private static String getString(ByteBuffer b, int off, int max) throws FormatException {
+        int n = Short.toUnsignedInt(b.getShort(off));
+        if (n > max) {
+            throw new FormatException("superblock string length " + n + " exceeds " + max);
+        }
+        byte[] bytes = new byte[n];
+        b.get(off + 2, bytes);
+        return new String(bytes, StandardCharsets.UTF_8);
+    }
+}

@@ -1,0 +1,105 @@
+package io.writeboost.knob;
+
+/**
+ * Every tunable, status value and action of the product, declared once. Control files,
+ * command-line {@code -o} options and the knob documentation are all derived from this table.
+ */
+public enum Knob {
+    // Cache knobs: caches/<cache_id>/NAME
+    ALLOW_MIGRATE(Scope.CACHE, "allow_migrate", Access.READ_WRITE, 0, 1, 0,
+            "1: write dirty data back to the backing store in the background; 0: only when the ring is full"),
+    FORCE_MIGRATE(Scope.CACHE, "force_migrate", Access.READ_WRITE, 0, 1, 0,
+            "1: write back continuously whatever the backing store's load"),
+    BARRIER_DEADLINE_MS(Scope.CACHE, "barrier_deadline_ms", Access.READ_WRITE, 1, 60_000, 3,
+            "longest time (ms) a flush waits for the open RAM segment to fill before sealing it"),
+    COMMIT_SUPER_BLOCK(Scope.CACHE, "commit_super_block", Access.ACTION, 1, 1, 0,
+            "write 1: write the superblock record now"),
+    COMMIT_SUPER_BLOCK_INTERVAL(Scope.CACHE, "commit_super_block_interval", Access.READ_WRITE, 0, 86_400, 0,
+            "seconds between superblock record writes (0 = off)"),
+    FLUSH_CURRENT_BUFFER(Scope.CACHE, "flush_current_buffer", Access.ACTION, 1, 1, 0,
+            "write 1: seal the open RAM segment, write it and sync the cache device"),
+    FLUSH_CURRENT_BUFFER_INTERVAL(Scope.CACHE, "flush_current_buffer_interval", Access.READ_WRITE, 0, 86_400, 0,
+            "seconds after which a partly filled RAM segment is sealed and written (0 = off)"),
+    NR_MAX_BATCHED_MIGRATION(Scope.CACHE, "nr_max_batched_migration", Access.READ_WRITE, 1, 256, 16,
+            "segments written back in one batch (sorted and coalesced together; 1 MiB of RAM each)"),
+    UPDATE_INTERVAL(Scope.CACHE, "update_interval", Access.READ_WRITE, 1, 3_600, 1,
+            "seconds between the writeback daemon's looks at whether it may run"),
+    LAST_FLUSHED_SEGMENT_ID(Scope.CACHE, "last_flushed_segment_id", Access.READ_ONLY, 0, Long.MAX_VALUE, 0,
+            "id of the newest segment written to the cache device"),
+    LAST_MIGRATED_SEGMENT_ID(Scope.CACHE, "last_migrated_segment_id", Access.READ_ONLY, 0, Long.MAX_VALUE, 0,
+            "id of the newest segment whose dirty data is on the backing store"),
+
+    // Volume knobs: devices/<device_id>/NAME
+    CACHE_ID(Scope.DEVICE, "cache_id", Access.READ_ONLY, 0, Long.MAX_VALUE, 0, "id of the cache this volume uses"),
+    DEV(Scope.DEVICE, "dev", Access.READ_ONLY, 0, Long.MAX_VALUE, 0, "the backing store"),
+    DEVICE_NO(Scope.DEVICE, "device_no", Access.READ_ONLY, 0, Long.MAX_VALUE, 0, "this volume's device id (1..127)"),
+    MIGRATE_THRESHOLD(Scope.DEVICE, "migrate_threshold", Access.READ_WRITE, 0, 100, 70,
+            "backing store load (%) under which writeback runs by itself"),
+    NR_DIRTY_CACHES(Scope.DEVICE, "nr_dirty_caches", Access.READ_ONLY, 0, Long.MAX_VALUE, 0,
+            "cache lines holding data not yet on the backing store");
+
+    public enum Scope { CACHE, DEVICE }
+
+    public enum Access { READ_WRITE, READ_ONLY, ACTION }
+
+    public final Scope scope;
+    public final String fileName;
+    public final Access access;
+    public final long min;
+    public final long max;
+    public final long defaultValue;
+    public final String description;
+
+    Knob(Scope scope, String fileName, Access access, long min, long max, long defaultValue, String description) {
+        this.scope = scope;
+        this.fileName = fileName;
+        this.access = access;
+        this.min = min;
+        this.max = max;
+        this.defaultValue = defaultValue;
+        this.description = description;
+    }
+
+    public boolean writable() {
+        return access != Access.READ_ONLY;
+    }
+
+    public static Knob byName(String fileName) {
+        for (Knob k : values()) {
+            if (k.fileName.equals(fileName)) {
+                return k;
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Parses a value written by a user: decimal digits, optionally one trailing newline, within
+     * [min, max]. Anything else is refused with the reason.
+     */
+    public long parse(String text) throws KnobException {
+        if (access == Access.READ_ONLY) {
+            throw new KnobException(fileName + " is read-only");
+        }
+        String s = text.endsWith("\n") ? text.substring(0, text.length() - 1) : text;
+        if (s.isEmpty() || s.length() > 19 || !s.chars().allMatch(c -> c >= '0' && c <= '9')) {
+            throw new KnobException(fileName + ": '" + printable(text) + "' is not a non-negative decimal number");
+        }
+        long v = Long.parseLong(s);
+        if (v < min || v > max) {
+            throw new KnobException(fileName + ": " + v + " is out of range " + min + ".." + max);
+        }
+        return v;
+    }
+
+    private static String printable(String s) {
+        StringBuilder b = new StringBuilder();
+        for (char c : s.toCharArray()) {
+            b.append(c >= 0x20 && c < 0x7f ? String.valueOf(c) : String.format("\\x%02x", (int) c));
+            if (b.length() > 40) {
+                return b.append("...").toString();
+            }
+        }
+        return b.toString();
+    }
+}

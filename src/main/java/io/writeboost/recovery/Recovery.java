@@ -1,0 +1,130 @@
+package io.writeboost.recovery;
+
+import io.writeboost.device.BlockDevice;
+import io.writeboost.format.FormatException;
+import io.writeboost.format.Layout;
+import io.writeboost.format.SegmentHeader;
+import io.writeboost.format.Superblock;
+import io.writeboost.format.SuperblockRecord;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Finds what must be replayed after a start. The log is replayed as a prefix: from the
+ * segment after last_migrated_segment_id, in id order, stopping at the first id that is
+ * missing or fails its checksum. A torn write can only sit at the end of what was written
+ * since the last sync, so anything valid beyond the stop was never acknowledged by a flush;
+ * replaying it past a hole could resurrect stale data, so it is erased instead (its header
+ * zeroed and synced) and reported, which also keeps the next recovery's prefix unbroken.
+ */
+public final class Recovery {
+    private static final Logger log = LogManager.getLogger(Recovery.class);
+
+    private Recovery() {}
+
+    public static Superblock readSuperblock(BlockDevice cache) throws IOException {
+        if (cache.size() < Layout.SUPERBLOCK_REGION_SIZE) {
+            throw new FormatException(cache.name() + ": too small to hold a writeboost cache (" + cache.size() + " bytes)");
+        }
+        ByteBuffer region = ByteBuffer.allocate(Superblock.REGION);
+        cache.read(region, 0);
+        Superblock sb = Superblock.decode(region);
+        if (cache.size() < Layout.slotOffset(sb.nrSegments())) {
+            throw new FormatException(cache.name() + ": superblock says " + sb.nrSegments()
+                    + " segments but the device holds only " + Layout.segmentsFor(cache.size()));
+        }
+        return sb;
+    }
+
+    public static SuperblockRecord readRecord(BlockDevice cache, Superblock sb) throws IOException {
+        SuperblockRecord best = null;
+        for (long off : new long[] {SuperblockRecord.OFFSET_A, SuperblockRecord.OFFSET_B}) {
+            ByteBuffer b = ByteBuffer.allocate(SuperblockRecord.SIZE);
+            cache.read(b, off);
+            SuperblockRecord r = SuperblockRecord.decode(b, sb.nonce());
+            if (r != null && (best == null || r.sequence() > best.sequence())) {
+                best = r;
+            }
+        }
+        if (best == null) {
+            throw new FormatException(cache.name() + ": both superblock record copies are corrupt");
+        }
+        return best;
+    }
+
+    public static RecoveryResult run(BlockDevice cache, Superblock sb) throws IOException {
+        long t0 = System.nanoTime();
+        SuperblockRecord record = readRecord(cache, sb);
+        int n = sb.nrSegments();
+
+        // Pass 1: every slot's header, to know which ids exist and where.
+        Map<Long, Integer> slotById = new HashMap<>();
+        Map<Long, Integer> linesById = new HashMap<>();
+        ByteBuffer header = ByteBuffer.allocateDirect(Layout.SEGMENT_HEADER_SIZE);
+        for (int slot = 0; slot < n; slot++) {
+            header.clear();
+            cache.read(header, Layout.slotOffset(slot));
+            SegmentHeader h = SegmentHeader.decode(header);
+            if (h == null || h.nonce != sb.nonce() || h.id <= record.lastMigratedId()) {
+                continue;
+            }
+            if (Layout.slotOf(h.id, n) != slot) {
+                log.warn("segment header in slot {} claims id {}, which belongs in slot {}; ignored", slot, h.id, Layout.slotOf(h.id, n));
+                continue;
+            }
+            slotById.put(h.id, slot);
+            linesById.put(h.id, h.nrLines);
+        }
+
+        // Pass 2: the prefix, verifying each segment's checksum over header and lines.
+        List<ReplaySegment> replay = new ArrayList<>();
+        ByteBuffer seg = ByteBuffer.allocateDirect(Layout.SEGMENT_SIZE);
+        long id = record.lastMigratedId() + 1;
+        boolean torn = false;
+        while (slotById.containsKey(id)) {
+            int slot = slotById.get(id);
+            seg.clear().limit(SegmentHeader.usedBytes(linesById.get(id)));
+            cache.read(seg, Layout.slotOffset(slot));
+            if (!SegmentHeader.crcValid(seg)) {
+                torn = true;
+                log.warn("segment {} (slot {}) fails its checksum: a torn or corrupt write; replay stops before it", id, slot);
+                break;
+            }
+            SegmentHeader h = SegmentHeader.decode(seg);
+            replay.add(new ReplaySegment(h.id, slot, h.nrLines, h.keys, h.dirty));
+            id++;
+        }
+        long nextId = id;
+
+        // Anything at or past the stop point was never covered by a completed flush: erase it.
+        List<Long> discarded = new ArrayList<>();
+        ByteBuffer zeros = ByteBuffer.allocateDirect(Layout.SEGMENT_HEADER_SIZE);
+        for (Map.Entry<Long, Integer> e : slotById.entrySet()) {
+            if (e.getKey() >= nextId) {
+                if (e.getKey() > nextId || !torn) {
+                    discarded.add(e.getKey());
+                }
+                zeros.clear();
+                cache.write(zeros, Layout.slotOffset(e.getValue()));
+            }
+        }
+        if (slotById.keySet().stream().anyMatch(x -> x >= nextId)) {
+            cache.sync();
+        }
+        discarded.sort(null);
+        if (!discarded.isEmpty()) {
+            log.warn("{} valid segment(s) after the replay stop at id {} were never acknowledged by a flush and were erased: {}",
+                    discarded.size(), nextId, discarded);
+        }
+        long millis = (System.nanoTime() - t0) / 1_000_000;
+        return new RecoveryResult(record.sequence(), record.lastMigratedId(), nextId, replay, record.cleanShutdown(), torn,
+                discarded, millis);
+    }
+}

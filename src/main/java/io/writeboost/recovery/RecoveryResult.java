@@ -1,0 +1,24 @@
+package io.writeboost.recovery;
+
+import java.util.List;
+
+/**
+ * What recovery found on the cache device.
+ *
+ * @param lastMigratedId from the newest valid superblock record
+ * @param nextId         id the next segment written must take
+ * @param replay         segments to load into the index, in id order
+ * @param cleanShutdown  the record says the last stop was clean
+ * @param torn           the segment where replay stopped failed its checksum (a torn write), if true
+ * @param discarded      ids of valid-looking segments after the stop point, not replayed and erased
+ */
+public record RecoveryResult(long recordSequence, long lastMigratedId, long nextId, List<ReplaySegment> replay,
+                             boolean cleanShutdown, boolean torn, List<Long> discarded, long millis) {
+    public int replayedLines() {
+        int n = 0;
+        for (ReplaySegment s : replay) {
+            n += s.nrLines();
+        }
+        return n;
+    }
+}

@@ -1,0 +1,58 @@
+package io.writeboost.testutil;
+
+import io.writeboost.cache.CacheEngine;
+import io.writeboost.cache.EngineConfig;
+import io.writeboost.device.BlockDevice;
+import io.writeboost.format.Layout;
+import io.writeboost.format.VolumeEntry;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/** A cache and its volumes on in-memory power-loss devices, for engine tests. */
+public final class Rig {
+    public PowerLossDevice cache;
+    public final Map<Integer, PowerLossDevice> backings = new LinkedHashMap<>();
+    public final EngineConfig config;
+    public CacheEngine engine;
+
+    public Rig(int segments, int volumes, int volumeBytes, EngineConfig config) throws IOException {
+        this.config = config;
+        cache = new PowerLossDevice("cache", (int) Layout.slotOffset(segments));
+        List<VolumeEntry> entries = new ArrayList<>();
+        for (int dev = 1; dev <= volumes; dev++) {
+            backings.put(dev, new PowerLossDevice("backing" + dev, volumeBytes));
+            entries.add(new VolumeEntry(dev, volumeBytes, "vol" + dev, "backing" + dev));
+        }
+        CacheEngine.format(cache, 1, entries);
+        cache.sync();
+        open();
+    }
+
+    public void open() throws IOException {
+        engine = CacheEngine.open(cache, new LinkedHashMap<Integer, BlockDevice>(backings), config);
+    }
+
+    /** Clean stop and start again on the same media. */
+    public void restart() throws IOException {
+        engine.close();
+        cache = cache.reopen();
+        backings.replaceAll((k, v) -> v.reopen());
+        open();
+    }
+
+    /** Power cut at this instant: the engine is abandoned, every device keeps only what survives. */
+    public void crashAndRecover(java.util.Random rnd) throws IOException {
+        cache = cache.crash(rnd);
+        backings.replaceAll((k, v) -> v.crash(rnd));
+        try {
+            engine.close();
+        } catch (IOException expected) {
+            // the old devices are dead; close only stops the daemons
+        }
+        open();
+    }
+}
