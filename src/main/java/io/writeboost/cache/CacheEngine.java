@@ -105,6 +105,9 @@ public final class CacheEngine implements Closeable {
 
     /** Held by writeback across a batch and by discard across its backing punch. */
     final ReentrantLock writebackLock = new ReentrantLock();
+    /** Backing stores punched by a discard since their last sync; the next flush syncs them. */
+    private final java.util.concurrent.atomic.AtomicIntegerArray punchedSinceSync =
+            new java.util.concurrent.atomic.AtomicIntegerArray(Layout.MAX_DEVICE_ID + 1);
 
     private final Flusher flusher;
     private final Writeback writeback;
@@ -651,6 +654,7 @@ public final class CacheEngine implements Closeable {
         writebackLock.lock();
         try {
             backing[deviceId].discard(sector << Layout.SECTOR_SHIFT, nSectors << Layout.SECTOR_SHIFT);
+            punchedSinceSync.set(deviceId, 1);
         } finally {
             writebackLock.unlock();
         }
@@ -689,11 +693,27 @@ public final class CacheEngine implements Closeable {
      */
     public void flush() throws IOException {
         sealAndAwait(false);
+        syncPunchedBackings();
     }
 
     /** Like {@link #flush()} but seals the open segment at once (flush_current_buffer). */
     public void flushNow() throws IOException {
         sealAndAwait(true);
+        syncPunchedBackings();
+    }
+
+    /** A discard is durable once its tombstones are (cache device) and its punch is (backing store). */
+    private void syncPunchedBackings() throws IOException {
+        for (int dev = 1; dev <= Layout.MAX_DEVICE_ID; dev++) {
+            if (punchedSinceSync.getAndSet(dev, 0) != 0) {
+                try {
+                    backing[dev].sync();
+                } catch (IOException e) {
+                    punchedSinceSync.set(dev, 1);
+                    throw e;
+                }
+            }
+        }
     }
 
     private void sealAndAwait(boolean now) throws IOException {
@@ -897,7 +917,8 @@ public final class CacheEngine implements Closeable {
         try {
             if (failure == null) {
                 failure = t;
-                log.error("cache {} failed; further I/O is refused: {}", superblock.cacheId(), t.toString(), t);
+                log.error("cache {} failed; further I/O is refused: {}", superblock.cacheId(), t.toString());
+                log.debug("cause of the failure", t);
             }
             changed.signalAll();
         } finally {

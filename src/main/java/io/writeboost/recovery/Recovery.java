@@ -120,8 +120,8 @@ public final class Recovery {
         }
         discarded.sort(null);
         if (!discarded.isEmpty()) {
-            log.warn("{} valid segment(s) after the replay stop at id {} were never acknowledged by a flush and were erased: {}",
-                    discarded.size(), nextId, discarded);
+            log.warn("{} segment(s) after the replay stop at id {} were erased, not replayed: past a gap they hold either "
+                    + "writes no flush acknowledged, or data cut off by a corrupt segment: {}", discarded.size(), nextId, discarded);
         }
         long millis = (System.nanoTime() - t0) / 1_000_000;
         return new RecoveryResult(record.sequence(), record.lastMigratedId(), nextId, replay, record.cleanShutdown(), torn,

@@ -19,6 +19,8 @@ public final class PowerLossDevice implements BlockDevice {
     private static final int SECTOR = 512;
 
     private final String name;
+    /** Devices sharing one power supply fail together and are serialised on it, so a crash is one instant for all. */
+    private final Object power;
     private final byte[] durable;
     private final byte[] visible;
     private final List<long[]> pendingRanges = new ArrayList<>();
@@ -26,12 +28,13 @@ public final class PowerLossDevice implements BlockDevice {
     private boolean dead;
     private long writes, syncs;
 
-    public PowerLossDevice(String name, int size) {
-        this(name, new byte[size]);
+    public PowerLossDevice(String name, int size, Object power) {
+        this(name, new byte[size], power);
     }
 
-    private PowerLossDevice(String name, byte[] image) {
+    private PowerLossDevice(String name, byte[] image, Object power) {
         this.name = name;
+        this.power = power;
         this.durable = image;
         this.visible = image.clone();
     }
@@ -42,37 +45,45 @@ public final class PowerLossDevice implements BlockDevice {
     }
 
     @Override
-    public synchronized void read(ByteBuffer dst, long offset) throws IOException {
-        check(offset, dst.remaining());
-        dst.put(visible, (int) offset, dst.remaining());
-    }
-
-    @Override
-    public synchronized void write(ByteBuffer src, long offset) throws IOException {
-        int n = src.remaining();
-        check(offset, n);
-        byte[] data = new byte[n];
-        src.get(data);
-        System.arraycopy(data, 0, visible, (int) offset, n);
-        pendingRanges.add(new long[] {offset, n});
-        pendingData.add(data);
-        writes++;
-    }
-
-    @Override
-    public synchronized void sync() throws IOException {
-        check(0, 0);
-        for (int i = 0; i < pendingData.size(); i++) {
-            System.arraycopy(pendingData.get(i), 0, durable, (int) pendingRanges.get(i)[0], pendingData.get(i).length);
+    public void read(ByteBuffer dst, long offset) throws IOException {
+        synchronized (power) {
+            check(offset, dst.remaining());
+            dst.put(visible, (int) offset, dst.remaining());
         }
-        pendingRanges.clear();
-        pendingData.clear();
-        syncs++;
     }
 
     @Override
-    public synchronized void discard(long offset, long length) throws IOException {
-        write(ByteBuffer.wrap(new byte[(int) length]), offset);
+    public void write(ByteBuffer src, long offset) throws IOException {
+        synchronized (power) {
+            int n = src.remaining();
+            check(offset, n);
+            byte[] data = new byte[n];
+            src.get(data);
+            System.arraycopy(data, 0, visible, (int) offset, n);
+            pendingRanges.add(new long[] {offset, n});
+            pendingData.add(data);
+            writes++;
+        }
+    }
+
+    @Override
+    public void sync() throws IOException {
+        synchronized (power) {
+            check(0, 0);
+            for (int i = 0; i < pendingData.size(); i++) {
+                System.arraycopy(pendingData.get(i), 0, durable, (int) pendingRanges.get(i)[0], pendingData.get(i).length);
+            }
+            pendingRanges.clear();
+            pendingData.clear();
+            syncs++;
+        }
+    }
+
+    @Override
+    public void discard(long offset, long length) throws IOException {
+        synchronized (power) {
+            write(ByteBuffer.wrap(new byte[(int) length]), offset);
+        }
     }
 
     @Override
@@ -84,16 +95,22 @@ public final class PowerLossDevice implements BlockDevice {
     public void close() {
     }
 
-    public synchronized long writes() {
-        return writes;
+    public long writes() {
+        synchronized (power) {
+            return writes;
+        }
     }
 
-    public synchronized long syncs() {
-        return syncs;
+    public long syncs() {
+        synchronized (power) {
+            return syncs;
+        }
     }
 
-    public synchronized int unsyncedWrites() {
-        return pendingData.size();
+    public int unsyncedWrites() {
+        synchronized (power) {
+            return pendingData.size();
+        }
     }
 
     /**
@@ -101,44 +118,52 @@ public final class PowerLossDevice implements BlockDevice {
      * survived: all synced data plus each unsynced write dropped, kept whole, or torn at
      * 512 B granularity, applied in a random order.
      */
-    public synchronized PowerLossDevice crash(Random rnd) {
-        dead = true;
-        byte[] image = durable.clone();
-        List<Integer> order = new ArrayList<>();
-        for (int i = 0; i < pendingData.size(); i++) {
-            order.add(i);
-        }
-        Collections.shuffle(order, rnd);
-        for (int i : order) {
-            byte[] data = pendingData.get(i);
-            int off = (int) pendingRanges.get(i)[0];
-            int fate = rnd.nextInt(3);
-            if (fate == 0) {
-                continue;
+    public PowerLossDevice crash(Random rnd, Object newPower) {
+        synchronized (power) {
+            dead = true;
+            byte[] image = durable.clone();
+            List<Integer> order = new ArrayList<>();
+            for (int i = 0; i < pendingData.size(); i++) {
+                order.add(i);
             }
-            for (int s = 0; s < data.length; s += SECTOR) {
-                if (fate == 1 || rnd.nextBoolean()) {
-                    System.arraycopy(data, s, image, off + s, Math.min(SECTOR, data.length - s));
+            Collections.shuffle(order, rnd);
+            for (int i : order) {
+                byte[] data = pendingData.get(i);
+                int off = (int) pendingRanges.get(i)[0];
+                int fate = rnd.nextInt(3);
+                if (fate == 0) {
+                    continue;
+                }
+                for (int s = 0; s < data.length; s += SECTOR) {
+                    if (fate == 1 || rnd.nextBoolean()) {
+                        System.arraycopy(data, s, image, off + s, Math.min(SECTOR, data.length - s));
+                    }
                 }
             }
+            return new PowerLossDevice(name, image, newPower);
         }
-        return new PowerLossDevice(name, image);
     }
 
     /** A fresh device holding exactly the current visible content, as after a clean stop. */
-    public synchronized PowerLossDevice reopen() {
-        return new PowerLossDevice(name, visible.clone());
+    public PowerLossDevice reopen(Object newPower) {
+        synchronized (power) {
+            return new PowerLossDevice(name, visible.clone(), newPower);
+        }
     }
 
     /** Direct access to the visible bytes, for corrupting them in tests. */
-    public synchronized byte[] visibleBytes() {
-        return visible;
+    public byte[] visibleBytes() {
+        synchronized (power) {
+            return visible;
+        }
     }
 
     /** Overwrites bytes both visibly and durably, as a corruption of the medium would. */
-    public synchronized void corrupt(int offset, byte[] bytes) {
-        System.arraycopy(bytes, 0, visible, offset, bytes.length);
-        System.arraycopy(bytes, 0, durable, offset, bytes.length);
+    public void corrupt(int offset, byte[] bytes) {
+        synchronized (power) {
+            System.arraycopy(bytes, 0, visible, offset, bytes.length);
+            System.arraycopy(bytes, 0, durable, offset, bytes.length);
+        }
     }
 
     private void check(long offset, long length) throws IOException {

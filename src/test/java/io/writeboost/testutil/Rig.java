@@ -15,16 +15,18 @@ import java.util.Map;
 /** A cache and its volumes on in-memory power-loss devices, for engine tests. */
 public final class Rig {
     public PowerLossDevice cache;
+    /** Shared by all devices of the rig: a crash takes them down at one instant. */
+    public Object power = new Object();
     public final Map<Integer, PowerLossDevice> backings = new LinkedHashMap<>();
     public final EngineConfig config;
     public CacheEngine engine;
 
     public Rig(int segments, int volumes, int volumeBytes, EngineConfig config) throws IOException {
         this.config = config;
-        cache = new PowerLossDevice("cache", (int) Layout.slotOffset(segments));
+        cache = new PowerLossDevice("cache", (int) Layout.slotOffset(segments), power);
         List<VolumeEntry> entries = new ArrayList<>();
         for (int dev = 1; dev <= volumes; dev++) {
-            backings.put(dev, new PowerLossDevice("backing" + dev, volumeBytes));
+            backings.put(dev, new PowerLossDevice("backing" + dev, volumeBytes, power));
             entries.add(new VolumeEntry(dev, volumeBytes, "vol" + dev, "backing" + dev));
         }
         CacheEngine.format(cache, 1, entries);
@@ -39,15 +41,20 @@ public final class Rig {
     /** Clean stop and start again on the same media. */
     public void restart() throws IOException {
         engine.close();
-        cache = cache.reopen();
-        backings.replaceAll((k, v) -> v.reopen());
+        power = new Object();
+        cache = cache.reopen(power);
+        backings.replaceAll((k, v) -> v.reopen(power));
         open();
     }
 
     /** Power cut at this instant: the engine is abandoned, every device keeps only what survives. */
     public void crashAndRecover(java.util.Random rnd) throws IOException {
-        cache = cache.crash(rnd);
-        backings.replaceAll((k, v) -> v.crash(rnd));
+        Object old = power;
+        power = new Object();
+        synchronized (old) {
+            cache = cache.crash(rnd, power);
+            backings.replaceAll((k, v) -> v.crash(rnd, power));
+        }
         try {
             engine.close();
         } catch (IOException expected) {

@@ -1,0 +1,248 @@
+package io.writeboost.cache;
+
+import io.writeboost.format.Layout;
+import io.writeboost.format.SegmentHeader;
+import io.writeboost.knob.Knob;
+import io.writeboost.testutil.Rig;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Recovery after ring wrap-around, a torn last segment and a corrupt header; what a clean stop leaves. */
+class RecoveryTest {
+    static final int VOLUME_BYTES = 4 << 20;
+
+    private static byte[] line(Random rnd) {
+        byte[] b = new byte[Layout.LINE_SIZE];
+        rnd.nextBytes(b);
+        return b;
+    }
+
+    private static byte[] readLine(CacheEngine e, int dev, long lineNo) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(Layout.LINE_SIZE);
+        e.read(dev, lineNo * 8, 8, b);
+        return b.array();
+    }
+
+    @Test
+    void freshFormatReplaysNothing() throws Exception {
+        Rig rig = new Rig(4, 1, VOLUME_BYTES, new EngineConfig());
+        try {
+            assertEquals(0, rig.engine.recovery().replay().size());
+            assertEquals(1, rig.engine.recovery().nextId());
+            assertTrue(rig.engine.recovery().cleanShutdown());
+        } finally {
+            rig.engine.close();
+        }
+    }
+
+    @Test
+    void cleanStopAfterWritebackReplaysNothing() throws Exception {
+        Rig rig = new Rig(4, 1, VOLUME_BYTES, new EngineConfig());
+        Random rnd = new Random(1);
+        byte[] data = line(rnd);
+        rig.engine.write(1, 80, 8, ByteBuffer.wrap(data));
+        rig.engine.drain();
+        rig.restart();
+        try {
+            assertEquals(0, rig.engine.recovery().replay().size(), "written-back segments are not replayed");
+            assertTrue(rig.engine.recovery().cleanShutdown());
+            assertEquals(1, rig.engine.recovery().lastMigratedId());
+            assertArrayEquals(data, readLine(rig.engine, 1, 10));
+        } finally {
+            rig.engine.close();
+        }
+    }
+
+    @Test
+    void cleanStopKeepsDirtyDataAndReplaysOnlyWhatIsNotWrittenBack() throws Exception {
+        Rig rig = new Rig(8, 1, VOLUME_BYTES, new EngineConfig());
+        Random rnd = new Random(2);
+        byte[] first = line(rnd), second = line(rnd);
+        rig.engine.write(1, 0, 8, ByteBuffer.wrap(first));
+        rig.engine.drain();                       // segment 1 written back
+        rig.engine.write(1, 8, 8, ByteBuffer.wrap(second));
+        rig.restart();                            // segment 2 sealed at stop, still dirty
+        try {
+            assertEquals(1, rig.engine.recovery().replay().size());
+            assertEquals(2, rig.engine.recovery().replay().get(0).id());
+            assertEquals(1, rig.engine.status().dirtyLines());
+            assertArrayEquals(first, readLine(rig.engine, 1, 0));
+            assertArrayEquals(second, readLine(rig.engine, 1, 1));
+        } finally {
+            rig.engine.close();
+        }
+    }
+
+    @Test
+    void ringWrapsManyTimesAndRecovers() throws Exception {
+        Rig rig = new Rig(3, 1, VOLUME_BYTES, new EngineConfig().ramBuffers(2));
+        Random rnd = new Random(3);
+        int lines = VOLUME_BYTES / Layout.LINE_SIZE;
+        byte[][] model = new byte[lines][];
+        // 4000 line writes = 15+ segments through a ring of 3: writers must wait for writeback.
+        for (int i = 0; i < 4000; i++) {
+            int l = rnd.nextInt(lines);
+            model[l] = line(rnd);
+            rig.engine.write(1, l * 8L, 8, ByteBuffer.wrap(model[l]));
+        }
+        assertTrue(rig.engine.status().lastFlushedId() > 3 * 4, "the ring wrapped at least 4 times");
+        rig.engine.flush();
+        rig.crashAndRecover(rnd);
+        try {
+            for (int l = 0; l < lines; l++) {
+                assertArrayEquals(model[l] == null ? new byte[Layout.LINE_SIZE] : model[l], readLine(rig.engine, 1, l), "line " + l);
+            }
+        } finally {
+            rig.engine.close();
+        }
+    }
+
+    @Test
+    void tornLastSegmentIsNotReplayedAndOlderDataStands() throws Exception {
+        Rig rig = new Rig(8, 1, VOLUME_BYTES, new EngineConfig());
+        Random rnd = new Random(4);
+        byte[] old = line(rnd), newer = line(rnd), other = line(rnd);
+        rig.engine.write(1, 0, 8, ByteBuffer.wrap(old));
+        rig.engine.flushNow();                    // segment 1
+        rig.engine.write(1, 0, 8, ByteBuffer.wrap(newer));
+        rig.engine.write(1, 64, 8, ByteBuffer.wrap(other));
+        rig.engine.flushNow();                    // segment 2
+        long torn = rig.engine.status().lastFlushedId();
+        rig.engine.close();
+        // Tear segment 2: its second line never reached the medium.
+        int slot = Layout.slotOf(torn, 8);
+        rig.cache.corrupt((int) Layout.slotOffset(slot) + SegmentBuffer.lineOffset(1) + 100, new byte[] {1, 2, 3});
+        rig.cache = rig.cache.reopen(rig.power);
+        rig.open();
+        try {
+            assertTrue(rig.engine.recovery().torn());
+            assertEquals(1, rig.engine.recovery().replay().size());
+            assertEquals(torn, rig.engine.recovery().nextId(), "the torn segment's id is taken again");
+            assertArrayEquals(old, readLine(rig.engine, 1, 0), "the older copy stands");
+            assertArrayEquals(new byte[Layout.LINE_SIZE], readLine(rig.engine, 1, 8));
+            // The log continues over the torn slot and survives another restart.
+            rig.engine.write(1, 0, 8, ByteBuffer.wrap(newer));
+            rig.restart();
+            assertFalse(rig.engine.recovery().torn());
+            assertArrayEquals(newer, readLine(rig.engine, 1, 0));
+        } finally {
+            rig.engine.close();
+        }
+    }
+
+    @Test
+    void corruptHeaderStopsReplayAndLaterSegmentsAreErased() throws Exception {
+        Rig rig = new Rig(8, 1, VOLUME_BYTES, new EngineConfig());
+        Random rnd = new Random(5);
+        byte[][] data = new byte[4][];
+        for (int i = 0; i < 4; i++) {
+            data[i] = line(rnd);
+            rig.engine.write(1, i * 8L, 8, ByteBuffer.wrap(data[i]));
+            rig.engine.flushNow();                // segments 1..4, one line each
+        }
+        rig.engine.close();
+        // Flip a byte inside the entry table of segment 3's header.
+        int slot = Layout.slotOf(3, 8);
+        byte[] image = rig.cache.visibleBytes();
+        int at = (int) Layout.slotOffset(slot) + SegmentHeader.FIXED_SIZE + 3;
+        rig.cache.corrupt(at, new byte[] {(byte) (image[at] ^ 0x40)});
+        rig.cache = rig.cache.reopen(rig.power);
+        rig.open();
+        try {
+            assertEquals(2, rig.engine.recovery().replay().size());
+            assertTrue(rig.engine.recovery().torn());
+            assertEquals(java.util.List.of(4L), rig.engine.recovery().discarded());
+            assertArrayEquals(data[0], readLine(rig.engine, 1, 0));
+            assertArrayEquals(data[1], readLine(rig.engine, 1, 1));
+            // Segments 3 and 4 are lost with the corrupt header: never garbage, the backing's zeros.
+            assertArrayEquals(new byte[Layout.LINE_SIZE], readLine(rig.engine, 1, 2));
+            assertArrayEquals(new byte[Layout.LINE_SIZE], readLine(rig.engine, 1, 3));
+            rig.restart();
+            assertEquals(0, rig.engine.recovery().discarded().size(), "erased segments do not come back");
+        } finally {
+            rig.engine.close();
+        }
+    }
+
+    @Test
+    void twoSegmentCacheWorks() throws Exception {
+        Rig rig = new Rig(2, 1, VOLUME_BYTES, new EngineConfig());
+        Random rnd = new Random(6);
+        byte[][] model = new byte[64][];
+        try {
+            for (int i = 0; i < 2000; i++) {
+                int l = rnd.nextInt(64);
+                model[l] = line(rnd);
+                rig.engine.write(1, l * 8L, 8, ByteBuffer.wrap(model[l]));
+                if (i % 500 == 0) {
+                    rig.restart();
+                }
+            }
+            rig.restart();
+            for (int l = 0; l < 64; l++) {
+                assertArrayEquals(model[l] == null ? new byte[Layout.LINE_SIZE] : model[l], readLine(rig.engine, 1, l));
+            }
+        } finally {
+            rig.engine.close();
+        }
+    }
+
+    @Test
+    void partialSectorWritesComposeOverBaseData() throws Exception {
+        Rig rig = new Rig(4, 1, VOLUME_BYTES, new EngineConfig().knob(Knob.ALLOW_MIGRATE, 1));
+        Random rnd = new Random(7);
+        int sectors = 64 * 8;
+        byte[] image = new byte[sectors * 512];
+        rnd.nextBytes(image);
+        try {
+            rig.engine.write(1, 0, sectors, ByteBuffer.wrap(image));
+            rig.engine.drain();                   // base data now on the backing store only
+            for (int i = 0; i < 600; i++) {
+                int n = 1 + rnd.nextInt(3);
+                int s = rnd.nextInt(sectors - n);
+                byte[] part = new byte[n * 512];
+                rnd.nextBytes(part);
+                rig.engine.write(1, s, n, ByteBuffer.wrap(part));
+                System.arraycopy(part, 0, image, s * 512, part.length);
+                if (i % 97 == 0) {
+                    rig.engine.flushNow();
+                }
+            }
+            ByteBuffer got = ByteBuffer.allocate(image.length);
+            rig.engine.read(1, 0, sectors, got);
+            assertArrayEquals(image, got.array(), "before restart");
+            rig.restart();
+            got.clear();
+            rig.engine.read(1, 0, sectors, got);
+            assertArrayEquals(image, got.array(), "after restart");
+        } finally {
+            rig.engine.close();
+        }
+    }
+
+    @Test
+    void statsCountOneWriteAndOneReadExactlyOnce() throws Exception {
+        Rig rig = new Rig(4, 1, VOLUME_BYTES, new EngineConfig());
+        try {
+            rig.engine.clearStats();
+            rig.engine.write(1, 16, 8, ByteBuffer.wrap(new byte[4096]));
+            Status st = rig.engine.status();
+            assertEquals(1, st.stat(true, false, false, true));
+            assertEquals(1, java.util.Arrays.stream(st.stats()).sum());
+            rig.engine.read(1, 16, 8, ByteBuffer.allocate(4096));
+            st = rig.engine.status();
+            assertEquals(1, st.stat(false, true, true, true));
+            assertEquals(2, java.util.Arrays.stream(st.stats()).sum());
+        } finally {
+            rig.engine.close();
+        }
+    }
+}
