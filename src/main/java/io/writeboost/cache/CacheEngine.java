@@ -84,7 +84,8 @@ public final class CacheEngine implements Closeable {
     private final ArrayDeque<SegmentBuffer> freeBuffers = new ArrayDeque<>();
     private int buffersAllocated;
     private final int maxBuffers;
-    int writersWaitingForSpace;
+    /** Writers blocked because the next ring slot still holds data not written back: writeback must run. */
+    int writersWaitingForSlot;
     boolean drainRequested;
     boolean closing;
     Throwable failure;
@@ -121,6 +122,12 @@ public final class CacheEngine implements Closeable {
      * volumes. Whatever the device held becomes unreachable (segments carry the format nonce).
      */
     public static Superblock format(BlockDevice cache, int cacheId, List<VolumeEntry> volumes) throws IOException {
+        return format(cache, cacheId, volumes, new SecureRandom().nextLong(), System.currentTimeMillis());
+    }
+
+    /** {@link #format(BlockDevice, int, List)} with a given nonce and time, for reproducible images. */
+    public static Superblock format(BlockDevice cache, int cacheId, List<VolumeEntry> volumes, long nonce, long timeMillis)
+            throws IOException {
         long segments = Layout.segmentsFor(cache.size());
         if (segments < 2) {
             throw new FormatException(cache.name() + ": " + cache.size() + " bytes hold " + segments
@@ -132,8 +139,7 @@ public final class CacheEngine implements Closeable {
         for (VolumeEntry v : volumes) {
             checkVolume(v.deviceId(), v.sizeBytes(), v.name());
         }
-        long nonce = new SecureRandom().nextLong();
-        Superblock sb = new Superblock((int) segments, cacheId, nonce, System.currentTimeMillis(), volumes);
+        Superblock sb = new Superblock((int) segments, cacheId, nonce, timeMillis, volumes);
         cache.write(sb.encode(), 0);
         SuperblockRecord first = new SuperblockRecord(0, nonce, 0, 0, true);
         cache.write(first.encode(), first.offset());
@@ -400,7 +406,8 @@ public final class CacheEngine implements Closeable {
     /**
      * Seals a full open segment and opens the next one, waiting (lock released) while no RAM
      * buffer is free or the next ring slot still holds data not written back. Nothing is
-     * dropped: writers wait for the flusher and for writeback, which runs whenever a writer waits.
+     * dropped: writers wait for the flusher, and for writeback, which runs whenever a writer
+     * waits for a slot.
      */
     private void makeRoom() throws IOException {
         if (open != null && open.full()) {
@@ -408,7 +415,8 @@ public final class CacheEngine implements Closeable {
         }
         while (open == null) {
             checkUsable();
-            if (nextId - nrSegments <= lastMigratedId) {
+            boolean slotFree = nextId - nrSegments <= lastMigratedId;
+            if (slotFree) {
                 SegmentBuffer buf = freeBuffers.poll();
                 if (buf == null && buffersAllocated < maxBuffers) {
                     buf = new SegmentBuffer();
@@ -425,7 +433,9 @@ public final class CacheEngine implements Closeable {
                     return;
                 }
             }
-            writersWaitingForSpace++;
+            if (!slotFree) {
+                writersWaitingForSlot++;
+            }
             try {
                 changed.signalAll();
                 changed.await();
@@ -433,7 +443,9 @@ public final class CacheEngine implements Closeable {
                 Thread.currentThread().interrupt();
                 throw new IOException("interrupted while waiting for cache space", e);
             } finally {
-                writersWaitingForSpace--;
+                if (!slotFree) {
+                    writersWaitingForSlot--;
+                }
             }
         }
     }

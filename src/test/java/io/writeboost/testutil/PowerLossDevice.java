@@ -32,6 +32,11 @@ public final class PowerLossDevice implements BlockDevice {
         this(name, new byte[size], power);
     }
 
+    /** A device whose durable content is {@code image} (taken over, not copied). */
+    public static PowerLossDevice of(String name, byte[] image, Object power) {
+        return new PowerLossDevice(name, image, power);
+    }
+
     private PowerLossDevice(String name, byte[] image, Object power) {
         this.name = name;
         this.power = power;

@@ -1,0 +1,34 @@
+package io.writeboost.knob;
+
+/** The knob reference (docs/KNOBS.md), generated from the {@link Knob} table so the two cannot drift. */
+public final class KnobDoc {
+    private KnobDoc() {}
+
+    public static String markdown() {
+        StringBuilder b = new StringBuilder();
+        b.append("# Knobs\n\n")
+                .append("Generated from `src/main/java/io/writeboost/knob/Knob.java` by `./fuse-mount --knobs-doc`;\n")
+                .append("a test fails when this file and the table differ. Names and meanings follow dm-writeboost's sysfs.\n")
+                .append("A read gives the value and a newline. A write takes a decimal number (one trailing newline allowed)\n")
+                .append("within the range; anything else is refused and changes nothing. Actions run when 1 is written.\n");
+        for (Knob.Scope scope : Knob.Scope.values()) {
+            b.append("\n## ").append(scope == Knob.Scope.CACHE ? "Cache knobs: `caches/<cache_id>/`" : "Volume knobs: `devices/<device_id>/`")
+                    .append("\n\n| name | access | range | default | meaning |\n| --- | --- | --- | --- | --- |\n");
+            for (Knob k : Knob.values()) {
+                if (k.scope != scope) {
+                    continue;
+                }
+                String access = switch (k.access) {
+                    case READ_WRITE -> "read-write";
+                    case READ_ONLY -> "read-only";
+                    case ACTION -> "action";
+                };
+                String range = k.access == Knob.Access.READ_ONLY ? "" : k.min + "..." + k.max;
+                String def = k.access == Knob.Access.READ_WRITE ? Long.toString(k.defaultValue) : "";
+                b.append("| `").append(k.fileName).append("` | ").append(access).append(" | ").append(range).append(" | ")
+                        .append(def).append(" | ").append(k.description).append(" |\n");
+            }
+        }
+        return b.toString();
+    }
+}
