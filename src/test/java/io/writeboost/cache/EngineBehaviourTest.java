@@ -1,0 +1,168 @@
+package io.writeboost.cache;
+
+import io.writeboost.knob.Knob;
+import io.writeboost.testutil.Rig;
+import org.junit.jupiter.api.Test;
+
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.CyclicBarrier;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Group commit, the periodic tasks, and many threads at once. */
+class EngineBehaviourTest {
+    static final int VOLUME_BYTES = 8 << 20;
+
+    @Test
+    void concurrentFlushesShareOneSegmentWrite() throws Exception {
+        // A long deadline: the 8 flushes below all arrive within it and must share one seal and one sync.
+        Rig rig = new Rig(8, 1, VOLUME_BYTES, new EngineConfig().knob(Knob.BARRIER_DEADLINE_MS, 2000));
+        int threads = 8;
+        ExecutorService pool = Executors.newFixedThreadPool(threads);
+        try {
+            long syncsBefore = rig.cache.syncs();
+            CyclicBarrier start = new CyclicBarrier(threads);
+            List<Future<?>> done = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                int line = t;
+                done.add(pool.submit(() -> {
+                    start.await();
+                    rig.engine.write(1, line * 8L, 8, ByteBuffer.wrap(new byte[4096]));
+                    rig.engine.flush();
+                    return null;
+                }));
+            }
+            for (Future<?> f : done) {
+                f.get();
+            }
+            Status st = rig.engine.status();
+            assertEquals(1, st.lastFlushedId(), "eight flushes, one segment");
+            assertEquals(1, st.lastDurableId());
+            assertEquals(1, rig.cache.syncs() - syncsBefore, "eight flushes, one sync of the cache device");
+        } finally {
+            pool.shutdownNow();
+            rig.engine.close();
+        }
+    }
+
+    @Test
+    void flushCurrentBufferIntervalSealsAnIdleSegment() throws Exception {
+        Rig rig = new Rig(8, 1, VOLUME_BYTES, new EngineConfig().knob(Knob.FLUSH_CURRENT_BUFFER_INTERVAL, 1));
+        try {
+            rig.engine.write(1, 0, 8, ByteBuffer.wrap(new byte[4096]));
+            assertEquals(0, rig.engine.status().lastFlushedId());
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (rig.engine.status().lastFlushedId() == 0 && System.nanoTime() < deadline) {
+                Thread.sleep(50);
+            }
+            assertEquals(1, rig.engine.status().lastFlushedId(), "the partly filled segment was sealed and written");
+        } finally {
+            rig.engine.close();
+        }
+    }
+
+    @Test
+    void commitSuperBlockIntervalWritesTheRecord() throws Exception {
+        Rig rig = new Rig(8, 1, VOLUME_BYTES, new EngineConfig());
+        try {
+            long writes = rig.cache.writes();
+            rig.engine.setKnob(Knob.COMMIT_SUPER_BLOCK_INTERVAL, 1);
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (rig.cache.writes() == writes && System.nanoTime() < deadline) {
+                Thread.sleep(50);
+            }
+            assertTrue(rig.cache.writes() > writes, "a record was written without being asked for");
+        } finally {
+            rig.engine.close();
+        }
+    }
+
+    @Test
+    void writebackRunsOnlyWhenAllowedOrNeeded() throws Exception {
+        Rig rig = new Rig(16, 1, VOLUME_BYTES, new EngineConfig().knob(Knob.UPDATE_INTERVAL, 1));
+        try {
+            for (int i = 0; i < 300; i++) {
+                rig.engine.write(1, i * 8L, 8, ByteBuffer.wrap(new byte[4096]));
+            }
+            rig.engine.flushNow();
+            Thread.sleep(1500);
+            assertEquals(0, rig.engine.status().lastMigratedId(), "allow_migrate 0 and room in the ring: no writeback");
+            rig.engine.setKnob(Knob.ALLOW_MIGRATE, 1);
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (rig.engine.status().dirtyLines() > 0 && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            assertEquals(0, rig.engine.status().dirtyLines());
+            assertEquals(rig.engine.status().lastFlushedId(), rig.engine.status().lastMigratedId());
+        } finally {
+            rig.engine.close();
+        }
+    }
+
+    @Test
+    void manyThreadsReadWriteFlushAndDiscardTheirOwnRegions() throws Exception {
+        Rig rig = new Rig(6, 2, VOLUME_BYTES, new EngineConfig().ramBuffers(4).knob(Knob.BARRIER_DEADLINE_MS, 1));
+        int threads = 6;
+        int region = VOLUME_BYTES / 512 / 3;
+        ExecutorService pool = Executors.newFixedThreadPool(threads + 1);
+        try {
+            List<Future<?>> done = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                int dev = 1 + t % 2;
+                int base = (t / 2) * region;
+                long seed = t;
+                done.add(pool.submit(() -> {
+                    Random rnd = new Random(seed);
+                    byte[] model = new byte[region * 512];
+                    for (int op = 0; op < 3000; op++) {
+                        int n = 1 + rnd.nextInt(40);
+                        int at = rnd.nextInt(region - n);
+                        int kind = rnd.nextInt(10);
+                        if (kind < 5) {
+                            byte[] data = new byte[n * 512];
+                            rnd.nextBytes(data);
+                            rig.engine.write(dev, base + at, n, ByteBuffer.wrap(data));
+                            System.arraycopy(data, 0, model, at * 512, data.length);
+                        } else if (kind < 8) {
+                            ByteBuffer got = ByteBuffer.allocate(n * 512);
+                            rig.engine.read(dev, base + at, n, got);
+                            byte[] expected = java.util.Arrays.copyOfRange(model, at * 512, (at + n) * 512);
+                            assertArrayEquals(expected, got.array(), "thread " + seed + " op " + op);
+                        } else if (kind < 9) {
+                            rig.engine.flush();
+                        } else {
+                            rig.engine.discard(dev, base + at, n);
+                            java.util.Arrays.fill(model, at * 512, (at + n) * 512, (byte) 0);
+                        }
+                    }
+                    return null;
+                }));
+            }
+            Future<?> knobs = pool.submit(() -> {
+                Random rnd = new Random(99);
+                while (!done.stream().allMatch(Future::isDone)) {
+                    rig.engine.setKnob(Knob.ALLOW_MIGRATE, rnd.nextInt(2));
+                    Thread.sleep(rnd.nextInt(20));
+                }
+                return null;
+            });
+            for (Future<?> f : done) {
+                f.get();
+            }
+            knobs.get();
+            assertTrue(rig.engine.status().lastFlushedId() > 6, "the ring wrapped under the threads");
+            assertEquals(null, rig.engine.status().failure());
+        } finally {
+            pool.shutdownNow();
+            rig.engine.close();
+        }
+    }
+}
