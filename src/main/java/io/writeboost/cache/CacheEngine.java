@@ -233,10 +233,10 @@ public final class CacheEngine implements Closeable {
         recordSequence = rec.recordSequence();
         recordedMigratedId = rec.lastMigratedId();
 
-        log.info("cache {} on {}: {} segments, {} volume(s); recovery {} in {} ms: replayed {} segment(s), {} line(s), {} dirty; "
-                        + "last migrated {}, next segment {}{}",
+        log.info("cache {} on {}: {} segments, {} volume(s); start {} took {} ms: loaded {} segment(s) not yet written back, "
+                        + "{} line(s), {} dirty; last migrated {}, next segment {}{}",
                 sb.cacheId(), cache.name(), nrSegments, sb.volumes().size(),
-                rec.cleanShutdown() ? "after a clean stop" : "after an unclean stop", rec.millis(), rec.replay().size(),
+                rec.cleanShutdown() ? "after a clean stop" : "after a crash (log replay)", rec.millis(), rec.replay().size(),
                 rec.replayedLines(), totalDirty(), lastMigratedId, nextId,
                 rec.torn() ? "; the segment after them was torn" : "");
 
@@ -847,6 +847,7 @@ public final class CacheEngine implements Closeable {
         switch (k) {
             case COMMIT_SUPER_BLOCK -> commitSuperblock();
             case FLUSH_CURRENT_BUFFER -> flushNow();
+            case CLEAR_STAT -> clearStats();
             default -> {
                 knobValues.set(k.ordinal(), value);
                 lock.lock();
@@ -909,6 +910,11 @@ public final class CacheEngine implements Closeable {
 
     public Superblock superblock() {
         return superblock;
+    }
+
+    /** Name of the cache device, for status output. */
+    public String superblockDevice() {
+        return cacheDevice.name();
     }
 
     public RecoveryResult recovery() {

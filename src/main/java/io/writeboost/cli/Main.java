@@ -1,5 +1,7 @@
 package io.writeboost.cli;
 
+import io.writeboost.knob.Knob;
+import io.writeboost.knob.KnobDoc;
 import org.apache.commons.cli.CommandLine;
 import org.apache.commons.cli.DefaultParser;
 import org.apache.commons.cli.HelpFormatter;
@@ -7,20 +9,51 @@ import org.apache.commons.cli.Option;
 import org.apache.commons.cli.Options;
 import org.apache.commons.cli.ParseException;
 
-import io.writeboost.knob.KnobDoc;
-
 import java.io.PrintWriter;
+import java.io.StringWriter;
 import java.nio.file.Path;
 
-/** Entry point of the fuse-mount launcher. */
+/**
+ * Entry point of the fuse-mount launcher. Loggers are created only after the options are
+ * read, because --log-file and --log-level decide how log4j2 is configured.
+ */
 public final class Main {
     private Main() {}
 
+    static final String USAGE = "fuse-mount --cache CACHE --backing [NAME=]BACKING [--backing ...] "
+            + "[--format [--cache-size SIZE] [--force]] [--cache-id N] [-o KNOB=VALUE ...] "
+            + "[--foreground] [--log-file F] [--log-level L] MOUNTPOINT";
+
     static Options options() {
         Options o = new Options();
-        o.addOption(Option.builder().longOpt("demo").desc("run the engine demo on sparse images it creates in --demo-dir").get());
-        o.addOption(Option.builder().longOpt("demo-dir").hasArg().argName("DIR")
-                .desc("directory for the demo's images (default: ./demo)").get());
+        o.addOption(Option.builder().longOpt("cache").hasArg().argName("CACHE")
+                .desc("cache device: a block device or a file (an SSD partition, or a file on one)").get());
+        o.addOption(Option.builder().longOpt("backing").hasArg().argName("[NAME=]BACKING")
+                .desc("a backing store to cache (block device or file); repeat for several volumes (device ids 1, 2, ... in this "
+                        + "order). The volume appears as MOUNTPOINT/NAME; NAME defaults to BACKING's file name").get());
+        o.addOption(Option.builder().longOpt("format")
+                .desc("write a fresh, empty cache for these backing stores. Refused when CACHE holds dirty data, unless --force").get());
+        o.addOption(Option.builder().longOpt("cache-size").hasArg().argName("SIZE")
+                .desc("with --format: create CACHE as a sparse file of SIZE (e.g. 512M, 4G) when it does not exist").get());
+        o.addOption(Option.builder().longOpt("force")
+                .desc("with --format: format even a cache that holds data not yet written back (that data is lost)").get());
+        o.addOption(Option.builder().longOpt("cache-id").hasArg().argName("N")
+                .desc("cache id, the name of the caches/<N> directory (default 1; stored at --format, checked after)").get());
+        o.addOption(Option.builder("o").hasArg().argName("KNOB=VALUE")
+                .desc("set a knob at start (comma-separated or repeated); see the knob list below").get());
+        o.addOption(Option.builder().longOpt("foreground")
+                .desc("stay in the foreground (the process is the server; logs go to stderr unless --log-file). "
+                        + "Without it the launcher returns once the mount is ready and logs to a file").get());
+        o.addOption(Option.builder().longOpt("log-file").hasArg().argName("F").desc("append the log to F").get());
+        o.addOption(Option.builder().longOpt("log-level").hasArg().argName("L")
+                .desc("error, warn, info (default), debug or trace").get());
+        o.addOption(Option.builder().longOpt("ready-file").hasArg().argName("F")
+                .desc("write the server's PID to F once the mount is ready (used by the launcher)").get());
+        o.addOption(Option.builder().longOpt("demo")
+                .desc("mount a demo: small sparse cache and backing images in --demo-dir (default ./demo), mounted at DIR/mnt").get());
+        o.addOption(Option.builder().longOpt("demo-dir").hasArg().argName("DIR").desc("directory for --demo").get());
+        o.addOption(Option.builder().longOpt("engine-demo")
+                .desc("run the cache engine alone (no FUSE) on sparse images in --demo-dir and print figures").get());
         o.addOption(Option.builder().longOpt("knobs-doc").desc("print the knob reference (Markdown)").get());
         o.addOption(Option.builder("h").longOpt("help").desc("show this help").get());
         o.addOption(Option.builder().longOpt("version").desc("print the version").get());
@@ -28,6 +61,7 @@ public final class Main {
     }
 
     public static void main(String[] args) {
+        // During a signal-driven shutdown this blocks until the shutdown hooks finish; fine.
         System.exit(run(args));
     }
 
@@ -41,7 +75,7 @@ public final class Main {
             return 2;
         }
         if (cmd.hasOption("help")) {
-            help(options);
+            System.out.print(help(options));
             return 0;
         }
         if (cmd.hasOption("version")) {
@@ -52,24 +86,113 @@ public final class Main {
             System.out.print(KnobDoc.markdown());
             return 0;
         }
-        if (cmd.hasOption("demo")) {
+        if (cmd.hasOption("engine-demo")) {
             try {
                 new EngineDemo(Path.of(cmd.getOptionValue("demo-dir", "demo")), System.out).run();
                 return 0;
             } catch (Exception e) {
-                System.err.println("fuse-mount: demo failed: " + e.getMessage());
+                System.err.println("fuse-mount: engine demo failed: " + e.getMessage());
                 return 1;
             }
         }
-        System.err.println("fuse-mount: nothing to do; the FUSE mount is not built yet. Try --demo or --help.");
-        return 2;
+        if (cmd.hasOption("demo")) {
+            System.err.println("fuse-mount: --demo is handled by the fuse-mount launcher script; run ./fuse-mount --demo");
+            return 2;
+        }
+        MountOptions opts;
+        try {
+            opts = parseMount(cmd);
+            opts.validate();
+        } catch (UsageException e) {
+            System.err.println("fuse-mount: " + e.getMessage());
+            return 2;
+        }
+        configureLogging(opts);
+        return Serve.run(opts);
     }
 
-    private static void help(Options options) {
-        PrintWriter w = new PrintWriter(System.out);
-        new HelpFormatter().printHelp(w, 100, "fuse-mount --demo [--demo-dir DIR] | --help | --version",
-                "\nwriteboost: a log-structured write-back block cache (dm-writeboost in user space).\n"
-                        + "This build has the cache engine; the FUSE mount comes next.\n\n", options, 2, 4, "");
+    static MountOptions parseMount(CommandLine cmd) throws UsageException {
+        MountOptions o = new MountOptions();
+        if (cmd.getArgList().size() != 1) {
+            throw new UsageException(cmd.getArgList().isEmpty() ? "MOUNTPOINT is required (usage: " + USAGE + ")"
+                    : "one MOUNTPOINT expected, got: " + String.join(" ", cmd.getArgList()));
+        }
+        o.mountPoint = Path.of(cmd.getArgList().get(0));
+        if (cmd.hasOption("cache")) {
+            o.cache = Path.of(cmd.getOptionValue("cache"));
+        }
+        if (cmd.getOptionValues("cache") != null && cmd.getOptionValues("cache").length > 1) {
+            throw new UsageException("--cache given more than once");
+        }
+        if (cmd.getOptionValues("backing") != null) {
+            for (String b : cmd.getOptionValues("backing")) {
+                o.backings.add(MountOptions.parseBacking(b));
+            }
+        }
+        o.format = cmd.hasOption("format");
+        o.force = cmd.hasOption("force");
+        if (cmd.hasOption("cache-size")) {
+            o.cacheSize = MountOptions.parseSize(cmd.getOptionValue("cache-size"));
+        }
+        if (cmd.hasOption("cache-id")) {
+            try {
+                o.cacheId = Integer.parseInt(cmd.getOptionValue("cache-id"));
+            } catch (NumberFormatException e) {
+                throw new UsageException("--cache-id " + cmd.getOptionValue("cache-id") + ": not a number");
+            }
+        }
+        if (cmd.getOptionValues("o") != null) {
+            for (String k : cmd.getOptionValues("o")) {
+                o.addKnobs(k);
+            }
+        }
+        o.foreground = cmd.hasOption("foreground");
+        if (cmd.hasOption("log-file")) {
+            o.logFile = Path.of(cmd.getOptionValue("log-file"));
+        }
+        if (cmd.hasOption("log-level")) {
+            o.logLevel = cmd.getOptionValue("log-level");
+        }
+        if (cmd.hasOption("ready-file")) {
+            o.readyFile = Path.of(cmd.getOptionValue("ready-file"));
+        }
+        return o;
+    }
+
+    private static void configureLogging(MountOptions o) {
+        System.setProperty("writeboost.logLevel", o.logLevel.toUpperCase(java.util.Locale.ROOT));
+        if (o.logFile != null) {
+            System.setProperty("writeboost.logFile", o.logFile.toAbsolutePath().toString());
+            System.setProperty("log4j2.configurationFile", "classpath:log4j2-file.xml");
+        }
+    }
+
+    static String help(Options options) {
+        StringWriter out = new StringWriter();
+        PrintWriter w = new PrintWriter(out);
+        new HelpFormatter().printHelp(w, 100, USAGE,
+                "\nwriteboost " + Version.get() + ": a log-structured write-back block cache (dm-writeboost) served "
+                        + "as a FUSE filesystem. MOUNTPOINT (an empty directory) gets one image file per volume, to attach "
+                        + "with losetup, and control files under caches/ and devices/.\n\nOptions:", options, 2, 4, "");
+        w.println();
+        w.println("Also: fuse-mount --demo [--demo-dir DIR] | --engine-demo | --knobs-doc | --help | --version");
+        w.println();
+        w.println("Knobs (control files; -o takes the read-write ones):");
+        for (Knob k : Knob.values()) {
+            String where = k.scope == Knob.Scope.CACHE ? "caches/<id>/" : "devices/<id>/";
+            String access = switch (k.access) {
+                case READ_WRITE -> k.min + ".." + k.max + ", default " + k.defaultValue;
+                case READ_ONLY -> "read-only";
+                case ACTION -> "action";
+            };
+            w.printf("  %-45s %s (%s)%n", where + k.fileName, k.description, access);
+        }
+        w.println("  caches/<id>/stat                              the seed's write/hit/on_buffer/fullsize counters (read-only)");
+        w.println("  caches/<id>/status                            one readable summary of the cache (read-only)");
+        w.println();
+        w.println("Stop with: fusermount -u MOUNTPOINT (or SIGTERM/SIGINT to the server): the RAM buffer is flushed and");
+        w.println("the superblock record written; dirty data stays in the cache for the next start.");
         w.flush();
+        return out.toString();
     }
 }

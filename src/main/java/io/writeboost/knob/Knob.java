@@ -18,6 +18,8 @@ public enum Knob {
             "seconds between superblock record writes (0 = off)"),
     FLUSH_CURRENT_BUFFER(Scope.CACHE, "flush_current_buffer", Access.ACTION, 1, 1, 0,
             "write 1: seal the open RAM segment, write it and sync the cache device"),
+    CLEAR_STAT(Scope.CACHE, "clear_stat", Access.ACTION, 1, 1, 0,
+            "write 1: set every counter in stat to 0"),
     FLUSH_CURRENT_BUFFER_INTERVAL(Scope.CACHE, "flush_current_buffer_interval", Access.READ_WRITE, 0, 86_400, 0,
             "seconds after which a partly filled RAM segment is sealed and written (0 = off)"),
     NR_MAX_BATCHED_MIGRATION(Scope.CACHE, "nr_max_batched_migration", Access.READ_WRITE, 1, 256, 16,
@@ -31,7 +33,7 @@ public enum Knob {
 
     // Volume knobs: devices/<device_id>/NAME
     CACHE_ID(Scope.DEVICE, "cache_id", Access.READ_ONLY, 0, Long.MAX_VALUE, 0, "id of the cache this volume uses"),
-    DEV(Scope.DEVICE, "dev", Access.READ_ONLY, 0, Long.MAX_VALUE, 0, "the backing store"),
+    DEV(Scope.DEVICE, "dev", Access.READ_ONLY, 0, Long.MAX_VALUE, 0, "the backing store's path"),
     DEVICE_NO(Scope.DEVICE, "device_no", Access.READ_ONLY, 0, Long.MAX_VALUE, 0, "this volume's device id (1..127)"),
     MIGRATE_THRESHOLD(Scope.DEVICE, "migrate_threshold", Access.READ_WRITE, 0, 100, 70,
             "backing store load (%) under which writeback runs by itself"),

@@ -59,7 +59,17 @@ public final class Recovery {
         return best;
     }
 
+    /** Recovery at start: finds the replay set and erases what lies past its end. */
     public static RecoveryResult run(BlockDevice cache, Superblock sb) throws IOException {
+        return scan(cache, sb, true);
+    }
+
+    /** The same analysis without writing anything: for checks before a reformat, and offline tools. */
+    public static RecoveryResult inspect(BlockDevice cache, Superblock sb) throws IOException {
+        return scan(cache, sb, false);
+    }
+
+    private static RecoveryResult scan(BlockDevice cache, Superblock sb, boolean repair) throws IOException {
         long t0 = System.nanoTime();
         SuperblockRecord record = readRecord(cache, sb);
         int n = sb.nrSegments();
@@ -111,15 +121,17 @@ public final class Recovery {
                 if (e.getKey() > nextId || !torn) {
                     discarded.add(e.getKey());
                 }
-                zeros.clear();
-                cache.write(zeros, Layout.slotOffset(e.getValue()));
+                if (repair) {
+                    zeros.clear();
+                    cache.write(zeros, Layout.slotOffset(e.getValue()));
+                }
             }
         }
-        if (slotById.keySet().stream().anyMatch(x -> x >= nextId)) {
+        if (repair && slotById.keySet().stream().anyMatch(x -> x >= nextId)) {
             cache.sync();
         }
         discarded.sort(null);
-        if (!discarded.isEmpty()) {
+        if (repair && !discarded.isEmpty()) {
             log.warn("{} segment(s) after the replay stop at id {} were erased, not replayed: past a gap they hold either "
                     + "writes no flush acknowledged, or data cut off by a corrupt segment: {}", discarded.size(), nextId, discarded);
         }

@@ -14,6 +14,25 @@ import java.util.List;
  */
 public record RecoveryResult(long recordSequence, long lastMigratedId, long nextId, List<ReplaySegment> replay,
                              boolean cleanShutdown, boolean torn, List<Long> discarded, long millis) {
+    /** Lines holding data not yet written back, after applying the replay set in order. */
+    public long dirtyLines() {
+        java.util.Map<Long, Boolean> dirtyByKey = new java.util.HashMap<>();
+        for (ReplaySegment s : replay) {
+            for (int k = 0; k < s.nrLines(); k++) {
+                long key = s.keys()[k];
+                if (key == 0) {
+                    continue;
+                }
+                if (key < 0) {
+                    dirtyByKey.remove(key & Long.MAX_VALUE);
+                } else if (s.dirty()[k] != 0) {
+                    dirtyByKey.put(key, true);
+                }
+            }
+        }
+        return dirtyByKey.size();
+    }
+
     public int replayedLines() {
         int n = 0;
         for (ReplaySegment s : replay) {

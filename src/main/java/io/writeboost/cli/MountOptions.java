@@ -1,0 +1,248 @@
+package io.writeboost.cli;
+
+import io.writeboost.format.Layout;
+import io.writeboost.format.VolumeEntry;
+import io.writeboost.knob.Knob;
+import io.writeboost.knob.KnobException;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * A mount request as given on the command line, checked before anything is changed: every
+ * problem is reported as a {@link UsageException} with a one-line message.
+ */
+public final class MountOptions {
+    /** One --backing: the volume's file name in the mount and the backing store's path. */
+    public record Backing(String name, Path path) {
+    }
+
+    public Path cache;
+    public final List<Backing> backings = new ArrayList<>();
+    public boolean format;
+    public boolean force;
+    public Long cacheSize;
+    public Integer cacheId;
+    public final Map<Knob, Long> knobs = new EnumMap<>(Knob.class);
+    public boolean foreground;
+    public Path logFile;
+    public String logLevel = "info";
+    public Path readyFile;
+    public Path mountPoint;
+
+    private static final Set<String> LEVELS = Set.of("error", "warn", "info", "debug", "trace");
+    private static final Set<String> RESERVED_NAMES = Set.of(".", "..", "caches", "devices");
+
+    /** Parses "[NAME=]PATH". */
+    static Backing parseBacking(String spec) throws UsageException {
+        int eq = spec.indexOf('=');
+        String name;
+        String path;
+        if (eq >= 0) {
+            name = spec.substring(0, eq);
+            path = spec.substring(eq + 1);
+        } else {
+            path = spec;
+            Path file = Path.of(spec).getFileName();
+            name = file == null ? "" : file.toString();
+        }
+        if (path.isEmpty()) {
+            throw new UsageException("--backing " + spec + ": no path given");
+        }
+        checkName(name, spec);
+        return new Backing(name, Path.of(path));
+    }
+
+    static void checkName(String name, String spec) throws UsageException {
+        if (name.isEmpty() || name.contains("/") || RESERVED_NAMES.contains(name)
+                || name.chars().anyMatch(c -> c < 0x20 || c == 0x7f)) {
+            throw new UsageException("--backing " + spec + ": volume name '" + name
+                    + "' is not a plain file name (no '/', control characters, '.', '..', 'caches' or 'devices')");
+        }
+        if (name.getBytes(StandardCharsets.UTF_8).length > VolumeEntry.MAX_NAME_BYTES) {
+            throw new UsageException("--backing " + spec + ": volume name is longer than " + VolumeEntry.MAX_NAME_BYTES + " bytes");
+        }
+    }
+
+    /** Parses "KNOB=VALUE" (several may be joined with commas) into {@link #knobs}. */
+    void addKnobs(String spec) throws UsageException {
+        for (String one : spec.split(",", -1)) {
+            int eq = one.indexOf('=');
+            if (eq <= 0) {
+                throw new UsageException("-o " + one + ": expected KNOB=VALUE");
+            }
+            String name = one.substring(0, eq);
+            Knob k = Knob.byName(name);
+            if (k == null) {
+                throw new UsageException("-o " + one + ": unknown knob '" + name + "' (see --help for the list)");
+            }
+            if (k.access != Knob.Access.READ_WRITE) {
+                throw new UsageException("-o " + one + ": " + name + " is " + (k.access == Knob.Access.ACTION ? "an action" : "read-only")
+                        + " and cannot be set at start");
+            }
+            try {
+                knobs.put(k, k.parse(one.substring(eq + 1)));
+            } catch (KnobException e) {
+                throw new UsageException("-o " + one + ": " + e.getMessage());
+            }
+        }
+    }
+
+    static long parseSize(String s) throws UsageException {
+        Matcher m = Pattern.compile("(\\d+)([kKmMgGtT]?)(i?[bB])?").matcher(s.trim());
+        if (!m.matches()) {
+            throw new UsageException("--cache-size " + s + ": expected a size such as 512M, 4G or 1073741824");
+        }
+        long n;
+        try {
+            n = Long.parseLong(m.group(1));
+        } catch (NumberFormatException e) {
+            throw new UsageException("--cache-size " + s + ": too large");
+        }
+        int shift = switch (m.group(2).toLowerCase(Locale.ROOT)) {
+            case "k" -> 10;
+            case "m" -> 20;
+            case "g" -> 30;
+            case "t" -> 40;
+            default -> 0;
+        };
+        if (n > (Long.MAX_VALUE >> shift)) {
+            throw new UsageException("--cache-size " + s + ": too large");
+        }
+        return n << shift;
+    }
+
+    /** Checks everything that can be checked without changing anything. */
+    void validate() throws UsageException {
+        if (cache == null) {
+            throw new UsageException("--cache is required");
+        }
+        if (backings.isEmpty()) {
+            throw new UsageException("at least one --backing is required");
+        }
+        if (backings.size() > Layout.MAX_DEVICE_ID) {
+            throw new UsageException("at most " + Layout.MAX_DEVICE_ID + " --backing stores per cache");
+        }
+        if (mountPoint == null) {
+            throw new UsageException("MOUNTPOINT is required");
+        }
+        if (!format && (force || cacheSize != null)) {
+            throw new UsageException((force ? "--force" : "--cache-size") + " only applies with --format");
+        }
+        if (cacheId != null && (cacheId < 1 || cacheId > 65535)) {
+            throw new UsageException("--cache-id " + cacheId + ": expected 1..65535");
+        }
+        if (!LEVELS.contains(logLevel)) {
+            throw new UsageException("--log-level " + logLevel + ": expected one of error, warn, info, debug, trace");
+        }
+        Set<String> names = new HashSet<>();
+        Set<Path> paths = new HashSet<>();
+        for (Backing b : backings) {
+            if (!names.add(b.name())) {
+                throw new UsageException("two volumes are named '" + b.name() + "'; give each --backing its own NAME=");
+            }
+            checkDevice(b.path(), "backing store");
+            if (!paths.add(real(b.path()))) {
+                throw new UsageException(b.path() + " is given twice as a backing store");
+            }
+            if (b.path().getFileName() != null && b.path().toString().getBytes(StandardCharsets.UTF_8).length > VolumeEntry.MAX_PATH_BYTES) {
+                throw new UsageException(b.path() + ": path longer than " + VolumeEntry.MAX_PATH_BYTES + " bytes");
+            }
+        }
+        if (Files.exists(cache)) {
+            checkDevice(cache, "cache");
+            if (paths.contains(real(cache))) {
+                throw new UsageException(cache + " is given both as the cache and as a backing store");
+            }
+            if (cacheSize != null) {
+                throw new UsageException("--cache-size: " + cache + " exists already; the size only applies when creating it");
+            }
+        } else if (!format) {
+            throw new UsageException(cache + ": no such file or device (add --format --cache-size SIZE to create a cache)");
+        } else if (cacheSize == null) {
+            throw new UsageException(cache + " does not exist: give --cache-size to create it");
+        } else {
+            Path parent = cache.toAbsolutePath().getParent();
+            if (parent == null || !Files.isDirectory(parent)) {
+                throw new UsageException(cache + ": directory " + parent + " does not exist");
+            }
+            long min = Layout.SUPERBLOCK_REGION_SIZE + 2L * Layout.SEGMENT_SIZE;
+            if (cacheSize < min) {
+                throw new UsageException("--cache-size " + cacheSize + ": a cache needs at least " + min + " bytes (3 MiB: superblock and 2 segments)");
+            }
+        }
+        if (!Files.isDirectory(mountPoint)) {
+            throw new UsageException(mountPoint + ": mount point is not a directory");
+        }
+        if (isMountPoint(mountPoint)) {
+            throw new UsageException(mountPoint + ": something is already mounted there");
+        }
+        try (var entries = Files.list(mountPoint)) {
+            if (entries.findAny().isPresent()) {
+                throw new UsageException(mountPoint + ": mount point is not empty");
+            }
+        } catch (IOException e) {
+            throw new UsageException(mountPoint + ": cannot list the mount point: " + e.getMessage());
+        }
+        if (logFile != null) {
+            Path parent = logFile.toAbsolutePath().getParent();
+            if (parent == null || !Files.isDirectory(parent)) {
+                throw new UsageException("--log-file " + logFile + ": directory " + parent + " does not exist");
+            }
+        }
+    }
+
+    private static void checkDevice(Path p, String what) throws UsageException {
+        if (!Files.exists(p)) {
+            throw new UsageException(p + ": no such file or device (" + what + ")");
+        }
+        if (Files.isDirectory(p)) {
+            throw new UsageException(p + ": is a directory, not a file or block device (" + what + ")");
+        }
+        if (!Files.isReadable(p) || !Files.isWritable(p)) {
+            throw new UsageException(p + ": not readable and writable by this user (" + what + ")");
+        }
+    }
+
+    private static Path real(Path p) throws UsageException {
+        try {
+            return p.toRealPath();
+        } catch (IOException e) {
+            return p.toAbsolutePath().normalize();
+        }
+    }
+
+    static boolean isMountPoint(Path dir) {
+        try {
+            String target = dir.toRealPath().toString();
+            for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
+                String[] f = line.split(" ");
+                if (f.length > 4 && unescape(f[4]).equals(target)) {
+                    return true;
+                }
+            }
+        } catch (IOException e) {
+            return false;
+        }
+        return false;
+    }
+
+    private static String unescape(String s) {
+        return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\");
+    }
+
+    public int effectiveCacheId() {
+        return cacheId == null ? 1 : cacheId;
+    }
+}

@@ -1,0 +1,170 @@
+package io.writeboost.front;
+
+import io.writeboost.cache.CacheEngine;
+import io.writeboost.cache.Status;
+import io.writeboost.format.Layout;
+import io.writeboost.knob.Knob;
+import io.writeboost.knob.KnobException;
+import io.writeboost.volume.Volume;
+
+import java.io.IOException;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Builds the control directories from the knob table: {@code caches/<cache_id>/} with one
+ * file per cache knob plus {@code stat} and {@code status}, and {@code devices/<device_id>/}
+ * with one file per volume knob.
+ */
+public final class ControlFiles {
+    private ControlFiles() {}
+
+    /** Directory path (e.g. "/caches/1") to its files, in listing order. */
+    public static Map<String, Map<String, ControlFile>> build(CacheEngine engine, List<Volume> volumes) {
+        Map<String, Map<String, ControlFile>> dirs = new LinkedHashMap<>();
+        Map<String, ControlFile> cache = new LinkedHashMap<>();
+        for (Knob k : Knob.values()) {
+            if (k.scope == Knob.Scope.CACHE) {
+                cache.put(k.fileName, cacheKnob(engine, k));
+            }
+        }
+        cache.put("stat", readOnly(() -> formatStat(engine.status())));
+        cache.put("status", readOnly(() -> formatStatus(engine, volumes)));
+        dirs.put("/caches/" + engine.superblock().cacheId(), cache);
+        for (Volume v : volumes) {
+            Map<String, ControlFile> dev = new LinkedHashMap<>();
+            for (Knob k : Knob.values()) {
+                if (k.scope == Knob.Scope.DEVICE) {
+                    dev.put(k.fileName, deviceKnob(engine, v, k));
+                }
+            }
+            dirs.put("/devices/" + v.deviceId(), dev);
+        }
+        return dirs;
+    }
+
+    interface Reader {
+        String read() throws IOException;
+    }
+
+    private static ControlFile readOnly(Reader r) {
+        return new ControlFile() {
+            public String read() throws IOException {
+                return r.read();
+            }
+
+            public boolean writable() {
+                return false;
+            }
+
+            public void write(String value) throws KnobException {
+                throw new KnobException("this file is read-only");
+            }
+        };
+    }
+
+    private static ControlFile cacheKnob(CacheEngine engine, Knob k) {
+        return new ControlFile() {
+            public String read() {
+                long v = switch (k) {
+                    case LAST_FLUSHED_SEGMENT_ID -> engine.status().lastFlushedId();
+                    case LAST_MIGRATED_SEGMENT_ID -> engine.status().lastMigratedId();
+                    default -> k.access == Knob.Access.ACTION ? 0 : engine.knob(k);
+                };
+                return v + "\n";
+            }
+
+            public boolean writable() {
+                return k.writable();
+            }
+
+            public void write(String value) throws KnobException, IOException {
+                engine.setKnob(k, k.parse(value));
+            }
+        };
+    }
+
+    private static ControlFile deviceKnob(CacheEngine engine, Volume v, Knob k) {
+        return new ControlFile() {
+            public String read() {
+                return switch (k) {
+                    case CACHE_ID -> engine.superblock().cacheId() + "\n";
+                    case DEV -> v.backingPath() + "\n";
+                    case DEVICE_NO -> v.deviceId() + "\n";
+                    case MIGRATE_THRESHOLD -> engine.migrateThreshold(v.deviceId()) + "\n";
+                    case NR_DIRTY_CACHES -> engine.nrDirtyLines(v.deviceId()) + "\n";
+                    default -> throw new IllegalStateException(k.fileName + " is not a volume knob");
+                };
+            }
+
+            public boolean writable() {
+                return k.writable();
+            }
+
+            public void write(String value) throws KnobException {
+                if (k != Knob.MIGRATE_THRESHOLD) {
+                    throw new KnobException(k.fileName + " is read-only");
+                }
+                engine.setMigrateThreshold(v.deviceId(), k.parse(value));
+            }
+        };
+    }
+
+    /** The seed's statistics matrix: one line per (write?, hit?, on_buffer?, fullsize?) combination. */
+    static String formatStat(Status st) {
+        StringBuilder b = new StringBuilder("# write hit on_buffer fullsize count (one count per 4 KiB line a request touches)\n");
+        for (int i = 0; i < 16; i++) {
+            b.append((i >> 3) & 1).append(' ').append((i >> 2) & 1).append(' ').append((i >> 1) & 1).append(' ')
+                    .append(i & 1).append(' ').append(st.stats()[i]).append('\n');
+        }
+        return b.toString();
+    }
+
+    static String formatStatus(CacheEngine engine, List<Volume> volumes) {
+        Status st = engine.status();
+        StringBuilder b = new StringBuilder();
+        line(b, "cache_id", st.cacheId());
+        line(b, "cache_device", engine.superblockDevice());
+        line(b, "segments", st.nrSegments());
+        line(b, "segment_size", Layout.SEGMENT_SIZE);
+        line(b, "current_segment_id", st.currentSegmentId());
+        line(b, "current_segment_lines", st.currentSegmentLines() + " of " + Layout.LINES_PER_SEGMENT);
+        line(b, "last_flushed_segment_id", st.lastFlushedId());
+        line(b, "last_durable_segment_id", st.lastDurableId());
+        line(b, "last_migrated_segment_id", st.lastMigratedId());
+        line(b, "segments_awaiting_writeback", st.segmentsAwaitingWriteback());
+        line(b, "segments_queued_for_flush", st.segmentsQueuedForFlush());
+        line(b, "dirty_lines", st.dirtyLines());
+        for (Volume v : volumes) {
+            line(b, "dirty_lines." + v.name(), st.dirtyLinesByDevice()[v.deviceId()]);
+        }
+        line(b, "indexed_lines", st.indexedLines());
+        line(b, "ram_buffers_in_use_bytes", st.ramBytesInUse());
+        line(b, "ram_buffers_max", st.maxRamBuffers());
+        long writes = 0, writeHits = 0, reads = 0, readHits = 0;
+        for (int i = 0; i < 16; i++) {
+            long c = st.stats()[i];
+            boolean write = (i & 8) != 0, hit = (i & 4) != 0;
+            if (write) {
+                writes += c;
+                writeHits += hit ? c : 0;
+            } else {
+                reads += c;
+                readHits += hit ? c : 0;
+            }
+        }
+        line(b, "read_hit_ratio", ratio(readHits, reads));
+        line(b, "write_hit_ratio", ratio(writeHits, writes));
+        line(b, "state", st.failure() == null ? "ok" : "failed: " + st.failure());
+        return b.toString();
+    }
+
+    private static String ratio(long part, long whole) {
+        return whole == 0 ? "-" : String.format("%.3f (%d of %d lines)", (double) part / whole, part, whole);
+    }
+
+    private static void line(StringBuilder b, String key, Object value) {
+        b.append(key).append(": ").append(value).append('\n');
+    }
+}

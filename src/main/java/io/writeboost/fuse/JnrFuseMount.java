@@ -1,0 +1,230 @@
+package io.writeboost.fuse;
+
+import com.kenai.jffi.MemoryIO;
+import io.writeboost.front.WriteboostFs;
+import jnr.constants.platform.Errno;
+import jnr.ffi.Pointer;
+import jnr.ffi.types.mode_t;
+import jnr.ffi.types.off_t;
+import jnr.ffi.types.size_t;
+import jnr.posix.POSIX;
+import jnr.posix.POSIXFactory;
+import ru.serce.jnrfuse.FuseFillDir;
+import ru.serce.jnrfuse.FuseStubFS;
+import ru.serce.jnrfuse.struct.FileStat;
+import ru.serce.jnrfuse.struct.FuseFileInfo;
+import ru.serce.jnrfuse.struct.Statvfs;
+import ru.serce.jnrfuse.struct.Timespec;
+
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * The jnr-fuse (libfuse2) binding: translates each callback to {@link WriteboostFs}. The
+ * kernel's buffers are wrapped as direct ByteBuffers, so data is copied once, between the
+ * kernel's buffer and the engine's RAM segment or the device.
+ */
+public final class JnrFuseMount extends FuseStubFS {
+    private static final MemoryIO MEMORY = MemoryIO.getInstance();
+
+    private final WriteboostFs fs;
+    private final ReadyListener ready;
+    private final long uid, gid;
+    private final long startSeconds = System.currentTimeMillis() / 1000;
+
+    public JnrFuseMount(WriteboostFs fs, ReadyListener ready) {
+        this.fs = fs;
+        this.ready = ready;
+        POSIX posix = POSIXFactory.getNativePOSIX();
+        this.uid = posix.getuid();
+        this.gid = posix.getgid();
+    }
+
+    /** Mounts and serves until unmounted (blocking); returns after the FUSE loop has ended. */
+    public void serve(Path mountPoint, List<String> options) {
+        String[] args = {"-o", String.join(",", options)};
+        try {
+            mount(mountPoint, true, false, args);
+        } finally {
+            // The loop has ended, so the kernel mount is gone: keep jnr-fuse's exit hook
+            // from running fusermount on the path again.
+            mounted.set(false);
+        }
+    }
+
+    /** Asks the kernel to unmount (fusermount -u); serve() returns once the loop has ended. */
+    public void requestUnmount() {
+        umount();
+    }
+
+    @Override
+    protected String getFSName() {
+        return "writeboost";
+    }
+
+    @Override
+    public Pointer init(Pointer conn) {
+        ready.ready();
+        return null;
+    }
+
+    @Override
+    public int getattr(String path, FileStat stat) {
+        WriteboostFs.Attr a = fs.getattr(path);
+        if (a == null) {
+            return -Errno.ENOENT.intValue();
+        }
+        int type = a.kind() == WriteboostFs.Kind.DIRECTORY ? FileStat.S_IFDIR : FileStat.S_IFREG;
+        stat.st_mode.set(type | a.mode());
+        stat.st_nlink.set(a.nlink());
+        stat.st_size.set(a.size());
+        stat.st_uid.set(uid);
+        stat.st_gid.set(gid);
+        stat.st_blksize.set(4096);
+        stat.st_blocks.set((a.size() + 511) / 512);
+        stat.st_mtim.tv_sec.set(startSeconds);
+        stat.st_ctim.tv_sec.set(startSeconds);
+        stat.st_atim.tv_sec.set(startSeconds);
+        return 0;
+    }
+
+    @Override
+    public int readdir(String path, Pointer buf, FuseFillDir filler, @off_t long offset, FuseFileInfo fi) {
+        List<String> entries = fs.list(path);
+        if (entries == null) {
+            return fs.exists(path) ? -Errno.ENOTDIR.intValue() : -Errno.ENOENT.intValue();
+        }
+        filler.apply(buf, ".", null, 0);
+        filler.apply(buf, "..", null, 0);
+        for (String e : entries) {
+            filler.apply(buf, e, null, 0);
+        }
+        return 0;
+    }
+
+    @Override
+    public int open(String path, FuseFileInfo fi) {
+        return fs.open(path, fi.flags.get());
+    }
+
+    @Override
+    public int read(String path, Pointer buf, @size_t long size, @off_t long offset, FuseFileInfo fi) {
+        return fs.read(path, wrap(buf, size), offset);
+    }
+
+    @Override
+    public int write(String path, Pointer buf, @size_t long size, @off_t long offset, FuseFileInfo fi) {
+        return fs.write(path, wrap(buf, size), offset);
+    }
+
+    private static ByteBuffer wrap(Pointer p, long size) {
+        return MEMORY.newDirectByteBuffer(p.address(), (int) size);
+    }
+
+    @Override
+    public int fsync(String path, int isdatasync, FuseFileInfo fi) {
+        return fs.fsync(path);
+    }
+
+    @Override
+    public int flush(String path, FuseFileInfo fi) {
+        return 0;
+    }
+
+    @Override
+    public int release(String path, FuseFileInfo fi) {
+        return 0;
+    }
+
+    @Override
+    public int truncate(String path, @off_t long size) {
+        return fs.truncate(path, size);
+    }
+
+    @Override
+    public int ftruncate(String path, @off_t long size, FuseFileInfo fi) {
+        return fs.truncate(path, size);
+    }
+
+    @Override
+    public int fallocate(String path, int mode, @off_t long off, @off_t long length, FuseFileInfo fi) {
+        return fs.fallocate(path, mode, off, length);
+    }
+
+    @Override
+    public int statfs(String path, Statvfs st) {
+        WriteboostFs.FsStats s = fs.statfs();
+        st.f_bsize.set(s.blockSize());
+        st.f_frsize.set(s.blockSize());
+        st.f_blocks.set(s.blocks());
+        st.f_bfree.set(0);
+        st.f_bavail.set(0);
+        st.f_files.set(s.files());
+        st.f_ffree.set(0);
+        st.f_favail.set(0);
+        st.f_namemax.set(255);
+        return 0;
+    }
+
+    @Override
+    public int access(String path, int mask) {
+        return fs.exists(path) ? 0 : -Errno.ENOENT.intValue();
+    }
+
+    // The tree is fixed: nothing can be created, removed, renamed or re-owned.
+    @Override
+    public int mknod(String path, @mode_t long mode, long rdev) {
+        return -Errno.EPERM.intValue();
+    }
+
+    @Override
+    public int mkdir(String path, @mode_t long mode) {
+        return -Errno.EPERM.intValue();
+    }
+
+    @Override
+    public int create(String path, @mode_t long mode, FuseFileInfo fi) {
+        return fs.exists(path) ? -Errno.EEXIST.intValue() : -Errno.EPERM.intValue();
+    }
+
+    @Override
+    public int unlink(String path) {
+        return -Errno.EPERM.intValue();
+    }
+
+    @Override
+    public int rmdir(String path) {
+        return -Errno.EPERM.intValue();
+    }
+
+    @Override
+    public int rename(String oldpath, String newpath) {
+        return -Errno.EPERM.intValue();
+    }
+
+    @Override
+    public int symlink(String oldpath, String newpath) {
+        return -Errno.EPERM.intValue();
+    }
+
+    @Override
+    public int link(String oldpath, String newpath) {
+        return -Errno.EPERM.intValue();
+    }
+
+    @Override
+    public int chmod(String path, @mode_t long mode) {
+        return -Errno.EPERM.intValue();
+    }
+
+    @Override
+    public int chown(String path, long uid, long gid) {
+        return -Errno.EPERM.intValue();
+    }
+
+    @Override
+    public int utimens(String path, Timespec[] timespec) {
+        return fs.exists(path) ? -Errno.EPERM.intValue() : -Errno.ENOENT.intValue();
+    }
+}
