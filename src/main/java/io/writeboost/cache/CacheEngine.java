@@ -194,7 +194,16 @@ public final class CacheEngine implements Closeable {
             }
         }
         RecoveryResult rec = Recovery.run(cache, sb);
-        return new CacheEngine(cache, sb, backings, config, rec);
+        CacheEngine engine = new CacheEngine(cache, sb, backings, config, rec);
+        try {
+            // Until the clean stop's record, the cache counts as in use: a crash is seen as one.
+            engine.writeRecord(rec.lastMigratedId(), false);
+        } catch (IOException e) {
+            engine.fail(e);
+            engine.close();
+            throw e;
+        }
+        return engine;
     }
 
     private CacheEngine(BlockDevice cache, Superblock sb, Map<Integer, BlockDevice> backings, EngineConfig config,

@@ -10,7 +10,9 @@ public final class KnobDoc {
                 .append("Generated from `src/main/java/io/writeboost/knob/Knob.java` by `./fuse-mount --knobs-doc`;\n")
                 .append("a test fails when this file and the table differ. Names and meanings follow dm-writeboost's sysfs.\n")
                 .append("A read gives the value and a newline. A write takes a decimal number (one trailing newline allowed)\n")
-                .append("within the range; anything else is refused and changes nothing. Actions run when 1 is written.\n");
+                .append("within the range; anything else is refused with EINVAL (EACCES for a read-only file) and changes\n")
+                .append("nothing, and the log says why. Writing nothing (`: > file`) changes nothing. Actions run when 1 is\n")
+                .append("written and return when done.\n");
         for (Knob.Scope scope : Knob.Scope.values()) {
             b.append("\n## ").append(scope == Knob.Scope.CACHE ? "Cache knobs: `caches/<cache_id>/`" : "Volume knobs: `devices/<device_id>/`")
                     .append("\n\n| name | access | range | default | meaning |\n| --- | --- | --- | --- | --- |\n");

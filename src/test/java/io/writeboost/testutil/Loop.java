@@ -13,8 +13,14 @@ public final class Loop implements AutoCloseable {
         this.device = device;
     }
 
-    public static Loop attach(Path file) throws IOException, InterruptedException {
-        return new Loop(Path.of(run("losetup", "-f", "--show", file.toString()).trim()));
+    public static Loop attach(Path file, String... options) throws IOException, InterruptedException {
+        String[] cmd = new String[3 + options.length + 1];
+        cmd[0] = "losetup";
+        cmd[1] = "-f";
+        cmd[2] = "--show";
+        System.arraycopy(options, 0, cmd, 3, options.length);
+        cmd[cmd.length - 1] = file.toString();
+        return new Loop(Path.of(run(cmd).trim()));
     }
 
     @Override

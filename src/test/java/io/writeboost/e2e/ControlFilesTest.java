@@ -1,0 +1,146 @@
+package io.writeboost.e2e;
+
+import io.writeboost.knob.Knob;
+import io.writeboost.testutil.FuseServer;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+/** Every control file of a real mount: its value, a valid write, and every kind of bad write. */
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
+class ControlFilesTest {
+    @TempDir
+    static Path dir;
+    static FuseServer server;
+
+    @BeforeAll
+    static void mount() throws Exception {
+        Path mnt = Files.createDirectories(dir.resolve("mnt"));
+        Fixture.sparse(dir.resolve("disk.img"), 8 << 20);
+        server = FuseServer.start(mnt, dir.resolve("log"), "--cache", dir.resolve("cache.img").toString(), "--format",
+                "--cache-size", "8M", "--cache-id", "3", "--backing", "vol=" + dir.resolve("disk.img"));
+    }
+
+    @AfterAll
+    static void unmount() throws Exception {
+        if (server != null) {
+            server.close();
+        }
+    }
+
+    static String path(Knob k) {
+        return (k.scope == Knob.Scope.CACHE ? "caches/3/" : "devices/1/") + k.fileName;
+    }
+
+    @Test
+    void treeHasEveryKnobAndNothingElse() throws Exception {
+        List<String> cache = new ArrayList<>(), dev = new ArrayList<>();
+        for (Knob k : Knob.values()) {
+            (k.scope == Knob.Scope.CACHE ? cache : dev).add(k.fileName);
+        }
+        cache.add("stat");
+        cache.add("status");
+        assertEquals(sorted(cache), list("caches/3"));
+        assertEquals(sorted(dev), list("devices/1"));
+        assertEquals(List.of("caches", "devices", "vol"), list(""));
+    }
+
+    private static List<String> sorted(List<String> l) {
+        l.sort(null);
+        return l;
+    }
+
+    private static List<String> list(String rel) throws IOException {
+        try (var s = Files.list(server.file(rel))) {
+            return s.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+    }
+
+    @Test
+    @Order(1)
+    void readOnlyValuesOfAFreshCache() throws Exception {
+        assertEquals("3\n", server.read("devices/1/cache_id"));
+        assertEquals("1\n", server.read("devices/1/device_no"));
+        assertEquals(dir.resolve("disk.img").toAbsolutePath() + "\n", server.read("devices/1/dev"));
+        assertEquals("0\n", server.read("devices/1/nr_dirty_caches"));
+        assertEquals("0\n", server.read("caches/3/last_flushed_segment_id"));
+        assertEquals("0\n", server.read("caches/3/last_migrated_segment_id"));
+        assertTrue(server.read("caches/3/status").contains("cache_id: 3\n"));
+        assertEquals(17, server.read("caches/3/stat").lines().count(), "a header and 16 counters");
+    }
+
+    @Test
+    void everyWritableKnobTakesValidValuesAndRefusesBadOnes() throws Exception {
+        for (Knob k : Knob.values()) {
+            String file = path(k);
+            String before = server.read(file);
+            assertTrue(before.endsWith("\n") && before.strip().matches("\\d+|/.*"), file + " reads as a value and a newline: " + before);
+            if (k.access == Knob.Access.READ_ONLY) {
+                refused(file, "1\n", before);
+                refused(file, before, before);
+                continue;
+            }
+            // Writing nothing (": > file") reaches the server as no write at all: nothing changes.
+            Files.writeString(server.file(file), "");
+            assertEquals(before, server.read(file), file + " after an empty write");
+            for (String bad : new String[] {"\n", "abc\n", "-1\n", "1x\n", " 1\n", "0x1\n", "1.5\n",
+                    (k.max == Long.MAX_VALUE ? "99999999999999999999" : Long.toString(k.max + 1)) + "\n",
+                    k.min > 0 ? (k.min - 1) + "\n" : "99999999999999999999\n"}) {
+                refused(file, bad, before);
+            }
+            if (k.access == Knob.Access.ACTION) {
+                Files.writeString(server.file(file), "1\n");
+                assertEquals("0\n", server.read(file));
+            } else {
+                Files.writeString(server.file(file), k.max + "\n");
+                assertEquals(k.max + "\n", server.read(file), file);
+                Files.writeString(server.file(file), Long.toString(k.min));
+                assertEquals(k.min + "\n", server.read(file), file + " (no newline written)");
+                Files.writeString(server.file(file), before);
+                assertEquals(before, server.read(file));
+            }
+        }
+        // Knobs back at their defaults for the other tests.
+        for (Knob k : Knob.values()) {
+            if (k.access == Knob.Access.READ_WRITE) {
+                assertEquals(k.defaultValue + "\n", server.read(path(k)), path(k));
+            }
+        }
+    }
+
+    private static void refused(String file, String value, String expectedAfter) throws Exception {
+        try {
+            Files.writeString(server.file(file), value);
+            fail(file + " accepted '" + value.replace("\n", "\\n") + "'");
+        } catch (IOException expected) {
+            // EINVAL for a bad value, EACCES for a read-only file
+        }
+        assertEquals(expectedAfter, server.read(file), file + " changed after a refused write");
+    }
+
+    @Test
+    void actionsActWhenWritten() throws Exception {
+        try (var f = java.nio.channels.FileChannel.open(server.file("vol"), java.nio.file.StandardOpenOption.WRITE)) {
+            f.write(java.nio.ByteBuffer.allocate(4096), 0);
+        }
+        Files.writeString(server.file("caches/3/flush_current_buffer"), "1");
+        assertTrue(Long.parseLong(server.read("caches/3/last_flushed_segment_id").strip()) >= 1, "the buffer was flushed");
+        Files.writeString(server.file("caches/3/clear_stat"), "1");
+        assertTrue(server.read("caches/3/stat").lines().skip(1).allMatch(l -> l.endsWith(" 0")), "counters cleared");
+        Files.writeString(server.file("caches/3/commit_super_block"), "1");
+    }
+}

@@ -1,0 +1,48 @@
+package io.writeboost.e2e;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.util.HexFormat;
+
+/** Small helpers shared by the end-to-end tests. */
+final class Fixture {
+    private Fixture() {}
+
+    /** A sparse file of {@code size} bytes. */
+    static Path sparse(Path file, long size) throws IOException {
+        try (FileChannel c = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
+            c.write(ByteBuffer.allocate(1), size - 1);
+        }
+        return file;
+    }
+
+    static String sha256(Path file) throws Exception {
+        MessageDigest md = MessageDigest.getInstance("SHA-256");
+        try (var in = Files.newInputStream(file)) {
+            byte[] buf = new byte[1 << 16];
+            for (int n; (n = in.read(buf)) > 0; ) {
+                md.update(buf, 0, n);
+            }
+        }
+        return HexFormat.of().formatHex(md.digest());
+    }
+
+    static void waitFor(String what, long seconds, Check check) throws Exception {
+        long deadline = System.nanoTime() + seconds * 1_000_000_000L;
+        while (!check.done()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("timed out after " + seconds + " s waiting for " + what);
+            }
+            Thread.sleep(50);
+        }
+    }
+
+    interface Check {
+        boolean done() throws Exception;
+    }
+}

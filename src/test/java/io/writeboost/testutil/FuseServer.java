@@ -1,0 +1,140 @@
+package io.writeboost.testutil;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A real writeboost server process (the same main class the launcher runs, with --foreground),
+ * mounted on a real FUSE mount point. close() always leaves nothing mounted: it unmounts and
+ * waits for the process, and kills and lazily unmounts when that fails.
+ */
+public final class FuseServer implements AutoCloseable {
+    public final Path mountPoint;
+    public final Path log;
+    private final Process process;
+
+    private FuseServer(Path mountPoint, Path log, Process process) {
+        this.mountPoint = mountPoint;
+        this.log = log;
+        this.process = process;
+    }
+
+    /** What a CLI run printed and returned. */
+    public record Result(int status, String stdout, String stderr) {
+    }
+
+    public static List<String> javaCommand(String... args) {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.add("-Xmx512m");
+        cmd.add("-cp");
+        cmd.add(System.getProperty("java.class.path"));
+        cmd.add("io.writeboost.cli.Main");
+        cmd.addAll(List.of(args));
+        return cmd;
+    }
+
+    /** Runs the CLI to completion (for commands that must fail or print and exit). */
+    public static Result run(String... args) throws IOException, InterruptedException {
+        Process p = new ProcessBuilder(javaCommand(args)).start();
+        p.getOutputStream().close();
+        byte[] out = p.getInputStream().readAllBytes();
+        byte[] err = p.getErrorStream().readAllBytes();
+        if (!p.waitFor(120, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            throw new IOException("fuse-mount " + String.join(" ", args) + " did not exit");
+        }
+        return new Result(p.exitValue(), new String(out, StandardCharsets.UTF_8), new String(err, StandardCharsets.UTF_8));
+    }
+
+    /** Starts a server with {@code args} (MOUNTPOINT last) and waits until its mount is ready. */
+    public static FuseServer start(Path mountPoint, Path log, String... args) throws IOException, InterruptedException {
+        Path ready = Files.createTempFile("wb-ready", "");
+        Files.delete(ready);
+        List<String> all = new ArrayList<>(List.of("--foreground", "--ready-file", ready.toString(), "--log-file", log.toString()));
+        all.addAll(List.of(args));
+        all.add(mountPoint.toString());
+        Process p = new ProcessBuilder(javaCommand(all.toArray(new String[0])))
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                .redirectError(ProcessBuilder.Redirect.appendTo(log.resolveSibling(log.getFileName() + ".stderr").toFile()))
+                .start();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (!Files.exists(ready)) {
+            if (!p.isAlive()) {
+                throw new IOException("server exited with " + p.exitValue() + " before mounting: "
+                        + Files.readString(log.resolveSibling(log.getFileName() + ".stderr")));
+            }
+            if (System.nanoTime() > deadline) {
+                p.destroyForcibly();
+                unmountLazily(mountPoint);
+                throw new IOException("server did not mount within 60 s");
+            }
+            Thread.sleep(50);
+        }
+        Files.deleteIfExists(ready);
+        return new FuseServer(mountPoint, log, p);
+    }
+
+    public Path file(String relative) {
+        return mountPoint.resolve(relative);
+    }
+
+    public String read(String relative) throws IOException {
+        return Files.readString(file(relative));
+    }
+
+    public long pid() {
+        return process.pid();
+    }
+
+    /** Clean stop by fusermount -u; returns the server's exit status. */
+    public int stop() throws IOException, InterruptedException {
+        if (process.isAlive()) {
+            Loop.run("fusermount", "-u", mountPoint.toString());
+        }
+        if (!process.waitFor(120, TimeUnit.SECONDS)) {
+            throw new IOException("server did not exit within 120 s of the unmount");
+        }
+        return process.exitValue();
+    }
+
+    /** Sends a signal to the server and waits for it to exit; returns its exit status. */
+    public int signal(String signal) throws IOException, InterruptedException {
+        Loop.run("kill", "-" + signal, Long.toString(process.pid()));
+        if (!process.waitFor(120, TimeUnit.SECONDS)) {
+            throw new IOException("server did not exit within 120 s of SIG" + signal);
+        }
+        if (signal.equals("KILL")) {
+            unmountLazily(mountPoint);
+        }
+        return process.exitValue();
+    }
+
+    public boolean alive() {
+        return process.isAlive();
+    }
+
+    @Override
+    public void close() throws IOException, InterruptedException {
+        if (process.isAlive()) {
+            try {
+                stop();
+            } catch (IOException e) {
+                process.destroyForcibly();
+                process.waitFor(30, TimeUnit.SECONDS);
+            }
+        }
+        unmountLazily(mountPoint);
+    }
+
+    static void unmountLazily(Path mountPoint) throws IOException, InterruptedException {
+        if (Files.readString(Path.of("/proc/mounts")).contains(" " + mountPoint.toAbsolutePath() + " ")) {
+            new ProcessBuilder("fusermount", "-u", "-z", mountPoint.toString()).inheritIO().start().waitFor();
+        }
+    }
+}
