@@ -1,0 +1,107 @@
+package io.writeboost.e2e;
+
+import io.writeboost.testutil.Loop;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The README's first command and the launcher's background mode, with the packaged jar:
+ * ./fuse-mount --demo mounts and prints what to try; the steps it prints work; a second run
+ * after an unmount mounts the same data again.
+ */
+class LauncherIT {
+    record Run(int status, String out) {
+    }
+
+    static Run launcher(String... args) throws IOException, InterruptedException {
+        List<String> cmd = new java.util.ArrayList<>(List.of("./fuse-mount"));
+        cmd.addAll(List.of(args));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        p.getOutputStream().close();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(180, TimeUnit.SECONDS), "launcher returned");
+        return new Run(p.exitValue(), out);
+    }
+
+    static boolean mounted(Path mnt) throws IOException {
+        return Files.readString(Path.of("/proc/mounts")).contains(" " + mnt + " fuse.writeboost ");
+    }
+
+    /** Unmounts and waits for the server to exit: its exit, not the unmount, marks the end of its clean stop. */
+    static void unmountAndWait(Path mnt, Run started) throws Exception {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("server PID (\\d+)").matcher(started.out());
+        assertTrue(m.find(), "the launcher names the server's PID: " + started.out());
+        long pid = Long.parseLong(m.group(1));
+        Loop.run("fusermount", "-u", mnt.toString());
+        Fixture.waitFor("the server to exit", 120, () -> ProcessHandle.of(pid).map(h -> !h.isAlive()).orElse(true));
+        assertFalse(mounted(mnt));
+    }
+
+    @Test
+    void demoMountsAndItsStepsWork(@TempDir Path dir) throws Exception {
+        Path demo = dir.resolve("demo"), mnt = demo.resolve("mnt"), fs = demo.resolve("fs");
+        try {
+            Run first = launcher("--demo", "--demo-dir", demo.toString());
+            assertEquals(0, first.status(), first.out());
+            assertTrue(first.out().contains("mounted (server PID"), first.out());
+            assertTrue(first.out().contains("losetup -f --show --direct-io=on " + mnt + "/disk"), first.out());
+            assertTrue(mounted(mnt));
+            assertTrue(Files.readString(mnt.resolve("caches/1/status")).contains("state: ok"));
+            String sum;
+            try (Loop loop = Loop.attach(mnt.resolve("disk"), "--direct-io=on")) {
+                Loop.run("mkfs.ext4", "-q", loop.device.toString());
+                Files.createDirectories(fs);
+                Loop.run("mount", loop.device.toString(), fs.toString());
+                try {
+                    Files.writeString(fs.resolve("hello.txt"), "hello through the cache\n".repeat(1000));
+                    sum = Fixture.sha256(fs.resolve("hello.txt"));
+                } finally {
+                    Loop.run("umount", fs.toString());
+                }
+            }
+            assertTrue(Long.parseLong(Files.readString(mnt.resolve("devices/1/nr_dirty_caches")).strip()) >= 0);
+            assertTrue(Files.readString(mnt.resolve("caches/1/stat")).contains("# write hit on_buffer fullsize count"));
+            Run again = launcher("--demo", "--demo-dir", demo.toString());
+            assertTrue(again.out().contains("already mounted"), again.out());
+            unmountAndWait(mnt, first);
+            assertTrue(Files.readString(demo.resolve("writeboost.log")).contains("stopped cleanly"));
+
+            Run second = launcher("--demo", "--demo-dir", demo.toString());
+            assertEquals(0, second.status(), second.out());
+            try (Loop loop = Loop.attach(mnt.resolve("disk"), "--direct-io=on")) {
+                Loop.run("e2fsck", "-fn", loop.device.toString());
+                Loop.run("mount", loop.device.toString(), fs.toString());
+                try {
+                    assertEquals(sum, Fixture.sha256(fs.resolve("hello.txt")), "the file after a stop and a new demo mount");
+                } finally {
+                    Loop.run("umount", fs.toString());
+                }
+            }
+            unmountAndWait(mnt, second);
+        } finally {
+            if (mounted(mnt)) {
+                new ProcessBuilder("fusermount", "-u", "-z", mnt.toString()).inheritIO().start().waitFor();
+            }
+        }
+    }
+
+    @Test
+    void backgroundModeReportsErrorsAndNeverMountsOnBadInput(@TempDir Path dir) throws Exception {
+        Path mnt = Files.createDirectories(dir.resolve("mnt"));
+        Run r = launcher("--cache", dir.resolve("nope.img").toString(), "--backing", dir.resolve("none.img").toString(), mnt.toString());
+        assertEquals(2, r.status(), r.out());
+        assertTrue(r.out().contains("no such file or device"), r.out());
+        assertFalse(mounted(mnt));
+    }
+}
