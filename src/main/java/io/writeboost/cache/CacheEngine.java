@@ -86,7 +86,8 @@ public final class CacheEngine implements Closeable {
     private final int maxBuffers;
     /** Writers blocked because the next ring slot still holds data not written back: writeback must run. */
     int writersWaitingForSlot;
-    boolean drainRequested;
+    /** Number of drains in progress; writeback runs while it is above 0. */
+    int drainRequested;
     boolean closing;
     Throwable failure;
 
@@ -816,14 +817,23 @@ public final class CacheEngine implements Closeable {
         }
     }
 
-    /** Asks writeback to write every dirty line back now and waits until none is left. */
+    /**
+     * Safe detach: writes every dirty line back (sealing the open segment first), syncs the
+     * backing stores, writes the superblock record, and returns once the cache holds no dirty
+     * data, so that the backing stores alone hold the volumes. Writes arriving meanwhile are
+     * drained too; progress goes to the log every few seconds and to {@link Status#draining()}.
+     */
     public void drain() throws IOException {
+        long t0 = System.nanoTime();
+        long lastReport = t0;
+        long startDirty = totalDirtyLocked();
+        log.info("drain: writing back {} dirty line(s)", startDirty);
         flushNow();
         lock.lock();
         try {
-            drainRequested = true;
+            drainRequested++;
             changed.signalAll();
-            while (lastMigratedId < lastFlushedId || open != null && open.nrLines > 0) {
+            while (lastMigratedId < lastFlushedId || open != null && open.nrLines > 0 || !flushQueue.isEmpty()) {
                 checkUsable();
                 if (open != null && open.nrLines > 0) {
                     seal();
@@ -834,9 +844,26 @@ public final class CacheEngine implements Closeable {
                     Thread.currentThread().interrupt();
                     throw new IOException("interrupted while draining", e);
                 }
+                long now = System.nanoTime();
+                if (now - lastReport > TimeUnit.SECONDS.toNanos(2)) {
+                    lastReport = now;
+                    log.info("drain: {} dirty line(s) left in {} segment(s)", totalDirty(), lastFlushedId - lastMigratedId);
+                }
             }
         } finally {
-            drainRequested = false;
+            drainRequested--;
+            lock.unlock();
+        }
+        commitSuperblock();
+        log.info("drain: done in {} ms; the cache holds no dirty data and the backing stores hold the volumes",
+                (System.nanoTime() - t0) / 1_000_000);
+    }
+
+    private long totalDirtyLocked() {
+        lock.lock();
+        try {
+            return totalDirty();
+        } finally {
             lock.unlock();
         }
     }
@@ -857,6 +884,7 @@ public final class CacheEngine implements Closeable {
             case COMMIT_SUPER_BLOCK -> commitSuperblock();
             case FLUSH_CURRENT_BUFFER -> flushNow();
             case CLEAR_STAT -> clearStats();
+            case DRAIN -> drain();
             default -> {
                 knobValues.set(k.ordinal(), value);
                 lock.lock();
@@ -885,7 +913,7 @@ public final class CacheEngine implements Closeable {
             return new Status(superblock.cacheId(), nrSegments, open != null ? open.id : nextId, open != null ? open.nrLines : 0,
                     lastFlushedId, lastDurableId, lastMigratedId, perDevice, totalDirty(), index.size(),
                     (long) buffersAllocated * Layout.SEGMENT_SIZE, maxBuffers, flushQueue.size(), stats.snapshot(),
-                    failure == null ? null : failure.toString());
+                    drainRequested > 0, failure == null ? null : failure.toString());
         } finally {
             lock.unlock();
         }

@@ -50,7 +50,7 @@ final class Writeback extends Daemon {
                         return;
                     }
                     boolean pending = e.lastFlushedId > e.lastMigratedId;
-                    boolean wanted = e.writersWaitingForSlot > 0 || e.drainRequested
+                    boolean wanted = e.writersWaitingForSlot > 0 || e.drainRequested > 0
                             || e.knob(Knob.ALLOW_MIGRATE) == 1 || e.knob(Knob.FORCE_MIGRATE) == 1;
                     if (pending && wanted) {
                         break;

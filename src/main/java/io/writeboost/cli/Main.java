@@ -20,8 +20,8 @@ import java.nio.file.Path;
 public final class Main {
     private Main() {}
 
-    static final String USAGE = "fuse-mount --cache CACHE --backing [NAME=]BACKING [--backing ...] "
-            + "[--format [--cache-size SIZE] [--force]] [--cache-id N] [-o KNOB=VALUE ...] "
+    static final String USAGE = "fuse-mount [--config FILE] --cache CACHE --backing [NAME=]BACKING [--backing ...] "
+            + "[--format [--cache-size SIZE] [--force]] [--cache-id N] [-o KNOB=VALUE ...] [--drain-on-stop] "
             + "[--foreground] [--log-file F] [--log-level L] MOUNTPOINT";
 
     static Options options() {
@@ -44,6 +44,11 @@ public final class Main {
         o.addOption(Option.builder().longOpt("foreground")
                 .desc("stay in the foreground (the process is the server; logs go to stderr unless --log-file). "
                         + "Without it the launcher returns once the mount is ready and logs to a file").get());
+        o.addOption(Option.builder().longOpt("config").hasArg().argName("FILE")
+                .desc("read settings from FILE: 'key = value' lines (cache, backing, mountpoint, cache-id, log-file, log-level, "
+                        + "drain-on-stop, or a knob name), '#' comments; the command line overrides it").get());
+        o.addOption(Option.builder().longOpt("drain-on-stop")
+                .desc("at stop, write every dirty line back and sync the backing stores first, leaving the cache clean").get());
         o.addOption(Option.builder().longOpt("log-file").hasArg().argName("F").desc("append the log to F").get());
         o.addOption(Option.builder().longOpt("log-level").hasArg().argName("L")
                 .desc("error, warn, info (default), debug or trace").get());
@@ -66,6 +71,10 @@ public final class Main {
     }
 
     static int run(String[] args) {
+        if (args.length > 0 && OfflineTools.COMMANDS.contains(args[0])) {
+            System.setProperty("writeboost.logLevel", "WARN");
+            return OfflineTools.run(args[0], java.util.Arrays.copyOfRange(args, 1, args.length), System.out, System.err);
+        }
         Options options = options();
         CommandLine cmd;
         try {
@@ -113,46 +122,47 @@ public final class Main {
 
     static MountOptions parseMount(CommandLine cmd) throws UsageException {
         MountOptions o = new MountOptions();
-        if (cmd.getArgList().size() != 1) {
-            throw new UsageException(cmd.getArgList().isEmpty() ? "MOUNTPOINT is required (usage: " + USAGE + ")"
-                    : "one MOUNTPOINT expected, got: " + String.join(" ", cmd.getArgList()));
+        if (cmd.hasOption("config")) {
+            ConfigFile.apply(Path.of(cmd.getOptionValue("config")), o);
         }
-        o.mountPoint = Path.of(cmd.getArgList().get(0));
-        if (cmd.hasOption("cache")) {
-            o.cache = Path.of(cmd.getOptionValue("cache"));
-        }
-        if (cmd.getOptionValues("cache") != null && cmd.getOptionValues("cache").length > 1) {
-            throw new UsageException("--cache given more than once");
+        // The command line overrides the file: single values replace, a --backing list replaces the file's.
+        for (String single : new String[] {"cache", "cache-id", "log-file", "log-level", "config"}) {
+            String[] values = cmd.getOptionValues(single);
+            if (values != null && values.length > 1) {
+                throw new UsageException("--" + single + " given more than once");
+            }
+            if (values != null && !single.equals("config")) {
+                ConfigFile.set(o, single, values[0]);
+            }
         }
         if (cmd.getOptionValues("backing") != null) {
+            o.backings.clear();
             for (String b : cmd.getOptionValues("backing")) {
-                o.backings.add(MountOptions.parseBacking(b));
+                ConfigFile.set(o, "backing", b);
             }
+        }
+        if (cmd.getArgList().size() > 1) {
+            throw new UsageException("one MOUNTPOINT expected, got: " + String.join(" ", cmd.getArgList()));
+        }
+        if (cmd.getArgList().size() == 1) {
+            o.mountPoint = Path.of(cmd.getArgList().get(0));
+        } else if (o.mountPoint == null) {
+            throw new UsageException("MOUNTPOINT is required (usage: " + USAGE + ")");
         }
         o.format = cmd.hasOption("format");
         o.force = cmd.hasOption("force");
         if (cmd.hasOption("cache-size")) {
             o.cacheSize = MountOptions.parseSize(cmd.getOptionValue("cache-size"));
         }
-        if (cmd.hasOption("cache-id")) {
-            try {
-                o.cacheId = Integer.parseInt(cmd.getOptionValue("cache-id"));
-            } catch (NumberFormatException e) {
-                throw new UsageException("--cache-id " + cmd.getOptionValue("cache-id") + ": not a number");
-            }
-        }
         if (cmd.getOptionValues("o") != null) {
             for (String k : cmd.getOptionValues("o")) {
                 o.addKnobs(k);
             }
         }
+        if (cmd.hasOption("drain-on-stop")) {
+            o.drainOnStop = true;
+        }
         o.foreground = cmd.hasOption("foreground");
-        if (cmd.hasOption("log-file")) {
-            o.logFile = Path.of(cmd.getOptionValue("log-file"));
-        }
-        if (cmd.hasOption("log-level")) {
-            o.logLevel = cmd.getOptionValue("log-level");
-        }
         if (cmd.hasOption("ready-file")) {
             o.readyFile = Path.of(cmd.getOptionValue("ready-file"));
         }
@@ -176,6 +186,13 @@ public final class Main {
                         + "with losetup, and control files under caches/ and devices/.\n\nOptions:", options, 2, 4, "");
         w.println();
         w.println("Also: fuse-mount --demo [--demo-dir DIR] | --engine-demo | --knobs-doc | --help | --version");
+        w.println();
+        w.println("Offline tools (the cache not mounted):");
+        w.println("  fuse-mount check --cache CACHE                  verify superblock, records, every segment; exit 1 on problems");
+        w.println("  fuse-mount dump --cache CACHE [--json] [--all]  list segments and their lines (id, device, sector, dirty bits)");
+        w.println("  fuse-mount writeback (--config FILE | --cache CACHE --backing [NAME=]PATH ...)");
+        w.println("                                                  write every dirty line back without mounting; safe to interrupt");
+        w.println("  fuse-mount volumes --config FILE                print the volume files the config's mount holds");
         w.println();
         w.println("Knobs (control files; -o takes the read-write ones):");
         for (Knob k : Knob.values()) {

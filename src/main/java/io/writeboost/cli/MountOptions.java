@@ -39,6 +39,7 @@ public final class MountOptions {
     public Path logFile;
     public String logLevel = "info";
     public Path readyFile;
+    public boolean drainOnStop;
     public Path mountPoint;
 
     private static final Set<String> LEVELS = Set.of("error", "warn", "info", "debug", "trace");
@@ -96,6 +97,14 @@ public final class MountOptions {
             } catch (KnobException e) {
                 throw new UsageException("-o " + one + ": " + e.getMessage());
             }
+        }
+    }
+
+    static int parseCacheId(String s) throws UsageException {
+        try {
+            return Integer.parseInt(s);
+        } catch (NumberFormatException e) {
+            throw new UsageException("--cache-id " + s + ": not a number");
         }
     }
 

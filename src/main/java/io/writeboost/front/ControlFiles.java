@@ -156,7 +156,7 @@ public final class ControlFiles {
         }
         line(b, "read_hit_ratio", ratio(readHits, reads));
         line(b, "write_hit_ratio", ratio(writeHits, writes));
-        line(b, "state", st.failure() == null ? "ok" : "failed: " + st.failure());
+        line(b, "state", st.failure() != null ? "failed: " + st.failure() : st.draining() ? "draining" : "ok");
         return b.toString();
     }
 

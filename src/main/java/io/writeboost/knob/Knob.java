@@ -18,6 +18,9 @@ public enum Knob {
             "seconds between superblock record writes (0 = off)"),
     FLUSH_CURRENT_BUFFER(Scope.CACHE, "flush_current_buffer", Access.ACTION, 1, 1, 0,
             "write 1: seal the open RAM segment, write it and sync the cache device"),
+    DRAIN(Scope.CACHE, "drain", Access.ACTION, 1, 1, 0,
+            "write 1: write back every dirty line, sync the backing stores, mark the cache clean; returns when done "
+                    + "(safe detach: afterwards the backing stores alone hold the volumes)"),
     CLEAR_STAT(Scope.CACHE, "clear_stat", Access.ACTION, 1, 1, 0,
             "write 1: set every counter in stat to 0"),
     FLUSH_CURRENT_BUFFER_INTERVAL(Scope.CACHE, "flush_current_buffer_interval", Access.READ_WRITE, 0, 86_400, 0,

@@ -41,9 +41,11 @@ public final class MountServer {
             "default_permissions", "fsname=writeboost", "subtype=writeboost");
 
     private final MountOptions opts;
+    private final SystemdNotify notify = SystemdNotify.fromEnvironment();
     private final CountDownLatch stopped = new CountDownLatch(1);
     private volatile boolean signalled;
     private volatile boolean cleanStop;
+    private volatile boolean stopping;
 
     public MountServer(MountOptions opts) {
         this.opts = opts;
@@ -85,26 +87,35 @@ public final class MountServer {
             }
             return;
         }
-        try (FileBlockDevice cache = FileBlockDevice.open(opts.cache)) {
+        checkVolumeTable(opts.cache, opts.backings, opts.cacheId);
+    }
+
+    /**
+     * Refuses, before anything is written, a cache whose volume table does not match the
+     * backing stores given: their count, each one's name (in order) and size.
+     */
+    public static void checkVolumeTable(Path cachePath, List<MountOptions.Backing> backings, Integer cacheId)
+            throws UsageException, IOException {
+        try (FileBlockDevice cache = FileBlockDevice.open(cachePath)) {
             Superblock sb;
             try {
                 sb = Recovery.readSuperblock(cache);
             } catch (FormatException e) {
-                throw new UsageException(opts.cache + ": " + e.getMessage() + " (use --format to create a cache)");
+                throw new UsageException(cachePath + ": " + e.getMessage() + " (use --format to create a cache)");
             }
-            if (opts.cacheId != null && opts.cacheId != sb.cacheId()) {
-                throw new UsageException(opts.cache + " is cache " + sb.cacheId() + ", not --cache-id " + opts.cacheId);
+            if (cacheId != null && cacheId != sb.cacheId()) {
+                throw new UsageException(cachePath + " is cache " + sb.cacheId() + ", not --cache-id " + cacheId);
             }
             List<VolumeEntry> table = sb.volumes();
-            if (table.size() != opts.backings.size()) {
-                throw new UsageException(opts.cache + " was formatted for " + table.size() + " backing store(s) ("
-                        + describe(sb) + "), " + opts.backings.size() + " given");
+            if (table.size() != backings.size()) {
+                throw new UsageException(cachePath + " was formatted for " + table.size() + " backing store(s) ("
+                        + describe(sb) + "), " + backings.size() + " given");
             }
             for (int i = 0; i < table.size(); i++) {
                 VolumeEntry e = table.get(i);
-                MountOptions.Backing b = opts.backings.get(i);
+                MountOptions.Backing b = backings.get(i);
                 if (!e.name().equals(b.name())) {
-                    throw new UsageException("backing #" + (i + 1) + " is named '" + b.name() + "' but " + opts.cache
+                    throw new UsageException("backing #" + (i + 1) + " is named '" + b.name() + "' but " + cachePath
                             + " was formatted with '" + e.name() + "' (" + e.path() + ") there; give --backing " + e.name() + "=PATH");
                 }
                 long size;
@@ -113,7 +124,7 @@ public final class MountServer {
                 }
                 if (size != e.sizeBytes()) {
                     throw new UsageException("backing store " + b.path() + " has " + size + " bytes but volume '" + e.name()
-                            + "' of " + opts.cache + " was formatted on " + e.sizeBytes() + " bytes (" + e.path() + "): wrong backing store?");
+                            + "' of " + cachePath + " was formatted on " + e.sizeBytes() + " bytes (" + e.path() + "): wrong backing store?");
                 }
             }
         }
@@ -217,6 +228,10 @@ public final class MountServer {
         }
         log.info("writeboost {} serving {}: cache {} on {} ({} segments); volumes: {}", Version.get(), opts.mountPoint,
                 engine.superblock().cacheId(), opts.cache, engine.superblock().nrSegments(), names);
+        notify.send("READY=1\nSTATUS=" + engine.status().summary());
+        if (notify.enabled()) {
+            startStatusUpdates(engine);
+        }
         if (opts.readyFile != null) {
             try {
                 Path tmp = opts.readyFile.resolveSibling(opts.readyFile.getFileName() + ".tmp");
@@ -228,7 +243,32 @@ public final class MountServer {
         }
     }
 
+    /** Refreshes systemd's STATUS= line every few seconds while serving. */
+    private void startStatusUpdates(CacheEngine engine) {
+        Thread t = new Thread(() -> {
+            try {
+                while (!stopped.await(5, TimeUnit.SECONDS) && !stopping) {
+                    notify.send("STATUS=" + engine.status().summary());
+                }
+            } catch (InterruptedException ignored) {
+                Thread.currentThread().interrupt();
+            }
+        }, "wb-sd-status");
+        t.setDaemon(true);
+        t.start();
+    }
+
     private void closeEngine(CacheEngine engine) {
+        stopping = true;
+        notify.send("STOPPING=1\nSTATUS=stopping: " + engine.status().summary());
+        if (opts.drainOnStop && engine.status().failure() == null) {
+            try {
+                log.info("--drain-on-stop: writing every dirty line back before stopping");
+                engine.drain();
+            } catch (IOException e) {
+                log.error("drain at stop failed; dirty data stays in the cache: {}", e.toString());
+            }
+        }
         try {
             engine.close();
             cleanStop = true;

@@ -1,0 +1,275 @@
+package io.writeboost.cli;
+
+import io.writeboost.cache.CacheEngine;
+import io.writeboost.cache.EngineConfig;
+import io.writeboost.device.BlockDevice;
+import io.writeboost.device.FileBlockDevice;
+import io.writeboost.format.FormatException;
+import io.writeboost.format.LineKey;
+import io.writeboost.format.SegmentHeader;
+import io.writeboost.format.SuperblockRecord;
+import io.writeboost.format.VolumeEntry;
+import io.writeboost.recovery.ReplaySegment;
+import io.writeboost.server.MountServer;
+import io.writeboost.tools.CacheInspection;
+import io.writeboost.tools.Progress;
+import org.apache.commons.cli.CommandLine;
+import org.apache.commons.cli.DefaultParser;
+import org.apache.commons.cli.Option;
+import org.apache.commons.cli.Options;
+import org.apache.commons.cli.ParseException;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Tools for a cache device that is not mounted:
+ * <pre>
+ *   fuse-mount check --cache CACHE                     report; exit 1 when something is wrong
+ *   fuse-mount dump --cache CACHE [--json] [--all]     segments and their lines
+ *   fuse-mount writeback (--config FILE | --cache CACHE --backing [NAME=]PATH ...)
+ *   fuse-mount volumes --config FILE                   the volume files a config's mount will hold
+ * </pre>
+ */
+final class OfflineTools {
+    static final List<String> COMMANDS = List.of("check", "dump", "writeback", "volumes");
+
+    private OfflineTools() {}
+
+    static int run(String command, String[] args, PrintStream out, PrintStream err) {
+        Options o = new Options();
+        o.addOption(Option.builder().longOpt("cache").hasArg().argName("CACHE").desc("the cache device").get());
+        o.addOption(Option.builder().longOpt("backing").hasArg().argName("[NAME=]PATH").desc("backing store (writeback)").get());
+        o.addOption(Option.builder().longOpt("config").hasArg().argName("FILE").desc("take cache and backings from FILE").get());
+        o.addOption(Option.builder().longOpt("json").desc("dump: one JSON object per segment and line").get());
+        o.addOption(Option.builder().longOpt("all").desc("dump: also segments already written back").get());
+        try {
+            CommandLine cmd = new DefaultParser().parse(o, args);
+            if (!cmd.getArgList().isEmpty()) {
+                throw new UsageException(command + ": unexpected argument " + cmd.getArgList().get(0));
+            }
+            MountOptions m = new MountOptions();
+            if (cmd.hasOption("config")) {
+                ConfigFile.apply(Path.of(cmd.getOptionValue("config")), m);
+            }
+            if (cmd.hasOption("cache")) {
+                m.cache = Path.of(cmd.getOptionValue("cache"));
+            }
+            if (cmd.getOptionValues("backing") != null) {
+                m.backings.clear();
+                for (String b : cmd.getOptionValues("backing")) {
+                    m.backings.add(MountOptions.parseBacking(b));
+                }
+            }
+            if (command.equals("volumes")) {
+                return volumes(m, out);
+            }
+            if (m.cache == null) {
+                throw new UsageException(command + ": --cache (or --config) is required");
+            }
+            if (!Files.exists(m.cache)) {
+                throw new UsageException(m.cache + ": no such file or device");
+            }
+            return switch (command) {
+                case "check" -> check(m.cache, out);
+                case "dump" -> dump(m.cache, cmd.hasOption("json"), cmd.hasOption("all"), out);
+                default -> writeback(m, out);
+            };
+        } catch (ParseException e) {
+            err.println("fuse-mount " + command + ": " + e.getMessage());
+            return 2;
+        } catch (UsageException e) {
+            err.println("fuse-mount " + command + ": " + e.getMessage());
+            return 2;
+        } catch (FormatException e) {
+            err.println("fuse-mount " + command + ": " + e.getMessage());
+            return 1;
+        } catch (IOException e) {
+            err.println("fuse-mount " + command + ": " + e.getMessage());
+            return 1;
+        }
+    }
+
+    private static int volumes(MountOptions m, PrintStream out) throws UsageException {
+        if (m.mountPoint == null || m.backings.isEmpty()) {
+            throw new UsageException("volumes: the config needs a mountpoint and at least one backing");
+        }
+        for (MountOptions.Backing b : m.backings) {
+            out.println(m.mountPoint.resolve(b.name()));
+        }
+        return 0;
+    }
+
+    private static CacheInspection inspect(Path cachePath) throws IOException {
+        try (FileBlockDevice cache = FileBlockDevice.open(cachePath)) {
+            long n = io.writeboost.recovery.Recovery.readSuperblock(cache).nrSegments();
+            try (Progress p = new Progress("reading segment headers", n)) {
+                return CacheInspection.of(cache, p);
+            }
+        }
+    }
+
+    static int check(Path cachePath, PrintStream out) throws IOException {
+        CacheInspection c = inspect(cachePath);
+        List<String> problems = new ArrayList<>();
+        out.printf("cache %s: id %d, format version 1, %d segments, formatted %s%n", cachePath, c.superblock.cacheId(),
+                c.superblock.nrSegments(), java.time.Instant.ofEpochMilli(c.superblock.formatTimeMillis()));
+        for (VolumeEntry v : c.superblock.volumes()) {
+            out.printf("  volume %d '%s': %d bytes, formatted on %s%n", v.deviceId(), v.name(), v.sizeBytes(), v.path());
+        }
+        out.printf("record copy A: %s%nrecord copy B: %s%n", describe(c.recordA), describe(c.recordB));
+        if (c.recordA == null || c.recordB == null) {
+            out.println("  (one invalid copy is normal right after format, or after a torn record write)");
+        }
+        long lastMigrated = c.record.lastMigratedId();
+        int empty = 0, valid = 0, stale = 0;
+        for (CacheInspection.Slot s : c.slots) {
+            switch (s.state()) {
+                case EMPTY -> empty++;
+                case VALID -> valid++;
+                case BAD_CHECKSUM -> {
+                    if (s.id() <= lastMigrated) {
+                        stale++;
+                    } else {
+                        problems.add("segment " + s.id() + " in slot " + s.slot() + " fails its checksum (torn or corrupt)");
+                    }
+                }
+                case WRONG_SLOT -> problems.add("slot " + s.slot() + " holds a header for segment " + s.id() + ", which belongs elsewhere");
+            }
+        }
+        out.printf("segments: %d valid, %d empty, %d old ones with a bad checksum (already written back, harmless)%n", valid, empty, stale);
+        out.printf("last migrated segment %d; the next start replays %d segment(s) (%d..%d) and continues at %d%n", lastMigrated,
+                c.replay.replay().size(), lastMigrated + 1, c.replay.nextId() - 1, c.replay.nextId());
+        if (!c.replay.discarded().isEmpty()) {
+            problems.add("segment(s) " + c.replay.discarded() + " lie past a gap in the log and would be erased at the next start");
+        }
+        long[] dirty = c.dirtyLinesByDevice();
+        for (VolumeEntry v : c.superblock.volumes()) {
+            out.printf("dirty lines of volume %d '%s': %d%n", v.deviceId(), v.name(), dirty[v.deviceId()]);
+        }
+        out.println("clean shutdown: " + (c.record.cleanShutdown() ? "yes" : "no (crashed, or still mounted)"));
+        if (problems.isEmpty()) {
+            out.println("OK: no problems found");
+            return 0;
+        }
+        for (String p : problems) {
+            out.println("PROBLEM: " + p);
+        }
+        return 1;
+    }
+
+    private static String describe(SuperblockRecord r) {
+        return r == null ? "invalid" : "sequence " + r.sequence() + ", last_migrated_segment_id " + r.lastMigratedId()
+                + ", last_flushed_segment_id " + r.lastFlushedId() + (r.cleanShutdown() ? ", clean" : "");
+    }
+
+    static int dump(Path cachePath, boolean json, boolean all, PrintStream out) throws IOException {
+        CacheInspection c = inspect(cachePath);
+        long lastMigrated = c.record.lastMigratedId();
+        List<CacheInspection.Slot> slots = new ArrayList<>(c.slots);
+        slots.removeIf(s -> s.header() == null || (!all && s.id() <= lastMigrated));
+        slots.sort(Comparator.comparingLong(CacheInspection.Slot::id));
+        Map<Long, ReplaySegment> replayed = new LinkedHashMap<>();
+        for (ReplaySegment r : c.replay.replay()) {
+            replayed.put(r.id(), r);
+        }
+        if (!json) {
+            out.printf("# cache %s: last_migrated_segment_id %d; segment id slot lines state%n", cachePath, lastMigrated);
+            out.println("#   line device sector dirty-bits (sector 0 first) [tombstone]");
+        }
+        for (CacheInspection.Slot s : slots) {
+            SegmentHeader h = s.header();
+            String state = s.state() == CacheInspection.SlotState.VALID ? (s.id() <= lastMigrated ? "written-back"
+                    : replayed.containsKey(s.id()) ? "dirty" : "unreplayable") : s.state().name().toLowerCase();
+            if (json) {
+                out.printf("{\"segment\":%d,\"slot\":%d,\"lines\":%d,\"state\":\"%s\"}%n", s.id(), s.slot(), h.nrLines, state);
+            } else {
+                out.printf("segment %d slot %d lines %d %s%n", s.id(), s.slot(), h.nrLines, state);
+            }
+            for (int k = 0; k < h.nrLines; k++) {
+                long key = h.keys[k];
+                if (key == 0) {
+                    continue;
+                }
+                boolean tomb = LineKey.isTombstone(key);
+                long sector = LineKey.line(key) * 8;
+                int bits = h.dirty[k] & 0xFF;
+                if (json) {
+                    out.printf("{\"segment\":%d,\"line\":%d,\"device\":%d,\"sector\":%d,\"dirty\":%d,\"tombstone\":%b}%n",
+                            s.id(), k, LineKey.device(key), sector, bits, tomb);
+                } else {
+                    StringBuilder b = new StringBuilder();
+                    for (int i = 0; i < 8; i++) {
+                        b.append((bits >> i & 1) == 1 ? '1' : '0');
+                    }
+                    out.printf("  %3d %3d %12d %s%s%n", k, LineKey.device(key), sector, b, tomb ? " tombstone" : "");
+                }
+            }
+        }
+        return 0;
+    }
+
+    static int writeback(MountOptions m, PrintStream out) throws UsageException, IOException {
+        if (m.backings.isEmpty()) {
+            throw new UsageException("writeback: the backing stores are required (--backing or --config)");
+        }
+        MountServer.checkVolumeTable(m.cache, m.backings, m.cacheId);
+        List<FileBlockDevice> open = new ArrayList<>();
+        try {
+            FileBlockDevice cache = FileBlockDevice.open(m.cache.toAbsolutePath());
+            open.add(cache);
+            Map<Integer, BlockDevice> backings = new LinkedHashMap<>();
+            for (int i = 0; i < m.backings.size(); i++) {
+                FileBlockDevice d = FileBlockDevice.open(m.backings.get(i).path().toAbsolutePath());
+                open.add(d);
+                backings.put(i + 1, d);
+            }
+            CacheEngine engine = CacheEngine.open(cache, backings, new EngineConfig());
+            try {
+                long dirty = engine.status().dirtyLines();
+                out.printf("writing back %d dirty line(s) from %s%n", dirty, m.cache);
+                Thread watcher = progressWatcher(engine, dirty);
+                try {
+                    engine.drain();
+                } finally {
+                    watcher.interrupt();
+                    watcher.join();
+                }
+                out.printf("done: %s holds no dirty data; the backing stores hold the volumes%n", m.cache);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } finally {
+                engine.close();
+            }
+            return 0;
+        } finally {
+            for (FileBlockDevice d : open) {
+                d.close();
+            }
+        }
+    }
+
+    /** Draws the drain's progress while it runs (this thread does no I/O, so interrupting it is safe). */
+    private static Thread progressWatcher(CacheEngine engine, long total) {
+        Thread t = new Thread(() -> {
+            try (Progress p = new Progress("writing back", total)) {
+                while (!Thread.currentThread().isInterrupted()) {
+                    p.update(total - engine.status().dirtyLines());
+                    Thread.sleep(100);
+                }
+            } catch (InterruptedException ignored) {
+                // done
+            }
+        }, "wb-progress");
+        t.setDaemon(true);
+        t.start();
+        return t;
+    }
+}

@@ -1,0 +1,96 @@
+package io.writeboost.tools;
+
+import io.writeboost.device.BlockDevice;
+import io.writeboost.format.Layout;
+import io.writeboost.format.LineKey;
+import io.writeboost.format.SegmentHeader;
+import io.writeboost.format.Superblock;
+import io.writeboost.format.SuperblockRecord;
+import io.writeboost.recovery.Recovery;
+import io.writeboost.recovery.RecoveryResult;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A read-only look at a cache device for the offline tools: the superblock, both record copies,
+ * every slot's header with its checksum, and what the next start would replay. Writes nothing.
+ */
+public final class CacheInspection {
+    public enum SlotState { EMPTY, VALID, BAD_CHECKSUM, WRONG_SLOT }
+
+    /** One ring slot as found. {@code header} is null for an empty slot. */
+    public record Slot(int slot, SlotState state, SegmentHeader header) {
+        public long id() {
+            return header == null ? 0 : header.id;
+        }
+    }
+
+    public final Superblock superblock;
+    public final SuperblockRecord recordA, recordB, record;
+    public final List<Slot> slots;
+    public final RecoveryResult replay;
+
+    private CacheInspection(Superblock sb, SuperblockRecord a, SuperblockRecord b, SuperblockRecord record, List<Slot> slots,
+                            RecoveryResult replay) {
+        this.superblock = sb;
+        this.recordA = a;
+        this.recordB = b;
+        this.record = record;
+        this.slots = slots;
+        this.replay = replay;
+    }
+
+    public static CacheInspection of(BlockDevice cache, Progress progress) throws IOException {
+        Superblock sb = Recovery.readSuperblock(cache);
+        SuperblockRecord a = readRecord(cache, SuperblockRecord.OFFSET_A, sb);
+        SuperblockRecord b = readRecord(cache, SuperblockRecord.OFFSET_B, sb);
+        SuperblockRecord record = Recovery.readRecord(cache, sb);
+        List<Slot> slots = new ArrayList<>();
+        ByteBuffer seg = ByteBuffer.allocateDirect(Layout.SEGMENT_SIZE);
+        for (int s = 0; s < sb.nrSegments(); s++) {
+            seg.clear().limit(Layout.SEGMENT_HEADER_SIZE);
+            cache.read(seg, Layout.slotOffset(s));
+            SegmentHeader h = SegmentHeader.decode(seg);
+            if (h == null || h.nonce != sb.nonce()) {
+                slots.add(new Slot(s, SlotState.EMPTY, null));
+            } else if (Layout.slotOf(h.id, sb.nrSegments()) != s) {
+                slots.add(new Slot(s, SlotState.WRONG_SLOT, h));
+            } else {
+                seg.clear().limit(SegmentHeader.usedBytes(h.nrLines));
+                cache.read(seg, Layout.slotOffset(s));
+                slots.add(new Slot(s, SegmentHeader.crcValid(seg) ? SlotState.VALID : SlotState.BAD_CHECKSUM, h));
+            }
+            progress.update(s + 1);
+        }
+        return new CacheInspection(sb, a, b, record, slots, Recovery.inspect(cache, sb));
+    }
+
+    private static SuperblockRecord readRecord(BlockDevice cache, long offset, Superblock sb) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(SuperblockRecord.SIZE);
+        cache.read(b, offset);
+        return SuperblockRecord.decode(b, sb.nonce());
+    }
+
+    /** Dirty lines per device id after applying the replay set in order (index 0 unused). */
+    public long[] dirtyLinesByDevice() {
+        java.util.Map<Long, Boolean> live = new java.util.HashMap<>();
+        for (var s : replay.replay()) {
+            for (int k = 0; k < s.nrLines(); k++) {
+                long key = s.keys()[k];
+                if (key < 0) {
+                    live.remove(key & Long.MAX_VALUE);
+                } else if (key != 0 && s.dirty()[k] != 0) {
+                    live.put(key, true);
+                }
+            }
+        }
+        long[] byDevice = new long[Layout.MAX_DEVICE_ID + 1];
+        for (long key : live.keySet()) {
+            byDevice[LineKey.device(key)]++;
+        }
+        return byDevice;
+    }
+}
