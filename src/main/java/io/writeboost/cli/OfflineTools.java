@@ -220,6 +220,11 @@ final class OfflineTools {
         if (m.backings.isEmpty()) {
             throw new UsageException("writeback: the backing stores are required (--backing or --config)");
         }
+        for (MountOptions.Backing b : m.backings) {
+            if (!Files.exists(b.path())) {
+                throw new UsageException(b.path() + ": no such file or device (backing store)");
+            }
+        }
         MountServer.checkVolumeTable(m.cache, m.backings, m.cacheId);
         List<FileBlockDevice> open = new ArrayList<>();
         try {
