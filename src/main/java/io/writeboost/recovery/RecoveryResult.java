@@ -1,5 +1,8 @@
 package io.writeboost.recovery;
 
+import io.writeboost.format.Layout;
+import io.writeboost.format.LineKey;
+
 import java.util.List;
 
 /**
@@ -16,21 +19,31 @@ public record RecoveryResult(long recordSequence, long lastMigratedId, long next
                              boolean cleanShutdown, boolean torn, List<Long> discarded, long millis) {
     /** Lines holding data not yet written back, after applying the replay set in order. */
     public long dirtyLines() {
-        java.util.Map<Long, Boolean> dirtyByKey = new java.util.HashMap<>();
+        long n = 0;
+        for (long d : dirtyLinesByDevice()) {
+            n += d;
+        }
+        return n;
+    }
+
+    /** {@link #dirtyLines()} by device id (index 0 unused). */
+    public long[] dirtyLinesByDevice() {
+        java.util.Set<Long> dirtyKeys = new java.util.HashSet<>();
         for (ReplaySegment s : replay) {
             for (int k = 0; k < s.nrLines(); k++) {
                 long key = s.keys()[k];
-                if (key == 0) {
-                    continue;
-                }
-                if (key < 0) {
-                    dirtyByKey.remove(key & Long.MAX_VALUE);
-                } else if (s.dirty()[k] != 0) {
-                    dirtyByKey.put(key, true);
+                if (LineKey.isTombstone(key)) {
+                    dirtyKeys.remove(key & ~LineKey.TOMBSTONE);
+                } else if (key != 0 && s.dirty()[k] != 0) {
+                    dirtyKeys.add(key);
                 }
             }
         }
-        return dirtyByKey.size();
+        long[] byDevice = new long[Layout.MAX_DEVICE_ID + 1];
+        for (long key : dirtyKeys) {
+            byDevice[LineKey.device(key)]++;
+        }
+        return byDevice;
     }
 
     public int replayedLines() {

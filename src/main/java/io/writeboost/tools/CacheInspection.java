@@ -2,7 +2,6 @@ package io.writeboost.tools;
 
 import io.writeboost.device.BlockDevice;
 import io.writeboost.format.Layout;
-import io.writeboost.format.LineKey;
 import io.writeboost.format.SegmentHeader;
 import io.writeboost.format.Superblock;
 import io.writeboost.format.SuperblockRecord;
@@ -76,21 +75,6 @@ public final class CacheInspection {
 
     /** Dirty lines per device id after applying the replay set in order (index 0 unused). */
     public long[] dirtyLinesByDevice() {
-        java.util.Map<Long, Boolean> live = new java.util.HashMap<>();
-        for (var s : replay.replay()) {
-            for (int k = 0; k < s.nrLines(); k++) {
-                long key = s.keys()[k];
-                if (key < 0) {
-                    live.remove(key & Long.MAX_VALUE);
-                } else if (key != 0 && s.dirty()[k] != 0) {
-                    live.put(key, true);
-                }
-            }
-        }
-        long[] byDevice = new long[Layout.MAX_DEVICE_ID + 1];
-        for (long key : live.keySet()) {
-            byDevice[LineKey.device(key)]++;
-        }
-        return byDevice;
+        return replay.dirtyLinesByDevice();
     }
 }
