@@ -92,6 +92,9 @@ public final class CacheEngine implements Closeable {
     Throwable failure;
 
     final long[] dirtyLines = new long[Layout.MAX_DEVICE_ID + 1];
+    /** Writeback failures since start, and the last one's message while writeback keeps failing (null once it succeeds). */
+    volatile long writebackErrors;
+    volatile String writebackFailing;
     private final Stats stats = new Stats();
     private final ArrayDeque<ReadPlan> readPlans = new ArrayDeque<>();
     private final ArrayDeque<ByteBuffer> lineScratch = new ArrayDeque<>();
@@ -913,7 +916,7 @@ public final class CacheEngine implements Closeable {
             return new Status(superblock.cacheId(), nrSegments, open != null ? open.id : nextId, open != null ? open.nrLines : 0,
                     lastFlushedId, lastDurableId, lastMigratedId, perDevice, totalDirty(), index.size(),
                     (long) buffersAllocated * Layout.SEGMENT_SIZE, maxBuffers, flushQueue.size(), stats.snapshot(),
-                    drainRequested > 0, failure == null ? null : failure.toString());
+                    drainRequested > 0, writebackErrors, writebackFailing, failure == null ? null : failure.toString());
         } finally {
             lock.unlock();
         }
@@ -1031,6 +1034,9 @@ public final class CacheEngine implements Closeable {
                 st.lastMigratedId(), st.dirtyLines());
         if (error != null) {
             throw error;
+        }
+        if (failure != null) {
+            throw new IOException("cache " + superblock.cacheId() + " stopped after a failure: " + failure, failure);
         }
     }
 

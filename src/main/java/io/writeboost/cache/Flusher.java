@@ -13,6 +13,9 @@ import java.nio.ByteBuffer;
  * when a flush's barrier deadline passes.
  */
 final class Flusher extends Daemon {
+    private static final org.apache.logging.log4j.Logger log = org.apache.logging.log4j.LogManager.getLogger(Flusher.class);
+    static final int WRITE_ATTEMPTS = 3;
+
     Flusher(CacheEngine engine) {
         super(engine, "flusher");
     }
@@ -61,7 +64,11 @@ final class Flusher extends Daemon {
                 if (next != null) {
                     write(next);
                 } else {
-                    e.cacheDevice.sync();
+                    try {
+                        e.cacheDevice.sync();
+                    } catch (IOException ex) {
+                        throw new IOException("syncing " + e.cacheDevice.name() + " failed: " + ex.getMessage(), ex);
+                    }
                     e.lock.lock();
                     try {
                         e.lastDurableId = Math.max(e.lastDurableId, syncTarget);
@@ -79,16 +86,42 @@ final class Flusher extends Daemon {
         }
     }
 
+    /**
+     * Writes a sealed segment, retrying a failed write twice (rewriting the same bytes at the
+     * same place is harmless). A failed sync is never retried: after one, the kernel may have
+     * dropped the pages it could not write, and a second sync could succeed without them.
+     */
     private void write(SegmentBuffer s) throws IOException {
         SegmentHeader.seal(s.data);
-        ByteBuffer out = s.data.duplicate();
-        out.position(0).limit(SegmentHeader.usedBytes(s.nrLines));
-        engine.cacheDevice.write(out, Layout.slotOffset(s.slot));
+        for (int attempt = 1; ; attempt++) {
+            ByteBuffer out = s.data.duplicate();
+            out.position(0).limit(SegmentHeader.usedBytes(s.nrLines));
+            try {
+                engine.cacheDevice.write(out, Layout.slotOffset(s.slot));
+                break;
+            } catch (IOException e) {
+                if (attempt == WRITE_ATTEMPTS) {
+                    throw new IOException("writing segment " + s.id + " to " + engine.cacheDevice.name() + " failed "
+                            + attempt + " times: " + e.getMessage(), e);
+                }
+                log.warn("writing segment {} to {} failed (attempt {} of {}), retrying: {}", s.id, engine.cacheDevice.name(),
+                        attempt, WRITE_ATTEMPTS, e.toString());
+                sleepQuietly(attempt * 200L);
+            }
+        }
         engine.lock.lock();
         try {
             engine.flushed(s);
         } finally {
             engine.lock.unlock();
+        }
+    }
+
+    private static void sleepQuietly(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 }

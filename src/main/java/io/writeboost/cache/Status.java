@@ -8,7 +8,7 @@ package io.writeboost.cache;
 public record Status(int cacheId, int nrSegments, long currentSegmentId, int currentSegmentLines, long lastFlushedId,
                      long lastDurableId, long lastMigratedId, long[] dirtyLinesByDevice, long dirtyLines, long indexedLines,
                      long ramBytesInUse, int maxRamBuffers, int segmentsQueuedForFlush, long[] stats, boolean draining,
-                     String failure) {
+                     long writebackErrors, String writebackFailing, String failure) {
 
     public long stat(boolean write, boolean hit, boolean onBuffer, boolean fullsize) {
         return stats[(write ? Stats.WRITE : 0) | (hit ? Stats.HIT : 0) | (onBuffer ? Stats.ON_BUFFER : 0) | (fullsize ? Stats.FULLSIZE : 0)];
@@ -17,7 +17,8 @@ public record Status(int cacheId, int nrSegments, long currentSegmentId, int cur
     /** One line for logs and systemd's STATUS=. */
     public String summary() {
         return dirtyLines + " dirty line(s), last flushed segment " + lastFlushedId + ", last written back " + lastMigratedId
-                + (draining ? ", draining" : "") + (failure != null ? ", FAILED: " + failure : "");
+                + (draining ? ", draining" : "") + (writebackFailing != null ? ", writeback failing: " + writebackFailing : "")
+                + (failure != null ? ", FAILED: " + failure : "");
     }
 
     /** Segments flushed to the cache device whose dirty data is not yet on the backing store. */

@@ -63,8 +63,11 @@ final class Writeback extends Daemon {
             try {
                 runBatch();
                 consecutiveFailures = 0;
+                e.writebackFailing = null;
             } catch (IOException ex) {
                 consecutiveFailures++;
+                e.writebackErrors++;
+                e.writebackFailing = ex.getMessage();
                 long backoffMs = Math.min(30_000, 100L << Math.min(8, consecutiveFailures));
                 log.error("writeback failed ({} in a row), retrying in {} ms: {}", consecutiveFailures, backoffMs, ex.toString());
                 e.lock.lock();

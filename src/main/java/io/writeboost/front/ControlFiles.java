@@ -156,7 +156,10 @@ public final class ControlFiles {
         }
         line(b, "read_hit_ratio", ratio(readHits, reads));
         line(b, "write_hit_ratio", ratio(writeHits, writes));
-        line(b, "state", st.failure() != null ? "failed: " + st.failure() : st.draining() ? "draining" : "ok");
+        line(b, "writeback_errors", st.writebackErrors() + (st.writebackFailing() != null ? " (failing now: "
+                + st.writebackFailing() + ")" : ""));
+        line(b, "state", st.failure() != null ? "failed: " + st.failure() : st.draining() ? "draining"
+                : st.writebackFailing() != null ? "degraded: writeback failing, retrying" : "ok");
         return b.toString();
     }
 

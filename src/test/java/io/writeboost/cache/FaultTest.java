@@ -1,0 +1,143 @@
+package io.writeboost.cache;
+
+import io.writeboost.device.BlockDevice;
+import io.writeboost.format.Layout;
+import io.writeboost.format.VolumeEntry;
+import io.writeboost.knob.Knob;
+import io.writeboost.testutil.FaultyDevice;
+import io.writeboost.testutil.PowerLossDevice;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** EIO from the cache device and the backing store: retried, reported, refused; never silently dropped. */
+class FaultTest {
+    static final int VOLUME = 4 << 20;
+    final Object power = new Object();
+    final PowerLossDevice cacheMedium = new PowerLossDevice("cache", (int) Layout.slotOffset(8), power);
+    final PowerLossDevice backingMedium = new PowerLossDevice("backing", VOLUME, power);
+    final FaultyDevice cache = new FaultyDevice(cacheMedium);
+    final FaultyDevice backing = new FaultyDevice(backingMedium);
+
+    CacheEngine open() throws IOException {
+        return CacheEngine.open(cache, Map.<Integer, BlockDevice>of(1, backing), new EngineConfig());
+    }
+
+    FaultTest() throws IOException {
+        CacheEngine.format(cache, 1, List.of(new VolumeEntry(1, VOLUME, "v", "backing")));
+    }
+
+    static byte[] random(Random rnd, int n) {
+        byte[] b = new byte[n];
+        rnd.nextBytes(b);
+        return b;
+    }
+
+    @Test
+    void writebackRetriesWithBackoffAndReportsTheFault() throws Exception {
+        CacheEngine e = open();
+        try {
+            byte[] data = random(new Random(1), 256 << 10);
+            e.write(1, 0, data.length / 512, ByteBuffer.wrap(data));
+            e.flushNow();
+            backing.failWrites.set(3);
+            e.setKnob(Knob.ALLOW_MIGRATE, 1);
+            long deadline = System.nanoTime() + 20_000_000_000L;
+            boolean sawFailing = false;
+            while (e.status().dirtyLines() > 0 && System.nanoTime() < deadline) {
+                sawFailing |= e.status().writebackFailing() != null;
+                Thread.sleep(5);
+            }
+            assertEquals(0, e.status().dirtyLines(), "written back once the faults stopped");
+            assertTrue(sawFailing, "status showed writeback failing while it did");
+            assertEquals(3, e.status().writebackErrors(), "each injected fault counted once");
+            assertNull(e.status().writebackFailing(), "cleared after a success");
+            ByteBuffer back = ByteBuffer.allocate(data.length);
+            backingMedium.read(back, 0);
+            assertArrayEquals(data, back.array());
+        } finally {
+            e.close();
+        }
+    }
+
+    @Test
+    void aFailedBackingReadIsAnErrorToTheCallerAndNothingElse() throws Exception {
+        CacheEngine e = open();
+        try {
+            byte[] data = random(new Random(2), 4096);
+            e.write(1, 0, 8, ByteBuffer.wrap(data));
+            backing.failReads.set(1);
+            assertThrows(IOException.class, () -> e.read(1, 64, 8, ByteBuffer.allocate(4096)), "a miss needs the backing store");
+            ByteBuffer got = ByteBuffer.allocate(4096);
+            e.read(1, 0, 8, got);
+            assertArrayEquals(data, got.array(), "cached data still served");
+            e.read(1, 64, 8, ByteBuffer.allocate(4096));
+            assertNull(e.status().failure());
+        } finally {
+            e.close();
+        }
+    }
+
+    @Test
+    void aTransientCacheWriteFaultIsRetried() throws Exception {
+        CacheEngine e = open();
+        try {
+            cache.failWrites.set(2);
+            e.write(1, 0, 8, ByteBuffer.wrap(new byte[4096]));
+            e.flushNow();
+            assertNull(e.status().failure());
+            assertEquals(2, cache.injected.get());
+        } finally {
+            e.close();
+        }
+    }
+
+    @Test
+    void aBrokenCacheDeviceFailsFlushesAndRefusesWritesButKeepsWhatWasAcknowledged() throws Exception {
+        Random rnd = new Random(3);
+        byte[] acked = random(rnd, 64 << 10), later = random(rnd, 64 << 10);
+        CacheEngine e = open();
+        e.write(1, 0, acked.length / 512, ByteBuffer.wrap(acked));
+        e.flush();
+        cache.broken = true;
+        e.write(1, 1024, later.length / 512, ByteBuffer.wrap(later));
+        assertThrows(IOException.class, e::flushNow, "the flush cannot be acknowledged");
+        assertNotNull(e.status().failure());
+        assertThrows(IOException.class, () -> e.write(1, 0, 8, ByteBuffer.allocate(4096)), "further writes refused");
+        assertThrows(IOException.class, e::close);
+        // The device comes back (replaced or repaired): what the flush acknowledged is there.
+        cache.broken = false;
+        CacheEngine again = open();
+        try {
+            ByteBuffer got = ByteBuffer.allocate(acked.length);
+            again.read(1, 0, acked.length / 512, got);
+            assertArrayEquals(acked, got.array());
+        } finally {
+            again.close();
+        }
+    }
+
+    @Test
+    void aFailedCacheSyncIsNeverRetriedIntoASuccess() throws Exception {
+        CacheEngine e = open();
+        try {
+            e.write(1, 0, 8, ByteBuffer.wrap(new byte[4096]));
+            cache.failSyncs.set(1);
+            assertThrows(IOException.class, e::flushNow);
+            assertNotNull(e.status().failure(), "after a failed sync nothing more is acknowledged");
+        } finally {
+            assertThrows(IOException.class, e::close);
+        }
+    }
+}

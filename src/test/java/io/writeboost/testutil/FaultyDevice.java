@@ -1,0 +1,71 @@
+package io.writeboost.testutil;
+
+import io.writeboost.device.BlockDevice;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * A device that fails on command: the next N writes, reads or syncs throw EIO, or all of them
+ * do until told otherwise. Counts what it injected.
+ */
+public final class FaultyDevice implements BlockDevice {
+    private final BlockDevice inner;
+    public final AtomicInteger failWrites = new AtomicInteger();
+    public final AtomicInteger failReads = new AtomicInteger();
+    public final AtomicInteger failSyncs = new AtomicInteger();
+    public volatile boolean broken;
+    public final AtomicLong injected = new AtomicLong();
+
+    public FaultyDevice(BlockDevice inner) {
+        this.inner = inner;
+    }
+
+    private void maybeFail(AtomicInteger counter, String what) throws IOException {
+        if (broken || counter.getAndUpdate(n -> n > 0 ? n - 1 : 0) > 0) {
+            injected.incrementAndGet();
+            throw new IOException(inner.name() + ": Input/output error (injected " + what + " fault)");
+        }
+    }
+
+    @Override
+    public long size() {
+        return inner.size();
+    }
+
+    @Override
+    public void read(ByteBuffer dst, long offset) throws IOException {
+        maybeFail(failReads, "read");
+        inner.read(dst, offset);
+    }
+
+    @Override
+    public void write(ByteBuffer src, long offset) throws IOException {
+        maybeFail(failWrites, "write");
+        inner.write(src, offset);
+    }
+
+    @Override
+    public void sync() throws IOException {
+        maybeFail(failSyncs, "sync");
+        inner.sync();
+    }
+
+    @Override
+    public void discard(long offset, long length) throws IOException {
+        maybeFail(failWrites, "discard");
+        inner.discard(offset, length);
+    }
+
+    @Override
+    public String name() {
+        return inner.name();
+    }
+
+    @Override
+    public void close() throws IOException {
+        inner.close();
+    }
+}
