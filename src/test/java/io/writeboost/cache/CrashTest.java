@@ -2,6 +2,7 @@ package io.writeboost.cache;
 
 import io.writeboost.knob.Knob;
 import io.writeboost.testutil.Rig;
+import io.writeboost.testutil.SectorModel;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -43,86 +44,12 @@ class CrashTest {
                 crashPoints.get(), sectorsChecked.get(), sectorsBad.get());
     }
 
-    /** Per-sector model: the value the last completed flush covers, and everything written since. */
-    static final class Model {
-        final long[][] acked = new long[3][SECTORS];
-        final long[][] current = new long[3][SECTORS];
-        final long[][][] since = new long[3][SECTORS][];
-        final int[][] sinceCount = new int[3][SECTORS];
-
-        void written(int dev, int sector, long id) {
-            current[dev][sector] = id;
-            long[] list = since[dev][sector];
-            if (list == null) {
-                list = since[dev][sector] = new long[4];
-            } else if (sinceCount[dev][sector] == list.length) {
-                list = since[dev][sector] = java.util.Arrays.copyOf(list, list.length * 2);
-            }
-            list[sinceCount[dev][sector]++] = id;
-        }
-
-        void flushed() {
-            for (int dev = 1; dev <= 2; dev++) {
-                System.arraycopy(current[dev], 0, acked[dev], 0, SECTORS);
-                java.util.Arrays.fill(sinceCount[dev], 0);
-            }
-        }
-
-        boolean allowed(int dev, int sector, long id) {
-            if (acked[dev][sector] == id) {
-                return true;
-            }
-            for (int i = 0; i < sinceCount[dev][sector]; i++) {
-                if (since[dev][sector][i] == id) {
-                    return true;
-                }
-            }
-            return false;
-        }
-
-        void settle(int dev, int sector, long id) {
-            current[dev][sector] = id;
-            acked[dev][sector] = id;
-            sinceCount[dev][sector] = 0;
-        }
-    }
-
-    static void stamp(ByteBuffer buf, int index, long id, int dev, long sector) {
-        for (int i = 0; i < 512; i += 16) {
-            buf.putLong(index + i, id);
-            buf.putLong(index + i + 8, ((long) dev << 48) | sector);
-        }
-    }
-
-    /** The write id a sector's bytes came from (0 for zeros), or -1 for garbage. */
-    static long decode(ByteBuffer buf, int index, int dev, long sector) {
-        long id = buf.getLong(index);
-        long tag = buf.getLong(index + 8);
-        if (id == 0 && tag == 0) {
-            for (int i = 0; i < 512; i += 8) {
-                if (buf.getLong(index + i) != 0) {
-                    return -1;
-                }
-            }
-            return 0;
-        }
-        if (tag != (((long) dev << 48) | sector)) {
-            return -1;
-        }
-        for (int i = 0; i < 512; i += 16) {
-            if (buf.getLong(index + i) != id || buf.getLong(index + i + 8) != tag) {
-                return -1;
-            }
-        }
-        return id;
-    }
-
     @ParameterizedTest
     @MethodSource("seeds")
     void acknowledgedWritesSurvivePowerLoss(long seed) throws Exception {
         Random rnd = new Random(seed * 7919);
         Rig rig = new Rig(5, 2, VOLUME_BYTES, new EngineConfig().ramBuffers(3).knob(Knob.BARRIER_DEADLINE_MS, 1));
-        Model model = new Model();
+        SectorModel model = new SectorModel(2, SECTORS);
         long nextId = 1;
         try {
             for (int crash = 0; crash < CRASHES_PER_SEED; crash++) {
@@ -136,7 +63,7 @@ class CrashTest {
                         ByteBuffer data = ByteBuffer.allocate(n * 512);
                         long id = nextId++;
                         for (int i = 0; i < n; i++) {
-                            stamp(data, i * 512, id, dev, sector + i);
+                            SectorModel.stamp(data, i * 512, id, dev, sector + i);
                         }
                         rig.engine.write(dev, sector, n, data);
                         for (int i = 0; i < n; i++) {
@@ -167,12 +94,12 @@ class CrashTest {
         }
     }
 
-    private static void verifyAndSettle(Rig rig, Model model, long seed, int crash) throws Exception {
+    private static void verifyAndSettle(Rig rig, SectorModel model, long seed, int crash) throws Exception {
         for (int dev = 1; dev <= 2; dev++) {
             ByteBuffer all = ByteBuffer.allocate(VOLUME_BYTES);
             rig.engine.read(dev, 0, SECTORS, all);
             for (int s = 0; s < SECTORS; s++) {
-                long id = decode(all, s * 512, dev, s);
+                long id = SectorModel.decode(all, s * 512, dev, s);
                 if (id < 0 || !model.allowed(dev, s, id)) {
                     sectorsBad.incrementAndGet();
                 }
@@ -195,7 +122,7 @@ class CrashTest {
             ByteBuffer all = ByteBuffer.allocate(VOLUME_BYTES);
             rig.engine.read(dev, 0, SECTORS, all);
             for (int s = 0; s < SECTORS; s++) {
-                assertEquals(model.current[dev][s], decode(all, s * 512, dev, s),
+                assertEquals(model.current[dev][s], SectorModel.decode(all, s * 512, dev, s),
                         "seed " + seed + " crash " + crash + ": dev " + dev + " sector " + s + " changed across an idle power cut");
             }
         }
