@@ -106,7 +106,9 @@ final class Flusher extends Daemon {
                 }
                 log.warn("writing segment {} to {} failed (attempt {} of {}), retrying: {}", s.id, engine.cacheDevice.name(),
                         attempt, WRITE_ATTEMPTS, e.toString());
-                sleepQuietly(attempt * 200L);
+                if (!pause(attempt * 200L)) {
+                    throw new IOException("writing segment " + s.id + " abandoned: the cache is stopping", e);
+                }
             }
         }
         engine.lock.lock();
@@ -117,11 +119,25 @@ final class Flusher extends Daemon {
         }
     }
 
-    private static void sleepQuietly(long ms) {
+    /** Waits before a retry; false when the engine stops or fails meanwhile (then there is no point). */
+    private boolean pause(long ms) {
+        CacheEngine e = engine;
+        long deadline = System.nanoTime() + ms * 1_000_000L;
+        e.lock.lock();
         try {
-            Thread.sleep(ms);
-        } catch (InterruptedException e) {
+            while (!e.closing && e.failure == null) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    return true;
+                }
+                e.changed.awaitNanos(left);
+            }
+            return false;
+        } catch (InterruptedException ex) {
             Thread.currentThread().interrupt();
+            return false;
+        } finally {
+            e.lock.unlock();
         }
     }
 }

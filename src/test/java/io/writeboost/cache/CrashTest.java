@@ -85,8 +85,13 @@ class CrashTest {
                         Thread.sleep(rnd.nextInt(3));
                     }
                 }
-                rig.crashAndRecover(rnd);
-                crashPoints.incrementAndGet();
+                if (rnd.nextInt(4) == 0) {
+                    rig.crashDuringRecovery(rnd);
+                    crashPoints.addAndGet(2);
+                } else {
+                    rig.crashAndRecover(rnd);
+                    crashPoints.incrementAndGet();
+                }
                 verifyAndSettle(rig, model, seed, crash);
             }
         } finally {

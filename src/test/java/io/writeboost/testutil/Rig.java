@@ -55,10 +55,45 @@ public final class Rig {
             cache = cache.crash(rnd, power);
             backings.replaceAll((k, v) -> v.crash(rnd, power));
         }
-        try {
-            engine.close();
-        } catch (IOException expected) {
-            // the old devices are dead; close only stops the daemons
+        engine.abort();
+        open();
+    }
+
+    /**
+     * Power cut now, then another one at a random instant of the recovery that follows, then a
+     * recovery that completes: recovery must survive losing power itself.
+     */
+    public void crashDuringRecovery(java.util.Random rnd) throws Exception {
+        crashAndRecover(rnd);
+        engine.abort();
+        engine = null;
+        power = new Object();
+        cache = cache.reopen(power);
+        backings.replaceAll((k, v) -> v.reopen(power));
+        Object recovering = power;
+        Throwable[] failed = new Throwable[1];
+        Thread t = new Thread(() -> {
+            try {
+                open();
+            } catch (IOException expected) {
+                // power lost mid-recovery
+            } catch (Throwable other) {
+                failed[0] = other;
+            }
+        });
+        t.start();
+        Thread.sleep(rnd.nextInt(4));
+        power = new Object();
+        synchronized (recovering) {
+            cache = cache.crash(rnd, power);
+            backings.replaceAll((k, v) -> v.crash(rnd, power));
+        }
+        t.join();
+        if (failed[0] != null) {
+            throw new AssertionError("recovery failed other than by losing power", failed[0]);
+        }
+        if (engine != null) {
+            engine.abort();
         }
         open();
     }
