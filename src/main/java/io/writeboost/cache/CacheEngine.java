@@ -110,6 +110,8 @@ public final class CacheEngine implements Closeable {
 
     /** Held by writeback across a batch and by discard across its backing punch. */
     final ReentrantLock writebackLock = new ReentrantLock();
+    /** Writeback batches that wrote something, counted under writebackLock. */
+    volatile long writebackBatches;
     /** Backing stores punched by a discard since their last sync; the next flush syncs them. */
     private final java.util.concurrent.atomic.AtomicIntegerArray punchedSinceSync =
             new java.util.concurrent.atomic.AtomicIntegerArray(Layout.MAX_DEVICE_ID + 1);
@@ -641,17 +643,23 @@ public final class CacheEngine implements Closeable {
     // ---------------------------------------------------------------- discard
 
     /**
-     * Drops {@code nSectors} sectors at {@code sector}: later reads return zeros. Cached lines
-     * wholly inside the range leave the index and a tombstone is logged so replay cannot bring
-     * them back; cached lines partly inside get zeros written over the range; then the backing
-     * range is punched.
+     * Drops {@code nSectors} sectors at {@code sector}: later reads return zeros. The backing
+     * range is punched first, then cached lines wholly inside the range leave the index with a
+     * tombstone logged so replay cannot bring them back, and cached lines partly inside get
+     * zeros written over the range; if any cached line was dropped, or a writeback batch ran in
+     * between (it may have copied a line of the range to the backing store and let it go), the
+     * range is punched again.
+     * Punching first means a concurrent reader sees the data as it was or zeros, never the
+     * older backing copy of a line that is still cached.
      */
     public void discard(int deviceId, long sector, long nSectors) throws IOException {
         if (nSectors == 0) {
             return;
         }
         checkRange(deviceId, sector, nSectors);
+        long batchesBefore = punch(deviceId, sector, nSectors);
         long end = sector + nSectors;
+        boolean dropped = false;
         lock.lock();
         try {
             checkUsable();
@@ -661,6 +669,7 @@ public final class CacheEngine implements Closeable {
                 long lineNo = s >>> 3;
                 long key = LineKey.of(deviceId, lineNo);
                 if (index.get(key) >= 0) {
+                    dropped = true;
                     if (n == Layout.SECTORS_PER_LINE) {
                         dropLine(key);
                     } else {
@@ -674,12 +683,21 @@ public final class CacheEngine implements Closeable {
         } finally {
             lock.unlock();
         }
-        // A writeback batch that copied one of these lines before it was dropped must land
-        // before the punch, not after it.
+        if (dropped || writebackBatches != batchesBefore) {
+            punch(deviceId, sector, nSectors);
+        }
+    }
+
+    /**
+     * Punches the backing range once no writeback batch is in flight (one that copied older
+     * data must land first); returns the number of batches completed so far.
+     */
+    private long punch(int deviceId, long sector, long nSectors) throws IOException {
         writebackLock.lock();
         try {
             backing[deviceId].discard(sector << Layout.SECTOR_SHIFT, nSectors << Layout.SECTOR_SHIFT);
             punchedSinceSync.set(deviceId, 1);
+            return writebackBatches;
         } finally {
             writebackLock.unlock();
         }

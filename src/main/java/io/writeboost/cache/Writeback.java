@@ -140,6 +140,7 @@ final class Writeback extends Daemon {
             }
 
             long sectorsWritten = writeSorted(entries);
+            e.writebackBatches++;
 
             e.lock.lock();
             long invalidators = 0;

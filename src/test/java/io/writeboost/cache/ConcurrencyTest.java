@@ -158,6 +158,13 @@ class ConcurrencyTest {
                 return;
             }
         }
-        fail("sector " + sector + " returned write " + id + ", which was not visible to a read in [" + readStart + ", " + readEnd + "]");
+        StringBuilder h = new StringBuilder();
+        for (Event w : copy) {
+            if (w.start != Long.MIN_VALUE && w.end > readStart - 50_000_000L) {
+                h.append(String.format("%n  write %d: [%+d, %+d]", w.id, w.start - readStart, w.end == Long.MAX_VALUE ? 999999999 : w.end - readStart));
+            }
+        }
+        fail("sector " + sector + " returned write " + id + ", which was not visible to a read in [0, +" + (readEnd - readStart)
+                + "] (ns, relative to the read's start); recent history:" + h);
     }
 }
