@@ -1,0 +1,139 @@
+package io.writeboost.bench;
+
+import io.writeboost.cache.CacheEngine;
+import io.writeboost.cache.EngineConfig;
+import io.writeboost.device.BlockDevice;
+import io.writeboost.device.FileBlockDevice;
+import io.writeboost.format.Layout;
+import io.writeboost.format.VolumeEntry;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * The engine without FUSE, each figure next to its yardstick measured in the same run on the
+ * same disk:
+ * <ol>
+ *   <li>random 4 KiB writes into the cache (flushed at the end) vs. sequential 1 MiB writes
+ *       of the same volume of data to a plain file (synced at the end): the seed's "97 %";</li>
+ *   <li>writeback of those lines to the backing store vs. the backing store's own random 4 KiB
+ *       writes of the same count (synced);</li>
+ *   <li>start-up of the full cache after a clean stop, with the page cache dropped when root.</li>
+ * </ol>
+ * Prints figures; asserts nothing. Usage: bench/engine [CACHE_GIB, default 2] [DIR, default /tmp/wb-engine-bench]
+ */
+public final class EngineBench {
+    public static void main(String[] args) throws Exception {
+        long gib = args.length > 0 ? Long.parseLong(args[0]) : 2;
+        Path dir = Path.of(args.length > 1 ? args[1] : "/tmp/wb-engine-bench");
+        Files.createDirectories(dir);
+        long cacheBytes = Layout.SUPERBLOCK_REGION_SIZE + (gib << 30);
+        long backingBytes = 4 * (gib << 30);
+        Path cachePath = dir.resolve("cache.img"), backingPath = dir.resolve("backing.img"), plain = dir.resolve("plain.img");
+        for (Path p : List.of(cachePath, backingPath, plain)) {
+            Files.deleteIfExists(p);
+        }
+        long lines = Layout.segmentsFor(cacheBytes) * Layout.LINES_PER_SEGMENT * 9 / 10;
+        long bytes = lines * Layout.LINE_SIZE;
+        System.out.printf("engine bench in %s: cache %d GiB, %d random 4 KiB writes (%.0f MiB)%n", dir, gib, lines, bytes / 1048576.0);
+
+        double seqMBps = sequentialWrite(plain, bytes);
+        System.out.printf("sequential 1 MiB writes to a plain file, synced:  %8.1f MB/s%n", seqMBps);
+        Files.delete(plain);
+
+        try (FileBlockDevice cache = FileBlockDevice.createSparse(cachePath, cacheBytes);
+             FileBlockDevice backing = FileBlockDevice.createSparse(backingPath, backingBytes)) {
+            CacheEngine.format(cache, 1, List.of(new VolumeEntry(1, backingBytes, "v", backing.name())));
+            Map<Integer, BlockDevice> vols = Map.of(1, backing);
+            CacheEngine e = CacheEngine.open(cache, vols, new EngineConfig());
+            ByteBuffer line = ByteBuffer.allocateDirect(Layout.LINE_SIZE);
+            SplittableRandom rnd = new SplittableRandom(1);
+            long backingLines = backingBytes / Layout.LINE_SIZE;
+            long t0 = System.nanoTime();
+            for (long i = 0; i < lines; i++) {
+                line.putLong(0, i);
+                e.write(1, rnd.nextLong(backingLines) * 8, 8, line);
+            }
+            e.flush();
+            double ingest = bytes / ((System.nanoTime() - t0) / 1e9) / 1e6;
+            System.out.printf("engine random 4 KiB writes into the cache, flushed: %8.1f MB/s = %.2f x sequential%n", ingest, ingest / seqMBps);
+
+            long dirty = e.status().dirtyLines();
+            long t1 = System.nanoTime();
+            e.drain();
+            double wbSecs = (System.nanoTime() - t1) / 1e9;
+            double wbMBps = dirty * 4096.0 / wbSecs / 1e6;
+            System.out.printf("writeback of %d dirty lines to the backing store:  %8.1f MB/s (%.1f s)%n", dirty, wbMBps, wbSecs);
+            e.close();
+
+            long n = Math.min(dirty, 200_000);
+            double randMBps = randomWrites(backing, n);
+            System.out.printf("the backing store's own random 4 KiB writes (%d):  %8.1f MB/s -> writeback is %.2f x that%n", n,
+                    randMBps, wbMBps / randMBps);
+
+            // Fill the cache again and time a start after a clean stop.
+            e = CacheEngine.open(cache, vols, new EngineConfig());
+            for (long i = 0; i < lines; i++) {
+                line.putLong(0, i);
+                e.write(1, rnd.nextLong(backingLines) * 8, 8, line);
+            }
+            e.close();
+            boolean dropped = dropPageCache();
+            long t2 = System.nanoTime();
+            e = CacheEngine.open(cache, vols, new EngineConfig());
+            double startSecs = (System.nanoTime() - t2) / 1e9;
+            System.out.printf("start of a %d GiB cache holding %d dirty lines: %.2f s (page cache %s)%n", gib,
+                    e.status().dirtyLines(), startSecs, dropped ? "dropped first" : "warm: not root");
+            System.out.printf("heap for line metadata and index: %.2f bytes per 4 KiB line%n", e.heapBytesPerLine());
+            e.close();
+        } finally {
+            Files.deleteIfExists(cachePath);
+            Files.deleteIfExists(backingPath);
+        }
+    }
+
+    static double sequentialWrite(Path file, long bytes) throws IOException {
+        ByteBuffer buf = ByteBuffer.allocateDirect(1 << 20);
+        long t0 = System.nanoTime();
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
+            for (long off = 0; off < bytes; off += buf.capacity()) {
+                buf.clear();
+                while (buf.hasRemaining()) {
+                    ch.write(buf, off + buf.position());
+                }
+            }
+            ch.force(false);
+        }
+        return bytes / ((System.nanoTime() - t0) / 1e9) / 1e6;
+    }
+
+    static double randomWrites(FileBlockDevice dev, long count) throws IOException {
+        ByteBuffer buf = ByteBuffer.allocateDirect(Layout.LINE_SIZE);
+        SplittableRandom rnd = new SplittableRandom(2);
+        long lines = dev.size() / Layout.LINE_SIZE;
+        long t0 = System.nanoTime();
+        for (long i = 0; i < count; i++) {
+            buf.clear();
+            dev.write(buf, rnd.nextLong(lines) * Layout.LINE_SIZE);
+        }
+        dev.sync();
+        return count * 4096.0 / ((System.nanoTime() - t0) / 1e9) / 1e6;
+    }
+
+    static boolean dropPageCache() {
+        try {
+            new ProcessBuilder("sync").start().waitFor();
+            Files.writeString(Path.of("/proc/sys/vm/drop_caches"), "3");
+            return true;
+        } catch (Exception e) {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,82 @@
+package io.writeboost.bench;
+
+import jnr.constants.platform.Errno;
+import jnr.ffi.Pointer;
+import jnr.ffi.types.off_t;
+import jnr.ffi.types.size_t;
+import ru.serce.jnrfuse.FuseFillDir;
+import ru.serce.jnrfuse.FuseStubFS;
+import ru.serce.jnrfuse.struct.FileStat;
+import ru.serce.jnrfuse.struct.FuseFileInfo;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+
+/**
+ * Benchmark peer: a jnr-fuse filesystem that does nothing, one file "null" whose reads and
+ * writes return at once, mounted with writeboost's FUSE options. What it reaches is the
+ * ceiling of the Java FUSE transport. Usage: NullFuse MOUNTPOINT SIZE_BYTES (blocks until unmounted).
+ */
+public final class NullFuse extends FuseStubFS {
+    private final long size;
+
+    NullFuse(long size) {
+        this.size = size;
+    }
+
+    public static void main(String[] args) {
+        NullFuse fs = new NullFuse(Long.parseLong(args[1]));
+        fs.mount(Path.of(args[0]), true, false, new String[] {"-o",
+                String.join(",", Arrays.asList("direct_io", "big_writes", "max_write=131072", "max_read=131072",
+                        "default_permissions", "fsname=nullfuse", "subtype=nullfuse"))});
+    }
+
+    @Override
+    public int getattr(String path, FileStat stat) {
+        if (path.equals("/")) {
+            stat.st_mode.set(FileStat.S_IFDIR | 0755);
+            stat.st_nlink.set(2);
+            return 0;
+        }
+        if (path.equals("/null")) {
+            stat.st_mode.set(FileStat.S_IFREG | 0600);
+            stat.st_nlink.set(1);
+            stat.st_size.set(size);
+            return 0;
+        }
+        return -Errno.ENOENT.intValue();
+    }
+
+    @Override
+    public int readdir(String path, Pointer buf, FuseFillDir filler, @off_t long offset, FuseFileInfo fi) {
+        filler.apply(buf, ".", null, 0);
+        filler.apply(buf, "..", null, 0);
+        filler.apply(buf, "null", null, 0);
+        return 0;
+    }
+
+    @Override
+    public int open(String path, FuseFileInfo fi) {
+        return path.equals("/null") ? 0 : -Errno.ENOENT.intValue();
+    }
+
+    @Override
+    public int read(String path, Pointer buf, @size_t long n, @off_t long offset, FuseFileInfo fi) {
+        return (int) Math.max(0, Math.min(n, size - offset));
+    }
+
+    @Override
+    public int write(String path, Pointer buf, @size_t long n, @off_t long offset, FuseFileInfo fi) {
+        return (int) n;
+    }
+
+    @Override
+    public int fsync(String path, int datasync, FuseFileInfo fi) {
+        return 0;
+    }
+
+    @Override
+    public int truncate(String path, @off_t long n) {
+        return 0;
+    }
+}
