@@ -94,6 +94,9 @@ public final class CacheEngine implements Closeable {
     final long[] dirtyLines = new long[Layout.MAX_DEVICE_ID + 1];
     /** Writeback failures since start, and the last one's message while writeback keeps failing (null once it succeeds). */
     volatile long writebackErrors;
+    /** Last measured busy percent of each backing store (written by writeback), and whether that load holds writeback back. */
+    final int[] backingLoad = new int[Layout.MAX_DEVICE_ID + 1];
+    volatile boolean writebackPausedByLoad;
     volatile String writebackFailing;
     private final Stats stats = new Stats();
     private final ArrayDeque<ReadPlan> readPlans = new ArrayDeque<>();
@@ -934,7 +937,8 @@ public final class CacheEngine implements Closeable {
             return new Status(superblock.cacheId(), nrSegments, open != null ? open.id : nextId, open != null ? open.nrLines : 0,
                     lastFlushedId, lastDurableId, lastMigratedId, perDevice, totalDirty(), index.size(),
                     (long) buffersAllocated * Layout.SEGMENT_SIZE, maxBuffers, flushQueue.size(), stats.snapshot(),
-                    drainRequested > 0, writebackErrors, writebackFailing, failure == null ? null : failure.toString());
+                    drainRequested > 0, writebackErrors, writebackFailing, backingLoad.clone(), writebackPausedByLoad,
+                    failure == null ? null : failure.toString());
         } finally {
             lock.unlock();
         }

@@ -1,6 +1,7 @@
 package io.writeboost.cache;
 
 import io.writeboost.device.BlockDevice;
+import io.writeboost.device.DeviceLoad;
 import io.writeboost.format.Layout;
 import io.writeboost.format.LineKey;
 import io.writeboost.knob.Knob;
@@ -35,27 +36,64 @@ final class Writeback extends Daemon {
     private final boolean[] touched = new boolean[Layout.MAX_DEVICE_ID + 1];
     private int consecutiveFailures;
 
+    /** Load probes of the backing stores by device id (null: unknown, counts as idle), sampled every update_interval. */
+    private final DeviceLoad[] probes = new DeviceLoad[Layout.MAX_DEVICE_ID + 1];
+    private long lastSampleNanos;
+
     Writeback(CacheEngine engine) {
         super(engine, "writeback");
+        for (int dev = 1; dev <= Layout.MAX_DEVICE_ID; dev++) {
+            if (engine.backing[dev] != null) {
+                probes[dev] = engine.backing[dev].load();
+            }
+        }
+    }
+
+    /** Reads the backing stores' busy time, outside the engine lock, at most once per update_interval. */
+    private void sampleLoadIfDue() {
+        long now = System.nanoTime();
+        if (now - lastSampleNanos < TimeUnit.SECONDS.toNanos(engine.knob(Knob.UPDATE_INTERVAL)) && lastSampleNanos != 0) {
+            return;
+        }
+        lastSampleNanos = now;
+        for (int dev = 1; dev <= Layout.MAX_DEVICE_ID; dev++) {
+            if (probes[dev] != null) {
+                engine.backingLoad[dev] = probes[dev].sample();
+            }
+        }
+    }
+
+    /**
+     * Writeback by load, as the seed's user-space daemon did and upstream later did in the
+     * kernel: allowed while every backing store is busy less than its migrate_threshold percent.
+     */
+    private boolean loadAllows() {
+        for (int dev = 1; dev <= Layout.MAX_DEVICE_ID; dev++) {
+            if (engine.backing[dev] != null && engine.backingLoad[dev] >= engine.migrateThreshold(dev)
+                    && engine.migrateThreshold(dev) < 100) {
+                return false;
+            }
+        }
+        return true;
     }
 
     @Override
     protected void work() throws Exception {
         CacheEngine e = engine;
         while (true) {
+            sampleLoadIfDue();
             e.lock.lock();
             try {
-                while (true) {
-                    if (e.closing || e.failure != null) {
-                        return;
-                    }
-                    boolean pending = e.lastFlushedId > e.lastMigratedId;
-                    boolean wanted = e.writersWaitingForSlot > 0 || e.drainRequested > 0
-                            || e.knob(Knob.ALLOW_MIGRATE) == 1 || e.knob(Knob.FORCE_MIGRATE) == 1;
-                    if (pending && wanted) {
-                        break;
-                    }
+                if (e.closing || e.failure != null) {
+                    return;
+                }
+                boolean pending = e.lastFlushedId > e.lastMigratedId;
+                boolean wanted = e.writersWaitingForSlot > 0 || e.drainRequested > 0 || e.knob(Knob.FORCE_MIGRATE) == 1
+                        || (e.knob(Knob.ALLOW_MIGRATE) == 1 && loadAllows());
+                e.writebackPausedByLoad = pending && e.knob(Knob.ALLOW_MIGRATE) == 1 && !wanted;
+                if (!(pending && wanted)) {
                     e.changed.await(e.knob(Knob.UPDATE_INTERVAL), TimeUnit.SECONDS);
+                    continue;
                 }
             } finally {
                 e.lock.unlock();

@@ -27,4 +27,9 @@ public interface BlockDevice extends Closeable {
 
     /** A name for logs and errors, usually the path. */
     String name();
+
+    /** How busy the device underneath is, for load-based writeback; null when unknown. */
+    default DeviceLoad load() {
+        return null;
+    }
 }

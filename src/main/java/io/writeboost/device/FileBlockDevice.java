@@ -136,6 +136,11 @@ public final class FileBlockDevice implements BlockDevice {
         return path.toString();
     }
 
+    @Override
+    public DeviceLoad load() {
+        return DeviceLoad.of(path, blockDevice);
+    }
+
     public Path path() {
         return path;
     }

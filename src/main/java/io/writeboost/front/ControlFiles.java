@@ -139,6 +139,12 @@ public final class ControlFiles {
         for (Volume v : volumes) {
             line(b, "dirty_lines." + v.name(), st.dirtyLinesByDevice()[v.deviceId()]);
         }
+        for (Volume v : volumes) {
+            line(b, "backing_load." + v.name(), st.backingLoadPercent()[v.deviceId()] + "% (migrate_threshold "
+                    + engine.migrateThreshold(v.deviceId()) + "%)");
+        }
+        line(b, "writeback", st.writebackPausedByLoad() ? "paused: a backing store is busier than its migrate_threshold"
+                : st.segmentsAwaitingWriteback() > 0 ? "pending" : "idle");
         line(b, "indexed_lines", st.indexedLines());
         line(b, "ram_buffers_in_use_bytes", st.ramBytesInUse());
         line(b, "ram_buffers_max", st.maxRamBuffers());

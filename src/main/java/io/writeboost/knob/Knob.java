@@ -7,7 +7,8 @@ package io.writeboost.knob;
 public enum Knob {
     // Cache knobs: caches/<cache_id>/NAME
     ALLOW_MIGRATE(Scope.CACHE, "allow_migrate", Access.READ_WRITE, 0, 1, 0,
-            "1: write dirty data back to the backing store in the background; 0: only when the ring is full"),
+            "1: write dirty data back in the background while the backing stores are below migrate_threshold; "
+                    + "0: only when the ring is full"),
     FORCE_MIGRATE(Scope.CACHE, "force_migrate", Access.READ_WRITE, 0, 1, 0,
             "1: write back continuously whatever the backing store's load"),
     BARRIER_DEADLINE_MS(Scope.CACHE, "barrier_deadline_ms", Access.READ_WRITE, 1, 60_000, 3,
@@ -28,7 +29,7 @@ public enum Knob {
     NR_MAX_BATCHED_MIGRATION(Scope.CACHE, "nr_max_batched_migration", Access.READ_WRITE, 1, 256, 16,
             "segments written back in one batch (sorted and coalesced together; 1 MiB of RAM each)"),
     UPDATE_INTERVAL(Scope.CACHE, "update_interval", Access.READ_WRITE, 1, 3_600, 1,
-            "seconds between the writeback daemon's looks at whether it may run"),
+            "seconds between the writeback daemon's samples of backing load and looks at whether it may run"),
     LAST_FLUSHED_SEGMENT_ID(Scope.CACHE, "last_flushed_segment_id", Access.READ_ONLY, 0, Long.MAX_VALUE, 0,
             "id of the newest segment written to the cache device"),
     LAST_MIGRATED_SEGMENT_ID(Scope.CACHE, "last_migrated_segment_id", Access.READ_ONLY, 0, Long.MAX_VALUE, 0,
@@ -39,7 +40,8 @@ public enum Knob {
     DEV(Scope.DEVICE, "dev", Access.READ_ONLY, 0, Long.MAX_VALUE, 0, "the backing store's path"),
     DEVICE_NO(Scope.DEVICE, "device_no", Access.READ_ONLY, 0, Long.MAX_VALUE, 0, "this volume's device id (1..127)"),
     MIGRATE_THRESHOLD(Scope.DEVICE, "migrate_threshold", Access.READ_WRITE, 0, 100, 70,
-            "backing store load (%) under which writeback runs by itself"),
+            "with allow_migrate 1, writeback runs while this backing store is busy less than this percent of the "
+                    + "time (iostat's %util, sampled every update_interval); 100: whatever the load"),
     NR_DIRTY_CACHES(Scope.DEVICE, "nr_dirty_caches", Access.READ_ONLY, 0, Long.MAX_VALUE, 0,
             "cache lines holding data not yet on the backing store");
 

@@ -20,7 +20,9 @@ class TwoVolumesTest {
     void volumesDoNotSeeEachOthersData(@TempDir Path dir) throws Exception {
         Path mnt = Files.createDirectories(dir.resolve("mnt"));
         Path a = Fixture.sparse(dir.resolve("a.img"), 8 << 20), b = Fixture.sparse(dir.resolve("b.img"), 4 << 20);
-        String[] args = {"--cache", dir.resolve("cache.img").toString(), "--backing", a.toString(), "--backing", "second=" + b};
+        // migrate_threshold 100: write back whatever the disk's load (load-based writeback is LoadTest's).
+        String[] args = {"--cache", dir.resolve("cache.img").toString(), "--backing", a.toString(), "--backing", "second=" + b,
+                "-o", "migrate_threshold=100"};
         byte[] imageA = new byte[8 << 20], imageB = new byte[4 << 20];
         Arrays.fill(imageA, 0, 1 << 20, (byte) 'A');
         Arrays.fill(imageB, 0, 1 << 20, (byte) 'B');

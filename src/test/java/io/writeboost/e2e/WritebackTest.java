@@ -22,7 +22,7 @@ class WritebackTest {
         Path mnt = Files.createDirectories(dir.resolve("mnt"));
         Path disk = Fixture.sparse(dir.resolve("disk.img"), 32 << 20);
         try (FuseServer server = FuseServer.start(mnt, dir.resolve("log"), "--cache", dir.resolve("cache.img").toString(),
-                "--format", "--cache-size", "24M", "--backing", "disk=" + disk)) {
+                "--format", "--cache-size", "24M", "--backing", "disk=" + disk, "-o", "migrate_threshold=100")) {
             Random rnd = new Random(3);
             try (FileChannel f = FileChannel.open(server.file("disk"), StandardOpenOption.WRITE)) {
                 for (int i = 0; i < 2000; i++) {

@@ -18,6 +18,13 @@ public final class FaultyDevice implements BlockDevice {
     public final AtomicInteger failSyncs = new AtomicInteger();
     public volatile boolean broken;
     public final AtomicLong injected = new AtomicLong();
+    /** What load() reports; null: unknown. */
+    public volatile io.writeboost.device.DeviceLoad load;
+
+    @Override
+    public io.writeboost.device.DeviceLoad load() {
+        return load;
+    }
 
     public FaultyDevice(BlockDevice inner) {
         this.inner = inner;

@@ -1,0 +1,67 @@
+package io.writeboost.cache;
+
+import io.writeboost.device.BlockDevice;
+import io.writeboost.device.DeviceLoad;
+import io.writeboost.device.FileBlockDevice;
+import io.writeboost.format.Layout;
+import io.writeboost.format.VolumeEntry;
+import io.writeboost.knob.Knob;
+import io.writeboost.testutil.FaultyDevice;
+import io.writeboost.testutil.PowerLossDevice;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Writeback by load: with allow_migrate 1 it runs only while the backing store is below migrate_threshold. */
+class LoadTest {
+    @Test
+    void aBusyBackingStoreHoldsWritebackBackUntilTheThresholdAllowsIt() throws Exception {
+        Object power = new Object();
+        PowerLossDevice cache = new PowerLossDevice("cache", (int) Layout.slotOffset(8), power);
+        FaultyDevice backing = new FaultyDevice(new PowerLossDevice("backing", 4 << 20, power));
+        long start = System.nanoTime();
+        // Busy all the time: busy milliseconds grow as fast as the clock.
+        backing.load = DeviceLoad.ofTicks(() -> (System.nanoTime() - start) / 1_000_000);
+        CacheEngine.format(cache, 1, List.of(new VolumeEntry(1, 4 << 20, "v", "b")));
+        CacheEngine e = CacheEngine.open(cache, Map.<Integer, BlockDevice>of(1, backing), new EngineConfig());
+        try {
+            e.write(1, 0, 64, ByteBuffer.allocate(64 * 512));
+            e.flushNow();
+            Thread.sleep(1300); // one update_interval: the first sample has nothing to compare with, the second measures
+            e.setKnob(Knob.ALLOW_MIGRATE, 1);
+            Thread.sleep(2500);
+            Status st = e.status();
+            assertTrue(st.dirtyLines() > 0, "nothing written back while the backing store is 100% busy");
+            assertTrue(st.writebackPausedByLoad(), "status says why");
+            assertEquals(100, st.backingLoadPercent()[1]);
+            e.setMigrateThreshold(1, 100);
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (e.status().dirtyLines() > 0 && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            assertEquals(0, e.status().dirtyLines(), "migrate_threshold 100 runs whatever the load");
+        } finally {
+            e.close();
+        }
+    }
+
+    @Test
+    void aFileOnARealDiskHasALoadProbe(@TempDir Path dir) throws Exception {
+        try (FileBlockDevice f = FileBlockDevice.createSparse(dir.resolve("f.img"), 1 << 20)) {
+            DeviceLoad load = f.load();
+            assertNotNull(load, "/sys/dev/block has the disk under " + dir);
+            assertEquals(0, load.sample(), "the first sample has nothing to compare with");
+            Thread.sleep(100);
+            int pct = load.sample();
+            assertTrue(pct >= 0 && pct <= 100, "a percentage: " + pct);
+        }
+    }
+}
