@@ -498,7 +498,6 @@ public final class CacheEngine implements Closeable {
             sealDeadlineNanos = 0;
         }
         SegmentHeader.encode(s.data, s.id, nonce, s.nrLines, keys, dirty, s.slot * LPS);
-        s.sealed = true;
         flushQueue.add(s);
         changed.signalAll();
     }
@@ -1025,6 +1024,11 @@ public final class CacheEngine implements Closeable {
      */
     public void abort() {
         fail(new IOException("aborted"));
+        stopDaemons();
+    }
+
+    /** Sets the closing flag the daemons watch for, wakes them, and waits until they have ended. */
+    private void stopDaemons() {
         lock.lock();
         try {
             closing = true;
@@ -1051,16 +1055,7 @@ public final class CacheEngine implements Closeable {
         } catch (IOException e) {
             error = e;
         }
-        lock.lock();
-        try {
-            closing = true;
-            changed.signalAll();
-        } finally {
-            lock.unlock();
-        }
-        periodic.join();
-        writeback.join();
-        flusher.join();
+        stopDaemons();
         try {
             if (failure == null) {
                 writeRecord(lastMigratedId, error == null);
@@ -1112,7 +1107,4 @@ public final class CacheEngine implements Closeable {
         dst.put(dstPos, src, srcPos, length);
     }
 
-    long volumeSectors(int dev) {
-        return volumeSectors[dev];
-    }
 }

@@ -118,9 +118,4 @@ final class LineIndex {
         size--;
         return true;
     }
-
-    void clear() {
-        java.util.Arrays.fill(table, 0);
-        size = 0;
-    }
 }

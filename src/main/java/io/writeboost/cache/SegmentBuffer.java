@@ -13,8 +13,6 @@ final class SegmentBuffer {
     long id;
     int slot;
     int nrLines;
-    /** Set when the header has been encoded; writes may no longer touch the buffer. */
-    boolean sealed;
 
     SegmentBuffer() {
         data = ByteBuffer.allocateDirect(Layout.SEGMENT_SIZE + Layout.LINE_SIZE).alignedSlice(Layout.LINE_SIZE);
@@ -24,7 +22,6 @@ final class SegmentBuffer {
         this.id = id;
         this.slot = slot;
         this.nrLines = 0;
-        this.sealed = false;
     }
 
     boolean full() {

@@ -61,8 +61,4 @@ public final class DeviceLoad {
         lastNanos = now;
         return pct;
     }
-
-    public Path statFile() {
-        return statFile;
-    }
 }

@@ -127,9 +127,4 @@ public final class SegmentHeader {
         }
         return b.getInt(OFF_CRC) == checksum(b, nrLines);
     }
-
-    /** Number of used lines as stored, without decoding the entries. */
-    public static int nrLines(ByteBuffer segment) {
-        return Short.toUnsignedInt(segment.duplicate().order(ByteOrder.LITTLE_ENDIAN).getShort(OFF_NR_LINES));
-    }
 }

@@ -39,15 +39,6 @@ public record Superblock(int nrSegments, int cacheId, long nonce, long formatTim
         }
     }
 
-    public VolumeEntry volume(int deviceId) {
-        for (VolumeEntry v : volumes) {
-            if (v.deviceId() == deviceId) {
-                return v;
-            }
-        }
-        return null;
-    }
-
     public ByteBuffer encode() {
         ByteBuffer b = ByteBuffer.allocate(REGION).order(ByteOrder.LITTLE_ENDIAN);
         b.putLong(0, MAGIC);

@@ -37,14 +37,12 @@ public final class WriteboostFs {
     public record FsStats(long blockSize, long blocks, long files) {
     }
 
-    private final CacheEngine engine;
     private final Map<String, Volume> images = new LinkedHashMap<>();
     private final Map<String, ControlFile> controls = new LinkedHashMap<>();
     private final Map<String, List<String>> dirs = new LinkedHashMap<>();
     private final long totalBytes;
 
     public WriteboostFs(CacheEngine engine, List<Volume> volumes) {
-        this.engine = engine;
         List<String> root = new ArrayList<>();
         long total = 0;
         for (Volume v : volumes) {
@@ -67,10 +65,6 @@ public final class WriteboostFs {
                 controls.put(dir + "/" + f.getKey(), f.getValue());
             }
         }
-    }
-
-    public CacheEngine engine() {
-        return engine;
     }
 
     /** The attributes of {@code path}, or null when it does not exist. */

@@ -48,10 +48,6 @@ public final class Volume {
         return size;
     }
 
-    public CacheEngine engine() {
-        return engine;
-    }
-
     /** Reads into {@code dst} (position to limit) from {@code offset}; returns bytes read, short at the end. */
     public int read(long offset, ByteBuffer dst) throws IOException {
         if (offset >= size || !dst.hasRemaining()) {
