@@ -140,4 +140,31 @@ class FaultTest {
             assertThrows(IOException.class, e::close);
         }
     }
+
+    @Test
+    void shortWritesOnEitherDeviceAreRewrittenWhole() throws Exception {
+        CacheEngine e = open();
+        try {
+            byte[] data = random(new Random(5), 512 << 10);
+            cache.shortWrites.set(2);
+            e.write(1, 0, data.length / 512, ByteBuffer.wrap(data));
+            e.flushNow();
+            assertNull(e.status().failure(), "the flusher rewrote the segments the device cut short");
+            backing.shortWrites.set(2);
+            e.drain();
+            assertTrue(e.status().writebackErrors() >= 1, "writeback saw the short write");
+            ByteBuffer back = ByteBuffer.allocate(data.length);
+            backingMedium.read(back, 0);
+            assertArrayEquals(data, back.array(), "the backing store holds everything after the retries");
+            assertEquals(4, cache.injected.get() + backing.injected.get());
+        } finally {
+            e.close();
+        }
+        CacheEngine again = open();
+        try {
+            assertEquals(0, again.status().dirtyLines());
+        } finally {
+            again.close();
+        }
+    }
 }

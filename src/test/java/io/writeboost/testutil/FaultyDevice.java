@@ -16,6 +16,8 @@ public final class FaultyDevice implements BlockDevice {
     public final AtomicInteger failWrites = new AtomicInteger();
     public final AtomicInteger failReads = new AtomicInteger();
     public final AtomicInteger failSyncs = new AtomicInteger();
+    /** The next N writes put only the first half of their data on the device, then fail (a short write, then EIO). */
+    public final AtomicInteger shortWrites = new AtomicInteger();
     public volatile boolean broken;
     public final AtomicLong injected = new AtomicLong();
     /** What load() reports; null: unknown. */
@@ -51,6 +53,13 @@ public final class FaultyDevice implements BlockDevice {
     @Override
     public void write(ByteBuffer src, long offset) throws IOException {
         maybeFail(failWrites, "write");
+        if (src.remaining() >= 1024 && shortWrites.getAndUpdate(n -> n > 0 ? n - 1 : 0) > 0) {
+            ByteBuffer half = src.duplicate();
+            half.limit(half.position() + (half.remaining() / 2 & ~511));
+            inner.write(half, offset);
+            injected.incrementAndGet();
+            throw new IOException(inner.name() + ": short write, then Input/output error (injected)");
+        }
         inner.write(src, offset);
     }
 
