@@ -79,6 +79,10 @@ public final class CacheEngine implements Closeable {
     long syncRequestedId;
     /** When nonzero, the open segment with id {@link #sealDeadlineFor} is sealed at this System.nanoTime(). */
     long sealDeadlineNanos;
+    /** When the last write arrived; a flush stops waiting for company once writes pause for {@link #IDLE_SEAL_NANOS}. */
+    long lastWriteNanos;
+    /** A pause in writes after which a waiting flush seals the open segment before its deadline: nobody else is coming. */
+    static final long IDLE_SEAL_NANOS = 200_000;
     long sealDeadlineFor;
     final ArrayDeque<SegmentBuffer> flushQueue = new ArrayDeque<>();
     private final ArrayDeque<SegmentBuffer> freeBuffers = new ArrayDeque<>();
@@ -315,6 +319,7 @@ public final class CacheEngine implements Closeable {
         lock.lock();
         try {
             checkUsable();
+            lastWriteNanos = System.nanoTime();
             long end = sector + nSectors;
             int srcPos = src.position();
             for (long s = sector; s < end; ) {
@@ -733,8 +738,9 @@ public final class CacheEngine implements Closeable {
 
     /**
      * Returns once every write acknowledged before the call is on the cache device and the
-     * device is synced. The open segment is sealed when it fills or barrier_deadline_ms after
-     * the first flush waiting for it, whichever is first; flushes arriving meanwhile share it.
+     * device is synced. The open segment is sealed when it fills, or barrier_deadline_ms after
+     * the first flush waiting for it, or once no write has arrived for 0.2 ms (nobody else is
+     * coming to share it), whichever is first; flushes arriving meanwhile share it.
      */
     public void flush() throws IOException {
         sealAndAwait(false);

@@ -10,7 +10,7 @@ import java.nio.ByteBuffer;
  * Writes sealed RAM segments to their ring slots, one sequential write each, in id order,
  * and syncs the cache device when a flush waits for durability. Flushes that arrive while a
  * sync runs are served together by the next one (group commit). Also seals the open segment
- * when a flush's barrier deadline passes.
+ * for a waiting flush when its barrier deadline passes or writes pause.
  */
 final class Flusher extends Daemon {
     private static final org.apache.logging.log4j.Logger log = org.apache.logging.log4j.LogManager.getLogger(Flusher.class);
@@ -41,7 +41,14 @@ final class Flusher extends Daemon {
                         break;
                     }
                     long now = System.nanoTime();
-                    if (e.sealDeadlineNanos != 0 && now - e.sealDeadlineNanos >= 0) {
+                    long sealAt = e.sealDeadlineNanos;
+                    if (sealAt != 0) {
+                        long idleAt = e.lastWriteNanos + CacheEngine.IDLE_SEAL_NANOS;
+                        if (idleAt - sealAt < 0) {
+                            sealAt = idleAt;
+                        }
+                    }
+                    if (e.sealDeadlineNanos != 0 && now - sealAt >= 0) {
                         if (e.open != null && e.open.id == e.sealDeadlineFor && e.open.nrLines > 0) {
                             e.seal();
                         }
@@ -52,7 +59,7 @@ final class Flusher extends Daemon {
                         return;
                     }
                     if (e.sealDeadlineNanos != 0) {
-                        e.changed.awaitNanos(e.sealDeadlineNanos - now);
+                        e.changed.awaitNanos(sealAt - now);
                     } else {
                         e.changed.await();
                     }

@@ -12,7 +12,8 @@ public enum Knob {
     FORCE_MIGRATE(Scope.CACHE, "force_migrate", Access.READ_WRITE, 0, 1, 0,
             "1: write back continuously whatever the backing store's load"),
     BARRIER_DEADLINE_MS(Scope.CACHE, "barrier_deadline_ms", Access.READ_WRITE, 1, 60_000, 3,
-            "longest time (ms) a flush waits for the open RAM segment to fill before sealing it"),
+            "longest time (ms) a flush waits for the open RAM segment to fill before sealing it (it stops waiting "
+                    + "earlier once writes pause for 0.2 ms)"),
     COMMIT_SUPER_BLOCK(Scope.CACHE, "commit_super_block", Access.ACTION, 1, 1, 0,
             "write 1: write the superblock record now"),
     COMMIT_SUPER_BLOCK_INTERVAL(Scope.CACHE, "commit_super_block_interval", Access.READ_WRITE, 0, 86_400, 0,

@@ -29,13 +29,13 @@ class EngineBehaviourTest {
         ExecutorService pool = Executors.newFixedThreadPool(threads);
         try {
             long syncsBefore = rig.cache.syncs();
-            CyclicBarrier start = new CyclicBarrier(threads);
+            CyclicBarrier written = new CyclicBarrier(threads);
             List<Future<?>> done = new ArrayList<>();
             for (int t = 0; t < threads; t++) {
                 int line = t;
                 done.add(pool.submit(() -> {
-                    start.await();
                     rig.engine.write(1, line * 8L, 8, ByteBuffer.wrap(new byte[4096]));
+                    written.await();
                     rig.engine.flush();
                     return null;
                 }));
