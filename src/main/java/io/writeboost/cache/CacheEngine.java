@@ -582,11 +582,11 @@ public final class CacheEngine implements Closeable {
                     SegmentBuffer buf = slotBuffer[line / LPS];
                     if (buf != null) {
                         int from = SegmentBuffer.lineOffset(line % LPS);
-                        for (int i = first; i < first + n; i++) {
-                            if ((cached & (1 << i)) != 0) {
-                                copyBetween(buf.data, from + (i << Layout.SECTOR_SHIFT), dst,
-                                        dstLine + (i << Layout.SECTOR_SHIFT), Layout.SECTOR_SIZE);
-                            }
+                        for (int i = SectorRuns.start(cached, 0); i < 8; ) {
+                            int to = SectorRuns.end(cached, i);
+                            copyBetween(buf.data, from + (i << Layout.SECTOR_SHIFT), dst,
+                                    dstLine + (i << Layout.SECTOR_SHIFT), (to - i) << Layout.SECTOR_SHIFT);
+                            i = SectorRuns.start(cached, to);
                         }
                     } else {
                         plan.addCacheLine(line, slotSegmentId[line / LPS], cached, dstLine);
@@ -605,19 +605,12 @@ public final class CacheEngine implements Closeable {
             long at = lineDeviceOffset(line);
             int dstLine = plan.dstOffsets[i];
             int bits = plan.bits[i];
-            for (int from = 0; from < 8; ) {
-                if ((bits & (1 << from)) == 0) {
-                    from++;
-                    continue;
-                }
-                int to = from;
-                while (to < 8 && (bits & (1 << to)) != 0) {
-                    to++;
-                }
+            for (int from = SectorRuns.start(bits, 0); from < 8; ) {
+                int to = SectorRuns.end(bits, from);
                 view.limit(dstLine + (to << Layout.SECTOR_SHIFT)).position(dstLine + (from << Layout.SECTOR_SHIFT));
                 cacheDevice.read(view, at + ((long) from << Layout.SECTOR_SHIFT));
                 view.clear();
-                from = to;
+                from = SectorRuns.start(bits, to);
             }
         }
         for (int i = 0; i < plan.backingRuns; i++) {

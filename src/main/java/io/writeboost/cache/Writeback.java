@@ -239,15 +239,8 @@ final class Writeback extends Daemon {
             int dev = LineKey.device(key);
             long lineSector = LineKey.line(key) * Layout.SECTORS_PER_LINE;
             int bits = entryBits[i];
-            for (int from = 0; from < 8; ) {
-                if ((bits & (1 << from)) == 0) {
-                    from++;
-                    continue;
-                }
-                int to = from;
-                while (to < 8 && (bits & (1 << to)) != 0) {
-                    to++;
-                }
+            for (int from = SectorRuns.start(bits, 0); from < 8; ) {
+                int to = SectorRuns.end(bits, from);
                 long start = lineSector + from;
                 int bytes = (to - from) << Layout.SECTOR_SHIFT;
                 if (dev != stagedDev || start != stagedEnd || staging.remaining() < bytes) {
@@ -259,7 +252,7 @@ final class Writeback extends Daemon {
                 staging.put(staging.position(), batchBuffer, src, bytes);
                 staging.position(staging.position() + bytes);
                 stagedEnd = start + (to - from);
-                from = to;
+                from = SectorRuns.start(bits, to);
             }
         }
         written += writeStaged(stagedDev, stagedStart);

@@ -46,9 +46,7 @@ public final class Recovery {
     public static SuperblockRecord readRecord(BlockDevice cache, Superblock sb) throws IOException {
         SuperblockRecord best = null;
         for (long off : new long[] {SuperblockRecord.OFFSET_A, SuperblockRecord.OFFSET_B}) {
-            ByteBuffer b = ByteBuffer.allocate(SuperblockRecord.SIZE);
-            cache.read(b, off);
-            SuperblockRecord r = SuperblockRecord.decode(b, sb.nonce());
+            SuperblockRecord r = readRecordCopy(cache, off, sb);
             if (r != null && (best == null || r.sequence() > best.sequence())) {
                 best = r;
             }
@@ -60,6 +58,13 @@ public final class Recovery {
     }
 
     /** Recovery at start: finds the replay set and erases what lies past its end. */
+    /** One copy of the record ({@link SuperblockRecord#OFFSET_A} or {@code _B}), or null when it is not valid. */
+    public static SuperblockRecord readRecordCopy(BlockDevice cache, long offset, Superblock sb) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(SuperblockRecord.SIZE);
+        cache.read(b, offset);
+        return SuperblockRecord.decode(b, sb.nonce());
+    }
+
     public static RecoveryResult run(BlockDevice cache, Superblock sb) throws IOException {
         return scan(cache, sb, true);
     }

@@ -153,9 +153,6 @@ public final class MountServer {
                 MountOptions.Backing b = opts.backings.get(i);
                 FileBlockDevice dev = FileBlockDevice.open(b.path().toAbsolutePath());
                 open.add(dev);
-                if (dev.size() % Layout.SECTOR_SIZE != 0 || dev.size() == 0) {
-                    throw new FormatException(b.path() + ": size " + dev.size() + " is not a positive multiple of 512 bytes");
-                }
                 backings.put(i + 1, dev);
                 entries.add(new VolumeEntry(i + 1, dev.size(), b.name(), b.path().toAbsolutePath().toString()));
             }

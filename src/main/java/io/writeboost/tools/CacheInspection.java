@@ -44,8 +44,8 @@ public final class CacheInspection {
 
     public static CacheInspection of(BlockDevice cache, Progress progress) throws IOException {
         Superblock sb = Recovery.readSuperblock(cache);
-        SuperblockRecord a = readRecord(cache, SuperblockRecord.OFFSET_A, sb);
-        SuperblockRecord b = readRecord(cache, SuperblockRecord.OFFSET_B, sb);
+        SuperblockRecord a = Recovery.readRecordCopy(cache, SuperblockRecord.OFFSET_A, sb);
+        SuperblockRecord b = Recovery.readRecordCopy(cache, SuperblockRecord.OFFSET_B, sb);
         SuperblockRecord record = Recovery.readRecord(cache, sb);
         List<Slot> slots = new ArrayList<>();
         ByteBuffer seg = ByteBuffer.allocateDirect(Layout.SEGMENT_SIZE);
@@ -65,12 +65,6 @@ public final class CacheInspection {
             progress.update(s + 1);
         }
         return new CacheInspection(sb, a, b, record, slots, Recovery.inspect(cache, sb));
-    }
-
-    private static SuperblockRecord readRecord(BlockDevice cache, long offset, Superblock sb) throws IOException {
-        ByteBuffer b = ByteBuffer.allocate(SuperblockRecord.SIZE);
-        cache.read(b, offset);
-        return SuperblockRecord.decode(b, sb.nonce());
     }
 
     /** Dirty lines per device id after applying the replay set in order (index 0 unused). */
