@@ -21,7 +21,7 @@ final class ConfigFile {
 
     static final Set<String> KEYS = Set.of("cache", "backing", "mountpoint", "cache-id", "log-file", "log-level", "drain-on-stop");
     /** One-time or per-invocation options that a file read at every boot must not carry. */
-    private static final Set<String> COMMAND_LINE_ONLY = Set.of("format", "force", "cache-size", "foreground", "ready-file", "config");
+    private static final Set<String> COMMAND_LINE_ONLY = Set.of("format", "force", "cache-size", "sparse", "foreground", "ready-file", "config");
 
     static void apply(Path file, MountOptions o) throws UsageException {
         List<String> lines;

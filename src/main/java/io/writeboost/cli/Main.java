@@ -21,7 +21,7 @@ public final class Main {
     private Main() {}
 
     static final String USAGE = "fuse-mount [--config FILE] --cache CACHE --backing [NAME=]BACKING [--backing ...] "
-            + "[--format [--cache-size SIZE] [--force]] [--cache-id N] [-o KNOB=VALUE ...] [--drain-on-stop] "
+            + "[--format [--cache-size SIZE [--sparse]] [--force]] [--cache-id N] [-o KNOB=VALUE ...] [--drain-on-stop] "
             + "[--foreground] [--log-file F] [--log-level L] MOUNTPOINT";
 
     static Options options() {
@@ -34,7 +34,11 @@ public final class Main {
         o.addOption(Option.builder().longOpt("format")
                 .desc("write a fresh, empty cache for these backing stores. Refused when CACHE holds dirty data, unless --force").get());
         o.addOption(Option.builder().longOpt("cache-size").hasArg().argName("SIZE")
-                .desc("with --format: create CACHE as a sparse file of SIZE (e.g. 512M, 4G) when it does not exist").get());
+                .desc("with --format: create CACHE as a file of SIZE (e.g. 512M, 4G) when it does not exist, writing every block "
+                        + "once (zeros) so that later syncs need not allocate").get());
+        o.addOption(Option.builder().longOpt("sparse")
+                .desc("with --cache-size: create CACHE sparse instead (instant, takes disk space as segments are written; "
+                        + "fsyncs are slower until each block has been written once)").get());
         o.addOption(Option.builder().longOpt("force")
                 .desc("with --format: format even a cache that holds data not yet written back (that data is lost)").get());
         o.addOption(Option.builder().longOpt("cache-id").hasArg().argName("N")
@@ -151,6 +155,7 @@ public final class Main {
         }
         o.format = cmd.hasOption("format");
         o.force = cmd.hasOption("force");
+        o.sparse = cmd.hasOption("sparse");
         if (cmd.hasOption("cache-size")) {
             o.cacheSize = MountOptions.parseSize(cmd.getOptionValue("cache-size"));
         }

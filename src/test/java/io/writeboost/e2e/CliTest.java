@@ -125,6 +125,7 @@ class CliTest {
                 "--backing", "disk=" + disk, mnt.toString());
         assertFalse(Files.exists(dir.resolve("new.img")), "no cache file created");
         refused("give --cache-size to create it", "--cache", dir.resolve("new.img").toString(), "--format", "--backing", "disk=" + disk, mnt.toString());
+        refused("--sparse only applies with --format --cache-size", mount("--sparse"));
         Path tiny = Fixture.sparse(dir.resolve("tiny.img"), 2 << 20);
         refused("too small for a cache", "--cache", tiny.toString(), "--format", "--backing", "disk=" + disk, mnt.toString());
         // With --force the dirty cache is formatted after all.
@@ -135,10 +136,30 @@ class CliTest {
     }
 
     @Test
+    void aCreatedCacheFileIsWrittenOutUnlessSparseIsAsked() throws Exception {
+        assertTrue(allocatedBytes(cache) >= 6L << 20, "every block of the 6 MiB cache file is allocated: " + allocatedBytes(cache));
+        Path sparse = dir.resolve("sparse.img");
+        Path disk2 = Fixture.sparse(dir.resolve("disk2.img"), 8 << 20);
+        try (FuseServer s = FuseServer.start(mnt, dir.resolve("log2"), "--cache", sparse.toString(), "--format",
+                "--cache-size", "64M", "--sparse", "--backing", "disk=" + disk2)) {
+            assertEquals(64L << 20, Files.size(sparse));
+            assertTrue(allocatedBytes(sparse) < 4L << 20, "a --sparse cache takes space only as it is written: "
+                    + allocatedBytes(sparse));
+        }
+    }
+
+    private static long allocatedBytes(Path p) throws Exception {
+        Process pr = new ProcessBuilder("stat", "-c", "%b %B", p.toString()).start();
+        String[] f = new String(pr.getInputStream().readAllBytes()).trim().split(" ");
+        assertEquals(0, pr.waitFor());
+        return Long.parseLong(f[0]) * Long.parseLong(f[1]);
+    }
+
+    @Test
     void helpAndVersionTellTheTruth() throws Exception {
         Result help = FuseServer.run("--help");
         assertEquals(0, help.status());
-        for (String opt : new String[] {"--cache", "--backing", "--format", "--cache-size", "--force", "--cache-id", "-o",
+        for (String opt : new String[] {"--cache", "--backing", "--format", "--cache-size", "--sparse", "--force", "--cache-id", "-o",
                 "--foreground", "--log-file", "--log-level", "--demo", "--version"}) {
             assertTrue(help.stdout().contains(opt), "--help mentions " + opt);
         }
