@@ -103,7 +103,8 @@ public final class CacheEngine implements Closeable {
     volatile boolean writebackPausedByLoad;
     volatile String writebackFailing;
     private final Stats stats = new Stats();
-    private final ArrayDeque<ReadPlan> readPlans = new ArrayDeque<>();
+    /** One plan per reading thread (FUSE threads live long): reads take no lock just to get scratch space. */
+    private final ThreadLocal<ReadPlan> readPlan = ThreadLocal.withInitial(ReadPlan::new);
     private final ArrayDeque<ByteBuffer> lineScratch = new ArrayDeque<>();
     private static final ByteBuffer ZERO_LINE = ByteBuffer.allocateDirect(Layout.LINE_SIZE);
 
@@ -534,28 +535,10 @@ public final class CacheEngine implements Closeable {
      */
     public void read(int deviceId, long sector, int nSectors, ByteBuffer dst) throws IOException {
         checkRequest(deviceId, sector, nSectors, dst);
-        ReadPlan plan;
-        lock.lock();
-        try {
-            plan = readPlans.poll();
-        } finally {
-            lock.unlock();
-        }
-        if (plan == null) {
-            plan = new ReadPlan();
-        }
-        try {
-            boolean counted = false;
-            while (!readOnce(deviceId, sector, nSectors, dst, plan, !counted)) {
-                counted = true;
-            }
-        } finally {
-            lock.lock();
-            try {
-                readPlans.push(plan);
-            } finally {
-                lock.unlock();
-            }
+        ReadPlan plan = readPlan.get();
+        boolean counted = false;
+        while (!readOnce(deviceId, sector, nSectors, dst, plan, !counted)) {
+            counted = true;
         }
     }
 

@@ -43,9 +43,11 @@ public final class JnrFuseMount extends FuseStubFS {
 
     /** Mounts and serves until unmounted (blocking); returns after the FUSE loop has ended. */
     public void serve(Path mountPoint, List<String> options) {
-        String[] args = {"-o", String.join(",", options)};
+        String[] args = {getFSName(), "-f", mountPoint.toAbsolutePath().toString(), "-o", String.join(",", options)};
+        this.mountPoint = mountPoint;
+        mounted.set(true);
         try {
-            mount(mountPoint, true, false, args);
+            FuseLoop.run(args, fuseOperations, "wb-fuse");
         } finally {
             // The loop has ended, so the kernel mount is gone: keep jnr-fuse's exit hook
             // from running fusermount on the path again.

@@ -4,6 +4,7 @@ import jnr.constants.platform.Errno;
 import jnr.ffi.Pointer;
 import jnr.ffi.types.off_t;
 import jnr.ffi.types.size_t;
+import io.writeboost.fuse.FuseLoop;
 import ru.serce.jnrfuse.FuseFillDir;
 import ru.serce.jnrfuse.FuseStubFS;
 import ru.serce.jnrfuse.struct.FileStat;
@@ -14,8 +15,10 @@ import java.util.Arrays;
 
 /**
  * Benchmark peer: a jnr-fuse filesystem that does nothing, one file "null" whose reads and
- * writes return at once, mounted with writeboost's FUSE options. What it reaches is the
- * ceiling of the Java FUSE transport. Usage: NullFuse MOUNTPOINT SIZE_BYTES (blocks until unmounted).
+ * writes return at once, mounted with writeboost's FUSE options and served by writeboost's
+ * {@link FuseLoop}. What it reaches is the ceiling of the Java FUSE transport.
+ * Usage: NullFuse MOUNTPOINT SIZE_BYTES [--stock] (blocks until unmounted); --stock serves it
+ * with jnr-fuse's own loop (libfuse's native worker threads) instead, for comparison.
  */
 public final class NullFuse extends FuseStubFS {
     private final long size;
@@ -26,9 +29,14 @@ public final class NullFuse extends FuseStubFS {
 
     public static void main(String[] args) {
         NullFuse fs = new NullFuse(Long.parseLong(args[1]));
-        fs.mount(Path.of(args[0]), true, false, new String[] {"-o",
-                String.join(",", Arrays.asList("direct_io", "big_writes", "max_write=131072", "max_read=131072",
-                        "default_permissions", "fsname=nullfuse", "subtype=nullfuse"))});
+        String options = String.join(",", Arrays.asList("direct_io", "big_writes", "max_write=131072", "max_read=131072",
+                "default_permissions", "fsname=nullfuse", "subtype=nullfuse"));
+        if (args.length > 2 && args[2].equals("--stock")) {
+            fs.mount(Path.of(args[0]), true, false, new String[] {"-o", options});
+        } else {
+            FuseLoop.run(new String[] {"nullfuse", "-f", Path.of(args[0]).toAbsolutePath().toString(), "-o", options},
+                    fs.fuseOperations, "null-fuse");
+        }
     }
 
     @Override
