@@ -79,10 +79,6 @@ public final class CacheEngine implements Closeable {
     long syncRequestedId;
     /** When nonzero, the open segment with id {@link #sealDeadlineFor} is sealed at this System.nanoTime(). */
     long sealDeadlineNanos;
-    /** When the last write arrived; a flush stops waiting for company once writes pause for {@link #IDLE_SEAL_NANOS}. */
-    long lastWriteNanos;
-    /** A pause in writes after which a waiting flush seals the open segment before its deadline: nobody else is coming. */
-    static final long IDLE_SEAL_NANOS = 200_000;
     long sealDeadlineFor;
     final ArrayDeque<SegmentBuffer> flushQueue = new ArrayDeque<>();
     private final ArrayDeque<SegmentBuffer> freeBuffers = new ArrayDeque<>();
@@ -320,7 +316,6 @@ public final class CacheEngine implements Closeable {
         lock.lock();
         try {
             checkUsable();
-            lastWriteNanos = System.nanoTime();
             long end = sector + nSectors;
             int srcPos = src.position();
             for (long s = sector; s < end; ) {
@@ -714,9 +709,10 @@ public final class CacheEngine implements Closeable {
 
     /**
      * Returns once every write acknowledged before the call is on the cache device and the
-     * device is synced. The open segment is sealed when it fills, or barrier_deadline_ms after
-     * the first flush waiting for it, or once no write has arrived for 0.2 ms (nobody else is
-     * coming to share it), whichever is first; flushes arriving meanwhile share it.
+     * device is synced. The open segment is sealed barrier_deadline_ms after the first flush
+     * waiting for it, or when it fills; with the default 0, as soon as the flusher has no
+     * segment write or sync under way. Flushes arriving before the seal share the segment, and
+     * those arriving during its write and sync share the next one (group commit).
      */
     public void flush() throws IOException {
         sealAndAwait(false);
@@ -754,6 +750,7 @@ public final class CacheEngine implements Closeable {
                     seal();
                 } else {
                     long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(knob(Knob.BARRIER_DEADLINE_MS));
+                    deadline = deadline == 0 ? 1 : deadline; // 0 means "no deadline set"
                     if (sealDeadlineFor != open.id || sealDeadlineNanos == 0 || deadline - sealDeadlineNanos < 0) {
                         sealDeadlineFor = open.id;
                         sealDeadlineNanos = deadline;

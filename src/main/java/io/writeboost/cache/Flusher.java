@@ -10,7 +10,8 @@ import java.nio.ByteBuffer;
  * Writes sealed RAM segments to their ring slots, one sequential write each, in id order,
  * and syncs the cache device when a flush waits for durability. Flushes that arrive while a
  * sync runs are served together by the next one (group commit). Also seals the open segment
- * for a waiting flush when its barrier deadline passes or writes pause.
+ * for a waiting flush when its barrier deadline passes: at once with the default deadline 0,
+ * since the flusher only looks at it when it has nothing else to write or sync.
  */
 final class Flusher extends Daemon {
     private static final org.apache.logging.log4j.Logger log = org.apache.logging.log4j.LogManager.getLogger(Flusher.class);
@@ -42,12 +43,6 @@ final class Flusher extends Daemon {
                     }
                     long now = System.nanoTime();
                     long sealAt = e.sealDeadlineNanos;
-                    if (sealAt != 0) {
-                        long idleAt = e.lastWriteNanos + CacheEngine.IDLE_SEAL_NANOS;
-                        if (idleAt - sealAt < 0) {
-                            sealAt = idleAt;
-                        }
-                    }
                     if (e.sealDeadlineNanos != 0 && now - sealAt >= 0) {
                         if (e.open != null && e.open.id == e.sealDeadlineFor && e.open.nrLines > 0) {
                             e.seal();

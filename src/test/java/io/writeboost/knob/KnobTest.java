@@ -34,7 +34,8 @@ class KnobTest {
         assertThrows(KnobException.class, () -> Knob.NR_DIRTY_CACHES.parse("0"));
         assertEquals(1, Knob.FLUSH_CURRENT_BUFFER.parse("1"));
         assertThrows(KnobException.class, () -> Knob.FLUSH_CURRENT_BUFFER.parse("0"));
-        assertThrows(KnobException.class, () -> Knob.BARRIER_DEADLINE_MS.parse("0"));
+        assertThrows(KnobException.class, () -> Knob.BARRIER_DEADLINE_MS.parse("-1"));
+        assertThrows(KnobException.class, () -> Knob.BARRIER_DEADLINE_MS.parse("60001"));
         assertThrows(KnobException.class, () -> Knob.NR_MAX_BATCHED_MIGRATION.parse("0"));
     }
 
