@@ -81,6 +81,8 @@ public final class CacheEngine implements Closeable {
     long sealDeadlineNanos;
     long sealDeadlineFor;
     final ArrayDeque<SegmentBuffer> flushQueue = new ArrayDeque<>();
+    /** Taken by the one thread writing segments to or syncing the cache device (the flusher or a waiting flush). */
+    boolean deviceBusy;
     private final ArrayDeque<SegmentBuffer> freeBuffers = new ArrayDeque<>();
     private int buffersAllocated;
     private final int maxBuffers;
@@ -503,6 +505,14 @@ public final class CacheEngine implements Closeable {
         changed.signalAll();
     }
 
+    /** Seals the open segment a flush waits for once its deadline has passed and the device is free. */
+    void sealWaitedFor() {
+        if (open != null && open.id == sealDeadlineFor && open.nrLines > 0) {
+            seal();
+        }
+        sealDeadlineNanos = 0;
+    }
+
     /** Called by the flusher once {@code s} is on the cache device: its RAM buffer is free again. */
     void flushed(SegmentBuffer s) {
         lastFlushedId = s.id;
@@ -776,8 +786,22 @@ public final class CacheEngine implements Closeable {
         changed.signalAll();
         while (lastDurableId < target) {
             checkFailure();
-            if (open != null && open.id <= target && sealDeadlineNanos == 0) {
-                seal(); // nobody set a deadline for it (the request came from inside the engine)
+            if (open != null && open.id <= target) {
+                if (sealDeadlineNanos == 0) {
+                    seal(); // nobody set a deadline for it (the request came from inside the engine)
+                } else if (!deviceBusy && System.nanoTime() - sealDeadlineNanos >= 0) {
+                    sealWaitedFor();
+                }
+            }
+            if (!deviceBusy && (open == null || open.id > target)) {
+                deviceBusy = true;
+                try {
+                    flusher.runFor(target);
+                } finally {
+                    deviceBusy = false;
+                    changed.signalAll();
+                }
+                continue;
             }
             try {
                 changed.await();

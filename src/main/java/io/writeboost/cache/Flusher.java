@@ -9,7 +9,9 @@ import java.nio.ByteBuffer;
 /**
  * Writes sealed RAM segments to their ring slots, one sequential write each, in id order,
  * and syncs the cache device when a flush waits for durability. Flushes that arrive while a
- * sync runs are served together by the next one (group commit). Also seals the open segment
+ * sync runs are served together by the next one (group commit). One thread at a time does
+ * this device work (it holds {@link CacheEngine#deviceBusy}): the flusher, or a flush that
+ * found the device idle and does it itself ({@link #runFor}). Also seals the open segment
  * for a waiting flush when its barrier deadline passes: at once with the default deadline 0,
  * since the flusher only looks at it when it has nothing else to write or sync.
  */
@@ -33,27 +35,29 @@ final class Flusher extends Daemon {
                     if (e.failure != null) {
                         return;
                     }
-                    if (e.syncRequestedId > e.lastDurableId && e.lastFlushedId >= e.syncRequestedId) {
-                        syncTarget = e.lastFlushedId;
-                        break;
-                    }
-                    next = e.flushQueue.poll();
-                    if (next != null) {
-                        break;
-                    }
                     long now = System.nanoTime();
                     long sealAt = e.sealDeadlineNanos;
-                    if (e.sealDeadlineNanos != 0 && now - sealAt >= 0) {
-                        if (e.open != null && e.open.id == e.sealDeadlineFor && e.open.nrLines > 0) {
-                            e.seal();
+                    if (!e.deviceBusy) {
+                        if (e.syncRequestedId > e.lastDurableId && e.lastFlushedId >= e.syncRequestedId) {
+                            syncTarget = e.lastFlushedId;
+                            e.deviceBusy = true;
+                            break;
                         }
-                        e.sealDeadlineNanos = 0;
-                        continue;
+                        next = e.flushQueue.poll();
+                        if (next != null) {
+                            e.deviceBusy = true;
+                            break;
+                        }
+                        // A waiting flush's deadline has passed and the device is free.
+                        if (sealAt != 0 && now - sealAt >= 0) {
+                            e.sealWaitedFor();
+                            continue;
+                        }
                     }
                     if (e.closing) {
                         return;
                     }
-                    if (e.sealDeadlineNanos != 0) {
+                    if (!e.deviceBusy && sealAt != 0) {
                         e.changed.awaitNanos(sealAt - now);
                     } else {
                         e.changed.await();
@@ -66,25 +70,76 @@ final class Flusher extends Daemon {
                 if (next != null) {
                     write(next);
                 } else {
-                    try {
-                        e.cacheDevice.sync();
-                    } catch (IOException ex) {
-                        throw new IOException("syncing " + e.cacheDevice.name() + " failed: " + ex.getMessage(), ex);
-                    }
-                    e.lock.lock();
-                    try {
-                        e.lastDurableId = Math.max(e.lastDurableId, syncTarget);
-                        e.changed.signalAll();
-                    } finally {
-                        e.lock.unlock();
-                    }
+                    sync(syncTarget);
                 }
             } catch (IOException ex) {
                 // The cache device lost a write or a sync: acknowledging anything further
                 // would be a lie, so the engine stops taking I/O.
                 e.fail(ex);
                 return;
+            } finally {
+                e.lock.lock();
+                try {
+                    e.deviceBusy = false;
+                    e.changed.signalAll();
+                } finally {
+                    e.lock.unlock();
+                }
             }
+        }
+    }
+
+    /**
+     * Called by a thread waiting for segment {@code target} to be durable while the device is
+     * idle, with the lock held and {@link CacheEngine#deviceBusy} taken by the caller: writes
+     * the queued segments up to {@code target} and syncs, on the caller's own thread. Handing
+     * the work to the flusher thread and back costs two wake-ups, about as much as the sync
+     * itself on a virtual machine. Returns (lock held) when done, or when {@code target} is not
+     * sealed yet. A failure fails the engine, as in the flusher.
+     */
+    void runFor(long target) throws IOException {
+        CacheEngine e = engine;
+        while (e.lastDurableId < target && e.failure == null) {
+            SegmentBuffer s = null;
+            long syncTo = -1;
+            if (e.lastFlushedId >= target) {
+                syncTo = e.lastFlushedId;
+            } else {
+                s = e.flushQueue.poll();
+                if (s == null) {
+                    return;
+                }
+            }
+            e.lock.unlock();
+            try {
+                if (s != null) {
+                    write(s);
+                } else {
+                    sync(syncTo);
+                }
+            } catch (IOException ex) {
+                e.fail(ex);
+                throw ex;
+            } finally {
+                e.lock.lock();
+            }
+        }
+    }
+
+    /** Syncs the cache device; everything written before is then durable up to {@code target}. */
+    private void sync(long target) throws IOException {
+        CacheEngine e = engine;
+        try {
+            e.cacheDevice.sync();
+        } catch (IOException ex) {
+            throw new IOException("syncing " + e.cacheDevice.name() + " failed: " + ex.getMessage(), ex);
+        }
+        e.lock.lock();
+        try {
+            e.lastDurableId = Math.max(e.lastDurableId, target);
+            e.changed.signalAll();
+        } finally {
+            e.lock.unlock();
         }
     }
 
