@@ -262,7 +262,7 @@ public final class CacheEngine implements Closeable {
                 rec.torn() ? "; the segment after them was torn" : "");
 
         flusher = new Flusher(this);
-        writeback = new Writeback(this);
+        writeback = new Writeback(this, config.writebackGroupSegments());
         periodic = new Periodic(this);
         flusher.start();
         writeback.start();

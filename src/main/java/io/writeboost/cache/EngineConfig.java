@@ -11,6 +11,7 @@ public final class EngineConfig {
     public static final int DEFAULT_RAM_BUFFERS = 64;
 
     private int ramBuffers = DEFAULT_RAM_BUFFERS;
+    private int writebackGroupSegments = Writeback.GROUP_SEGMENTS;
     private final Map<Knob, Long> knobs = new EnumMap<>(Knob.class);
 
     public int ramBuffers() {
@@ -22,6 +23,16 @@ public final class EngineConfig {
             throw new IllegalArgumentException("at least 2 RAM buffers are needed, got " + n);
         }
         ramBuffers = n;
+        return this;
+    }
+
+    int writebackGroupSegments() {
+        return writebackGroupSegments;
+    }
+
+    /** Segments written back between two syncs of the backing stores; tests shrink it to reach the group logic in small rings. */
+    EngineConfig writebackGroupSegments(int n) {
+        writebackGroupSegments = Math.max(1, n);
         return this;
     }
 

@@ -36,12 +36,28 @@ final class Writeback extends Daemon {
     private final boolean[] touched = new boolean[Layout.MAX_DEVICE_ID + 1];
     private int consecutiveFailures;
 
+    /**
+     * Batches written to the backing stores but not yet synced and recorded: segments
+     * (lastMigratedId, groupTo], whose lines [0, groupEntries) stay dirty until the sync.
+     * Syncing once per group rather than per batch lets the kernel write one batch out while
+     * the next is read and sorted (measured with the engine bench: writeback 0.70x the backing
+     * store's own random writes with a sync per 16-segment batch, 0.98x with 128 segments).
+     */
+    static final int GROUP_SEGMENTS = 128;
+    private final int groupSegments;
+    private long groupTo = -1;
+    private int groupEntries;
+    private int[] groupLines = new int[0];
+    private long[] groupKeys = new long[0];
+    private int[] groupBits = new int[0];
+
     /** Load probes of the backing stores by device id (null: unknown, counts as idle), sampled every update_interval. */
     private final DeviceLoad[] probes = new DeviceLoad[Layout.MAX_DEVICE_ID + 1];
     private long lastSampleNanos;
 
-    Writeback(CacheEngine engine) {
+    Writeback(CacheEngine engine, int groupSegments) {
         super(engine, "writeback");
+        this.groupSegments = groupSegments;
         for (int dev = 1; dev <= Layout.MAX_DEVICE_ID; dev++) {
             if (engine.backing[dev] != null) {
                 probes[dev] = engine.backing[dev].load();
@@ -82,27 +98,43 @@ final class Writeback extends Daemon {
         CacheEngine e = engine;
         while (true) {
             sampleLoadIfDue();
+            boolean commitOnly = false;
             e.lock.lock();
             try {
                 if (e.closing || e.failure != null) {
                     return;
                 }
-                boolean pending = e.lastFlushedId > e.lastMigratedId;
+                boolean pending = e.lastFlushedId > Math.max(e.lastMigratedId, groupTo);
                 boolean wanted = e.writersWaitingForSlot > 0 || e.drainRequested > 0 || e.knob(Knob.FORCE_MIGRATE) == 1
                         || (e.knob(Knob.ALLOW_MIGRATE) == 1 && loadAllows());
                 e.writebackPausedByLoad = pending && e.knob(Knob.ALLOW_MIGRATE) == 1 && !wanted;
                 if (!(pending && wanted)) {
-                    e.changed.await(e.knob(Knob.UPDATE_INTERVAL), TimeUnit.SECONDS);
-                    continue;
+                    if (groupTo > e.lastMigratedId) {
+                        commitOnly = true; // stopping for now: finish what was written
+                    } else {
+                        e.changed.await(e.knob(Knob.UPDATE_INTERVAL), TimeUnit.SECONDS);
+                        continue;
+                    }
                 }
             } finally {
                 e.lock.unlock();
             }
             try {
-                runBatch();
+                if (commitOnly) {
+                    e.writebackLock.lock();
+                    try {
+                        commitGroup();
+                    } finally {
+                        e.writebackLock.unlock();
+                    }
+                } else {
+                    runBatch();
+                }
                 consecutiveFailures = 0;
                 e.writebackFailing = null;
             } catch (IOException ex) {
+                groupTo = -1;
+                groupEntries = 0;
                 consecutiveFailures++;
                 e.writebackErrors++;
                 e.writebackFailing = ex.getMessage();
@@ -131,7 +163,7 @@ final class Writeback extends Daemon {
             int[] segmentLines;
             e.lock.lock();
             try {
-                from = e.lastMigratedId + 1;
+                from = Math.max(e.lastMigratedId, groupTo) + 1;
                 to = Math.min(e.lastFlushedId, from + e.knob(Knob.NR_MAX_BATCHED_MIGRATION) - 1);
                 if (to < from) {
                     return;
@@ -179,55 +211,98 @@ final class Writeback extends Daemon {
 
             long sectorsWritten = writeSorted(entries);
             e.writebackBatches++;
-
+            addToGroup(entries, to);
+            boolean commit;
             e.lock.lock();
-            long invalidators = 0;
             try {
-                for (int i = 0; i < entries; i++) {
-                    int line = lines[i];
-                    if (e.keys[line] != entryKeys[i]) {
-                        continue;
-                    }
-                    int left = (e.dirty[line] & 0xFF) & ~entryBits[i];
-                    e.setDirty(line, left);
-                    if (left == 0) {
-                        e.index.remove(entryKeys[i], line);
-                    }
-                }
-                for (long id = from; id <= to; id++) {
-                    invalidators = Math.max(invalidators, e.slotInvalidatedBy[Layout.slotOf(id, e.nrSegments)]);
-                }
-                // Lines of this batch that newer writes replaced were skipped above; those newer
-                // writes must survive a crash before the batch's segments can be given up.
-                e.awaitDurable(invalidators);
+                commit = to - e.lastMigratedId >= groupSegments || to >= e.lastFlushedId || e.writersWaitingForSlot > 0
+                        || e.closing;
             } finally {
                 e.lock.unlock();
             }
-
-            e.writeRecord(to, false);
-            e.lock.lock();
-            try {
-                e.lastMigratedId = to;
-                e.changed.signalAll();
-            } finally {
-                e.lock.unlock();
+            if (commit) {
+                commitGroup();
             }
             if (log.isDebugEnabled()) {
-                log.debug("wrote back segments {}..{}: {} dirty line(s), {} KiB in {} ms", from, to, entries,
-                        sectorsWritten / 2, (System.nanoTime() - t0) / 1_000_000);
+                log.debug("wrote back segments {}..{}: {} dirty line(s), {} KiB in {} ms{}", from, to, entries,
+                        sectorsWritten / 2, (System.nanoTime() - t0) / 1_000_000, commit ? ", synced and recorded" : "");
             }
         } finally {
             e.writebackLock.unlock();
         }
     }
 
-    /** Writes the batch's dirty sectors in backing address order, coalescing adjacent runs; returns sectors written. */
+    private void addToGroup(int entries, long to) {
+        int needed = groupEntries + entries;
+        if (groupLines.length < needed) {
+            int n = Math.max(needed, groupLines.length * 2);
+            groupLines = java.util.Arrays.copyOf(groupLines, n);
+            groupKeys = java.util.Arrays.copyOf(groupKeys, n);
+            groupBits = java.util.Arrays.copyOf(groupBits, n);
+        }
+        System.arraycopy(lines, 0, groupLines, groupEntries, entries);
+        System.arraycopy(entryKeys, 0, groupKeys, groupEntries, entries);
+        System.arraycopy(entryBits, 0, groupBits, groupEntries, entries);
+        groupEntries = needed;
+        groupTo = to;
+    }
+
+    /**
+     * Makes the group's writes durable and gives its segments up: syncs the backing stores it
+     * wrote, clears the dirty bits it wrote back (unless newer writes replaced the lines),
+     * waits until those newer writes are durable, then records last_migrated_segment_id.
+     */
+    private void commitGroup() throws IOException {
+        CacheEngine e = engine;
+        for (int dev = 0; dev < touched.length; dev++) {
+            if (touched[dev]) {
+                e.backing[dev].sync();
+                touched[dev] = false;
+            }
+        }
+        long from, to = groupTo;
+        e.lock.lock();
+        long invalidators = 0;
+        try {
+            from = e.lastMigratedId + 1;
+            for (int i = 0; i < groupEntries; i++) {
+                int line = groupLines[i];
+                if (e.keys[line] != groupKeys[i]) {
+                    continue;
+                }
+                int left = (e.dirty[line] & 0xFF) & ~groupBits[i];
+                e.setDirty(line, left);
+                if (left == 0) {
+                    e.index.remove(groupKeys[i], line);
+                }
+            }
+            for (long id = from; id <= to; id++) {
+                invalidators = Math.max(invalidators, e.slotInvalidatedBy[Layout.slotOf(id, e.nrSegments)]);
+            }
+            // Lines of the group that newer writes replaced were skipped above; those newer
+            // writes must survive a crash before the group's segments can be given up.
+            e.awaitDurable(invalidators);
+        } finally {
+            e.lock.unlock();
+        }
+        e.writeRecord(to, false);
+        e.lock.lock();
+        try {
+            e.lastMigratedId = to;
+            e.changed.signalAll();
+        } finally {
+            e.lock.unlock();
+        }
+        groupTo = -1;
+        groupEntries = 0;
+    }
+
+    /** Writes the batch's dirty sectors in backing address order, coalescing adjacent runs (not synced); returns sectors written. */
     private long writeSorted(int entries) throws IOException {
         for (int i = 0; i < entries; i++) {
             order[i] = i;
         }
         sort(order, 0, entries - 1);
-        java.util.Arrays.fill(touched, false);
         staging.clear();
         int stagedDev = -1;
         long stagedStart = -1;
@@ -256,11 +331,6 @@ final class Writeback extends Daemon {
             }
         }
         written += writeStaged(stagedDev, stagedStart);
-        for (int dev = 0; dev < touched.length; dev++) {
-            if (touched[dev]) {
-                engine.backing[dev].sync();
-            }
-        }
         return written;
     }
 

@@ -52,7 +52,7 @@ public final class EngineBench {
              FileBlockDevice backing = FileBlockDevice.createSparse(backingPath, backingBytes)) {
             CacheEngine.format(cache, 1, List.of(new VolumeEntry(1, backingBytes, "v", backing.name())));
             Map<Integer, BlockDevice> vols = Map.of(1, backing);
-            CacheEngine e = CacheEngine.open(cache, vols, new EngineConfig());
+            CacheEngine e = CacheEngine.open(cache, vols, config());
             ByteBuffer line = ByteBuffer.allocateDirect(Layout.LINE_SIZE);
             SplittableRandom rnd = new SplittableRandom(1);
             long backingLines = backingBytes / Layout.LINE_SIZE;
@@ -79,7 +79,7 @@ public final class EngineBench {
                     randMBps, wbMBps / randMBps);
 
             // Fill the cache again and time a start after a clean stop.
-            e = CacheEngine.open(cache, vols, new EngineConfig());
+            e = CacheEngine.open(cache, vols, config());
             for (long i = 0; i < lines; i++) {
                 line.putLong(0, i);
                 e.write(1, rnd.nextLong(backingLines) * 8, 8, line);
@@ -87,7 +87,7 @@ public final class EngineBench {
             e.close();
             boolean dropped = dropPageCache();
             long t2 = System.nanoTime();
-            e = CacheEngine.open(cache, vols, new EngineConfig());
+            e = CacheEngine.open(cache, vols, config());
             double startSecs = (System.nanoTime() - t2) / 1e9;
             System.out.printf("start of a %d GiB cache holding %d dirty lines: %.2f s (page cache %s)%n", gib,
                     e.status().dirtyLines(), startSecs, dropped ? "dropped first" : "warm: not root");
@@ -97,6 +97,19 @@ public final class EngineBench {
             Files.deleteIfExists(cachePath);
             Files.deleteIfExists(backingPath);
         }
+    }
+
+    /** Knobs for every engine the bench opens, from -Dbench.knobs=name=value[,name=value]. */
+    static EngineConfig config() {
+        EngineConfig c = new EngineConfig();
+        String spec = System.getProperty("bench.knobs", "");
+        for (String kv : spec.split(",")) {
+            if (!kv.isBlank()) {
+                String[] p = kv.split("=", 2);
+                c.knob(io.writeboost.knob.Knob.byName(p[0].trim()), Long.parseLong(p[1].trim()));
+            }
+        }
+        return c;
     }
 
     static double sequentialWrite(Path file, long bytes) throws IOException {

@@ -48,7 +48,8 @@ class CrashTest {
     @MethodSource("seeds")
     void acknowledgedWritesSurvivePowerLoss(long seed) throws Exception {
         Random rnd = new Random(seed * 7919);
-        Rig rig = new Rig(5, 2, VOLUME_BYTES, new EngineConfig().ramBuffers(3).knob(Knob.BARRIER_DEADLINE_MS, 1));
+        Rig rig = new Rig(5, 2, VOLUME_BYTES, new EngineConfig().ramBuffers(3).knob(Knob.BARRIER_DEADLINE_MS, 1)
+                .knob(Knob.NR_MAX_BATCHED_MIGRATION, 1 + rnd.nextInt(2)).writebackGroupSegments(1 + rnd.nextInt(3)));
         SectorModel model = new SectorModel(2, SECTORS);
         long nextId = 1;
         try {

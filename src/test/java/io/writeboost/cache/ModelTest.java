@@ -31,7 +31,8 @@ class ModelTest {
     @MethodSource("seeds")
     void randomOperationsMatchModel(long seed) throws Exception {
         Random rnd = new Random(seed);
-        Rig rig = new Rig(6, 2, VOLUME_BYTES, new EngineConfig().ramBuffers(3).knob(Knob.BARRIER_DEADLINE_MS, 1));
+        Rig rig = new Rig(6, 2, VOLUME_BYTES, new EngineConfig().ramBuffers(3).knob(Knob.BARRIER_DEADLINE_MS, 1)
+                .knob(Knob.NR_MAX_BATCHED_MIGRATION, 1 + rnd.nextInt(2)).writebackGroupSegments(1 + rnd.nextInt(3)));
         byte[][] model = {null, new byte[VOLUME_BYTES], new byte[VOLUME_BYTES]};
         try {
             for (int op = 0; op < OPS; op++) {
