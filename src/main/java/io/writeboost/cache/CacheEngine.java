@@ -55,8 +55,14 @@ public final class CacheEngine implements Closeable {
     private final long[] volumeSectors = new long[Layout.MAX_DEVICE_ID + 1];
 
     final ReentrantLock lock = new ReentrantLock();
-    /** Signalled on every state change anybody may wait for: space, flushes, durability, work. */
+    /** Signalled on every state change the I/O path waits for: space, flushes, durability, flusher work. */
     final Condition changed = lock.newCondition();
+    /**
+     * Wakes the writeback and periodic daemons, only for what they act on: a writer needs a
+     * ring slot, a drain, a flushed segment while writeback is allowed, a knob, a stop or a
+     * failure. Waking them on every flush as well cost two needless wake-ups per fsync.
+     */
+    final Condition background = lock.newCondition();
 
     // Line table (guarded by lock).
     final long[] keys;
@@ -456,6 +462,7 @@ public final class CacheEngine implements Closeable {
             }
             if (!slotFree) {
                 writersWaitingForSlot++;
+                background.signalAll();
             }
             try {
                 changed.signalAll();
@@ -521,6 +528,9 @@ public final class CacheEngine implements Closeable {
         }
         freeBuffers.push(s);
         changed.signalAll();
+        if (knob(Knob.ALLOW_MIGRATE) == 1 || knob(Knob.FORCE_MIGRATE) == 1) {
+            background.signalAll();
+        }
     }
 
     void setDirty(int line, int bits) {
@@ -859,6 +869,7 @@ public final class CacheEngine implements Closeable {
         try {
             drainRequested++;
             changed.signalAll();
+            background.signalAll();
             while (lastMigratedId < lastFlushedId || open != null && open.nrLines > 0 || !flushQueue.isEmpty()) {
                 checkUsable();
                 if (open != null && open.nrLines > 0) {
@@ -916,6 +927,7 @@ public final class CacheEngine implements Closeable {
                 lock.lock();
                 try {
                     changed.signalAll();
+                    background.signalAll();
                 } finally {
                     lock.unlock();
                 }
@@ -1003,6 +1015,7 @@ public final class CacheEngine implements Closeable {
                 log.debug("cause of the failure", t);
             }
             changed.signalAll();
+            background.signalAll();
         } finally {
             lock.unlock();
         }
@@ -1036,6 +1049,7 @@ public final class CacheEngine implements Closeable {
         try {
             closing = true;
             changed.signalAll();
+            background.signalAll();
         } finally {
             lock.unlock();
         }

@@ -28,7 +28,7 @@ final class Periodic extends Daemon {
             boolean commit = false;
             e.lock.lock();
             try {
-                e.changed.await(TICK_MS, TimeUnit.MILLISECONDS);
+                e.background.await(TICK_MS, TimeUnit.MILLISECONDS);
                 if (e.closing || e.failure != null) {
                     return;
                 }

@@ -112,7 +112,7 @@ final class Writeback extends Daemon {
                     if (groupTo > e.lastMigratedId) {
                         commitOnly = true; // stopping for now: finish what was written
                     } else {
-                        e.changed.await(e.knob(Knob.UPDATE_INTERVAL), TimeUnit.SECONDS);
+                        e.background.await(e.knob(Knob.UPDATE_INTERVAL), TimeUnit.SECONDS);
                         continue;
                     }
                 }
@@ -143,7 +143,7 @@ final class Writeback extends Daemon {
                 e.lock.lock();
                 try {
                     if (!e.closing) {
-                        e.changed.await(backoffMs, TimeUnit.MILLISECONDS);
+                        e.background.await(backoffMs, TimeUnit.MILLISECONDS);
                     }
                 } finally {
                     e.lock.unlock();
