@@ -122,6 +122,8 @@ public final class CacheEngine implements Closeable {
 
     /** Held by writeback across a batch and by discard across its backing punch. */
     final ReentrantLock writebackLock = new ReentrantLock();
+    /** Bytes written to the cache device in segments, and dirty bytes written back, since start (for status and benchmarks). */
+    volatile long flushedBytes, writtenBackBytes;
     /** Writeback batches that wrote something, counted under writebackLock. */
     volatile long writebackBatches;
     /** Backing stores punched by a discard since their last sync; the next flush syncs them. */
@@ -952,7 +954,7 @@ public final class CacheEngine implements Closeable {
                     lastFlushedId, lastDurableId, lastMigratedId, perDevice, totalDirty(), index.size(),
                     (long) buffersAllocated * Layout.SEGMENT_SIZE, maxBuffers, flushQueue.size(), stats.snapshot(),
                     drainRequested > 0, writebackErrors, writebackFailing, backingLoad.clone(), writebackPausedByLoad,
-                    failure == null ? null : failure.toString());
+                    failure == null ? null : failure.toString(), flushedBytes, writtenBackBytes);
         } finally {
             lock.unlock();
         }

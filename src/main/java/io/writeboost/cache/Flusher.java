@@ -155,6 +155,7 @@ final class Flusher extends Daemon {
             out.position(0).limit(SegmentHeader.usedBytes(s.nrLines));
             try {
                 engine.cacheDevice.write(out, Layout.slotOffset(s.slot));
+                engine.flushedBytes += SegmentHeader.usedBytes(s.nrLines); // one writer at a time: the device holder
                 break;
             } catch (IOException e) {
                 if (attempt == WRITE_ATTEMPTS) {

@@ -211,6 +211,7 @@ final class Writeback extends Daemon {
 
             long sectorsWritten = writeSorted(entries);
             e.writebackBatches++;
+            e.writtenBackBytes += sectorsWritten << Layout.SECTOR_SHIFT; // written under writebackLock only
             addToGroup(entries, to);
             boolean commit;
             e.lock.lock();

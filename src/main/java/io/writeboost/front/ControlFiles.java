@@ -145,6 +145,8 @@ public final class ControlFiles {
         }
         line(b, "writeback", st.writebackPausedByLoad() ? "paused: a backing store is busier than its migrate_threshold"
                 : st.segmentsAwaitingWriteback() > 0 ? "pending" : "idle");
+        line(b, "flushed_bytes", st.flushedBytes());
+        line(b, "written_back_bytes", st.writtenBackBytes());
         line(b, "indexed_lines", st.indexedLines());
         line(b, "ram_buffers_in_use_bytes", st.ramBytesInUse());
         line(b, "ram_buffers_max", st.maxRamBuffers());

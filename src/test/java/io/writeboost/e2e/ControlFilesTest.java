@@ -139,6 +139,9 @@ class ControlFilesTest {
         }
         Files.writeString(server.file("caches/3/flush_current_buffer"), "1");
         assertTrue(Long.parseLong(server.read("caches/3/last_flushed_segment_id").strip()) >= 1, "the buffer was flushed");
+        long flushedBytes = server.read("caches/3/status").lines().filter(l -> l.startsWith("flushed_bytes: "))
+                .mapToLong(l -> Long.parseLong(l.substring("flushed_bytes: ".length()))).findFirst().orElse(-1);
+        assertTrue(flushedBytes >= 8192, "status counts the segment written (header and line): " + flushedBytes);
         Files.writeString(server.file("caches/3/clear_stat"), "1");
         assertTrue(server.read("caches/3/stat").lines().skip(1).allMatch(l -> l.endsWith(" 0")), "counters cleared");
         Files.writeString(server.file("caches/3/commit_super_block"), "1");
