@@ -265,6 +265,10 @@ final class Writeback extends Daemon {
         e.lock.lock();
         long invalidators = 0;
         try {
+            // The group reached the backing stores: status must not show a fault next to
+            // dirty lines already cleared by this success.
+            consecutiveFailures = 0;
+            e.writebackFailing = null;
             from = e.lastMigratedId + 1;
             for (int i = 0; i < groupEntries; i++) {
                 int line = groupLines[i];
