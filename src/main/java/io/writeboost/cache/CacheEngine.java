@@ -96,8 +96,8 @@ public final class CacheEngine implements Closeable {
     int writersWaitingForSlot;
     /** Number of drains in progress; writeback runs while it is above 0. */
     int drainRequested;
-    boolean closing;
-    Throwable failure;
+    volatile boolean closing;
+    volatile Throwable failure;
 
     final long[] dirtyLines = new long[Layout.MAX_DEVICE_ID + 1];
     /** Writeback failures since start, and the last one's message while writeback keeps failing (null once it succeeds). */
@@ -119,6 +119,8 @@ public final class CacheEngine implements Closeable {
     private final Object recordLock = new Object();
     private long recordSequence;
     private long recordedMigratedId;
+    /** last_flushed_segment_id of the newest record written: what a start after a crash may take on trust. */
+    volatile long recordedDurableId;
 
     /** Held by writeback across a batch and by discard across its backing punch. */
     final ReentrantLock writebackLock = new ReentrantLock();
@@ -134,6 +136,22 @@ public final class CacheEngine implements Closeable {
     private final Writeback writeback;
     private final Periodic periodic;
     private final RecoveryResult recovery;
+    /**
+     * Replayed segments whose checksum is still unchecked, by slot: recovery took their
+     * headers on the record's word that they were written completely (a full read of a large
+     * cache takes longer than a start should). Each is verified before its data is first read,
+     * by {@link Verifier} in the background, and all of them before any flush is acknowledged
+     * or any writeback starts, so a segment the device corrupted at rest costs nothing that
+     * was acknowledged in this run and nothing already on the backing stores.
+     */
+    private final boolean[] slotUnverified;
+    /** Slots still unverified; read without the lock by the read path, which skips all checks at 0. */
+    volatile int unverifiedSlots;
+    /** Highest segment id the superblock record may vouch for as completely written (lowered when one fails). */
+    private long vouchLimit = Long.MAX_VALUE;
+    private final java.util.concurrent.ConcurrentLinkedQueue<ByteBuffer> verifyBuffers = new java.util.concurrent.ConcurrentLinkedQueue<>();
+    private final long startedNanos = System.nanoTime();
+    private final Verifier verifier;
 
     // ---------------------------------------------------------------- format and open
 
@@ -256,6 +274,7 @@ public final class CacheEngine implements Closeable {
         slotLines = new int[nrSegments];
         slotInvalidatedBy = new long[nrSegments];
         slotBuffer = new SegmentBuffer[nrSegments];
+        slotUnverified = new boolean[nrSegments];
         maxBuffers = Math.min(config.ramBuffers(), nrSegments);
 
         applyReplay(rec);
@@ -263,18 +282,23 @@ public final class CacheEngine implements Closeable {
         recordedMigratedId = rec.lastMigratedId();
 
         log.info("cache {} on {}: {} segments, {} volume(s); start {} took {} ms: loaded {} segment(s) not yet written back, "
-                        + "{} line(s), {} dirty; last migrated {}, next segment {}{}",
+                        + "{} line(s), {} dirty; last migrated {}, next segment {}{}{}",
                 sb.cacheId(), cache.name(), nrSegments, sb.volumes().size(),
                 rec.cleanShutdown() ? "after a clean stop" : "after a crash (log replay)", rec.millis(), rec.replay().size(),
                 rec.replayedLines(), totalDirty(), lastMigratedId, nextId,
-                rec.torn() ? "; the segment after them was torn" : "");
+                rec.torn() ? "; the segment after them was torn" : "",
+                unverifiedSlots > 0 ? "; " + unverifiedSlots + " of them to verify in the background (flushes wait for it)" : "");
 
         flusher = new Flusher(this);
         writeback = new Writeback(this, config.writebackGroupSegments());
-        periodic = new Periodic(this);
+        periodic = new Periodic(this, config.vouchSegments());
+        verifier = unverifiedSlots > 0 && config.backgroundVerification() ? new Verifier(this, rec.replay()) : null;
         flusher.start();
         writeback.start();
         periodic.start();
+        if (verifier != null) {
+            verifier.start();
+        }
     }
 
     private void applyReplay(RecoveryResult rec) {
@@ -282,6 +306,10 @@ public final class CacheEngine implements Closeable {
         for (ReplaySegment s : rec.replay()) {
             slotSegmentId[s.slot()] = s.id();
             slotLines[s.slot()] = s.nrLines();
+            if (!s.verified()) {
+                slotUnverified[s.slot()] = true;
+                unverifiedSlots++;
+            }
             int base = s.slot() * LPS;
             for (int k = 0; k < s.nrLines(); k++) {
                 long key = s.keys()[k];
@@ -372,6 +400,7 @@ public final class CacheEngine implements Closeable {
                     long at = lineDeviceOffset(line);
                     lock.unlock();
                     try {
+                        ensureVerified(line / LPS);
                         fetched.clear();
                         cacheDevice.read(fetched, at);
                     } finally {
@@ -602,6 +631,9 @@ public final class CacheEngine implements Closeable {
         ByteBuffer view = dst.duplicate();
         for (int i = 0; i < plan.cacheLines; i++) {
             int line = plan.lines[i];
+            if (unverifiedSlots != 0) {
+                ensureVerified(line / LPS);
+            }
             long at = lineDeviceOffset(line);
             int dstLine = plan.dstOffsets[i];
             int bits = plan.bits[i];
@@ -782,6 +814,109 @@ public final class CacheEngine implements Closeable {
                 target = (open != null ? open.id : nextId) - 1;
             }
             awaitDurable(target);
+            awaitVerified();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * With the lock held: waits until every segment recovery left unverified is verified. A
+     * flush acknowledged before that could be lost after all: if one of them failed, the next
+     * start would replay the log only up to it, dropping everything written after.
+     */
+    private void awaitVerified() throws IOException {
+        // Verifies what is left itself, alongside the verifier (two readers finish sooner).
+        for (int slot = 0; unverifiedSlots > 0 && slot < nrSegments; slot++) {
+            checkUsable();
+            if (slotUnverified[slot]) {
+                lock.unlock();
+                try {
+                    ensureVerified(slot);
+                } finally {
+                    lock.lock();
+                }
+            }
+        }
+        checkFailure();
+    }
+
+    /**
+     * Called without the lock before data is read from the cache device in {@code slot}:
+     * verifies the slot's segment first when recovery left it unverified.
+     */
+    void ensureVerified(int slot) throws IOException {
+        if (unverifiedSlots == 0) {
+            return;
+        }
+        long id;
+        int lines;
+        lock.lock();
+        try {
+            if (!slotUnverified[slot]) {
+                return;
+            }
+            id = slotSegmentId[slot];
+            lines = slotLines[slot];
+        } finally {
+            lock.unlock();
+        }
+        ByteBuffer buf = verifyBuffers.poll();
+        if (buf == null) {
+            buf = ByteBuffer.allocateDirect(Layout.SEGMENT_SIZE);
+        }
+        try {
+            buf.clear().limit(SegmentHeader.usedBytes(lines));
+            cacheDevice.read(buf, Layout.slotOffset(slot));
+            buf.flip();
+            SegmentHeader h = SegmentHeader.decode(buf);
+            if (h == null || h.id != id || h.nrLines != lines || !SegmentHeader.crcValid(buf)) {
+                segmentCorrupt(id, slot);
+            }
+        } finally {
+            verifyBuffers.offer(buf);
+        }
+        lock.lock();
+        try {
+            if (slotUnverified[slot]) {
+                slotUnverified[slot] = false;
+                if (--unverifiedSlots == 0) {
+                    log.info("cache {}: every segment replayed at start verified, {} ms after start; flushes and writeback go ahead",
+                            superblock.cacheId(), (System.nanoTime() - startedNanos) / 1_000_000);
+                    changed.signalAll();
+                    background.signalAll();
+                }
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * A replayed segment fails its checksum: the device changed it after it was written. The
+     * record stops vouching for it, so that the next start verifies it and replays the log up
+     * to the segment before it; this run fails, before any flush was acknowledged.
+     */
+    private void segmentCorrupt(long id, int slot) throws IOException {
+        IOException ex = new IOException("segment " + id + " (slot " + slot + ") on " + cacheDevice.name()
+                + " fails its checksum: it changed on the device after it was written. The cache stops; the next start "
+                + "replays the log up to the segment before it, and the data of this segment and later ones is lost");
+        synchronized (recordLock) {
+            vouchLimit = Math.min(vouchLimit, id - 1);
+        }
+        try {
+            writeRecord(lastMigratedIdLocked(), false);
+        } catch (IOException e) {
+            ex.addSuppressed(e);
+        }
+        fail(ex);
+        throw ex;
+    }
+
+    private long lastMigratedIdLocked() {
+        lock.lock();
+        try {
+            return lastMigratedId;
         } finally {
             lock.unlock();
         }
@@ -842,16 +977,20 @@ public final class CacheEngine implements Closeable {
     void writeRecord(long migratedId, boolean clean) throws IOException {
         synchronized (recordLock) {
             recordedMigratedId = Math.max(recordedMigratedId, migratedId);
+            // Vouch only for segments a completed sync made durable before this record: one
+            // merely written could be torn by a crash during the sync that follows.
             long flushedId;
             lock.lock();
             try {
-                flushedId = lastFlushedId;
+                flushedId = lastDurableId;
             } finally {
                 lock.unlock();
             }
-            SuperblockRecord r = new SuperblockRecord(++recordSequence, nonce, recordedMigratedId, flushedId, clean);
+            SuperblockRecord r = new SuperblockRecord(++recordSequence, nonce, recordedMigratedId, Math.min(flushedId, vouchLimit),
+                    clean);
             cacheDevice.write(r.encode(), r.offset());
             cacheDevice.sync();
+            recordedDurableId = r.lastFlushedId();
         }
     }
 
@@ -1058,6 +1197,9 @@ public final class CacheEngine implements Closeable {
         periodic.join();
         writeback.join();
         flusher.join();
+        if (verifier != null) {
+            verifier.join();
+        }
     }
 
     /**

@@ -12,6 +12,8 @@ public final class EngineConfig {
 
     private int ramBuffers = DEFAULT_RAM_BUFFERS;
     private int writebackGroupSegments = Writeback.GROUP_SEGMENTS;
+    private long vouchSegments = Periodic.VOUCH_SEGMENTS;
+    private boolean backgroundVerification = true;
     private final Map<Knob, Long> knobs = new EnumMap<>(Knob.class);
 
     public int ramBuffers() {
@@ -33,6 +35,26 @@ public final class EngineConfig {
     /** Segments written back between two syncs of the backing stores; tests shrink it to reach the group logic in small rings. */
     EngineConfig writebackGroupSegments(int n) {
         writebackGroupSegments = Math.max(1, n);
+        return this;
+    }
+
+    long vouchSegments() {
+        return vouchSegments;
+    }
+
+    /** Growth of the durable log that makes the periodic daemon write the record; tests shrink it. */
+    EngineConfig vouchSegments(long n) {
+        vouchSegments = Math.max(1, n);
+        return this;
+    }
+
+    boolean backgroundVerification() {
+        return backgroundVerification;
+    }
+
+    /** Without the verifier thread only reads and flushes verify segments: tests use it to control who gets there first. */
+    EngineConfig backgroundVerification(boolean on) {
+        backgroundVerification = on;
         return this;
     }
 

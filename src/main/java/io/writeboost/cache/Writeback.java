@@ -108,7 +108,8 @@ final class Writeback extends Daemon {
                 boolean wanted = e.writersWaitingForSlot > 0 || e.drainRequested > 0 || e.knob(Knob.FORCE_MIGRATE) == 1
                         || (e.knob(Knob.ALLOW_MIGRATE) == 1 && loadAllows());
                 e.writebackPausedByLoad = pending && e.knob(Knob.ALLOW_MIGRATE) == 1 && !wanted;
-                if (!(pending && wanted)) {
+                // Until recovery's segments are verified, one may yet fail and cut the log short.
+                if (!(pending && wanted && e.unverifiedSlots == 0)) {
                     if (groupTo > e.lastMigratedId) {
                         commitOnly = true; // stopping for now: finish what was written
                     } else {

@@ -27,6 +27,9 @@ import java.util.Map;
 public final class Recovery {
     private static final Logger log = LogManager.getLogger(Recovery.class);
 
+    /** Threads reading headers at start: enough to keep a virtual disk's queue busy. */
+    private static final int HEADER_READERS = 8;
+
     private Recovery() {}
 
     public static Superblock readSuperblock(BlockDevice cache) throws IOException {
@@ -57,7 +60,6 @@ public final class Recovery {
         return best;
     }
 
-    /** Recovery at start: finds the replay set and erases what lies past its end. */
     /** One copy of the record ({@link SuperblockRecord#OFFSET_A} or {@code _B}), or null when it is not valid. */
     public static SuperblockRecord readRecordCopy(BlockDevice cache, long offset, Superblock sb) throws IOException {
         ByteBuffer b = ByteBuffer.allocate(SuperblockRecord.SIZE);
@@ -65,55 +67,69 @@ public final class Recovery {
         return SuperblockRecord.decode(b, sb.nonce());
     }
 
+    /**
+     * Recovery at start, for an engine that verifies checksums behind it: segments the record
+     * vouches for come back from their headers alone ({@link ReplaySegment#verified()} false),
+     * the rest are verified here. Finds the replay set and erases what lies past its end.
+     */
     public static RecoveryResult run(BlockDevice cache, Superblock sb) throws IOException {
-        return scan(cache, sb, true);
+        return scan(cache, sb, true, true);
     }
 
-    /** The same analysis without writing anything: for checks before a reformat, and offline tools. */
+    /** The same analysis, every segment verified, without writing anything: for checks before a reformat, and offline tools. */
     public static RecoveryResult inspect(BlockDevice cache, Superblock sb) throws IOException {
-        return scan(cache, sb, false);
+        return scan(cache, sb, false, false);
     }
 
-    private static RecoveryResult scan(BlockDevice cache, Superblock sb, boolean repair) throws IOException {
+    private static RecoveryResult scan(BlockDevice cache, Superblock sb, boolean repair, boolean deferVerification)
+            throws IOException {
         long t0 = System.nanoTime();
         SuperblockRecord record = readRecord(cache, sb);
         int n = sb.nrSegments();
 
         // Pass 1: every slot's header, to know which ids exist and where.
+        SegmentHeader[] headers = readHeaders(cache, n);
         Map<Long, Integer> slotById = new HashMap<>();
-        Map<Long, Integer> linesById = new HashMap<>();
-        ByteBuffer header = ByteBuffer.allocateDirect(Layout.SEGMENT_HEADER_SIZE);
         for (int slot = 0; slot < n; slot++) {
-            header.clear();
-            cache.read(header, Layout.slotOffset(slot));
-            SegmentHeader h = SegmentHeader.decode(header);
+            SegmentHeader h = headers[slot];
             if (h == null || h.nonce != sb.nonce() || h.id <= record.lastMigratedId()) {
+                headers[slot] = null;
                 continue;
             }
             if (Layout.slotOf(h.id, n) != slot) {
                 log.warn("segment header in slot {} claims id {}, which belongs in slot {}; ignored", slot, h.id, Layout.slotOf(h.id, n));
+                headers[slot] = null;
                 continue;
             }
             slotById.put(h.id, slot);
-            linesById.put(h.id, h.nrLines);
         }
 
-        // Pass 2: the prefix, verifying each segment's checksum over header and lines.
+        // Pass 2: the prefix. A segment at or below the record's last_flushed_segment_id was
+        // written completely before that record was synced, so it cannot be torn: with
+        // deferVerification its header is taken as read and its checksum left to the engine,
+        // which verifies it before serving its data and before acknowledging any flush. Past
+        // that id a crash may have torn a segment, so each is verified here, and replay stops
+        // at the first that fails.
         List<ReplaySegment> replay = new ArrayList<>();
         ByteBuffer seg = ByteBuffer.allocateDirect(Layout.SEGMENT_SIZE);
         long id = record.lastMigratedId() + 1;
+        long vouched = deferVerification ? record.lastFlushedId() : 0;
         boolean torn = false;
         while (slotById.containsKey(id)) {
             int slot = slotById.get(id);
-            seg.clear().limit(SegmentHeader.usedBytes(linesById.get(id)));
-            cache.read(seg, Layout.slotOffset(slot));
-            if (!SegmentHeader.crcValid(seg)) {
-                torn = true;
-                log.warn("segment {} (slot {}) fails its checksum: a torn or corrupt write; replay stops before it", id, slot);
-                break;
+            SegmentHeader h = headers[slot];
+            boolean verified = id > vouched;
+            if (verified) {
+                seg.clear().limit(SegmentHeader.usedBytes(h.nrLines));
+                cache.read(seg, Layout.slotOffset(slot));
+                if (!SegmentHeader.crcValid(seg)) {
+                    torn = true;
+                    log.warn("segment {} (slot {}) fails its checksum: a torn or corrupt write; replay stops before it", id, slot);
+                    break;
+                }
+                h = SegmentHeader.decode(seg);
             }
-            SegmentHeader h = SegmentHeader.decode(seg);
-            replay.add(new ReplaySegment(h.id, slot, h.nrLines, h.keys, h.dirty));
+            replay.add(new ReplaySegment(h.id, slot, h.nrLines, h.keys, h.dirty, verified));
             id++;
         }
         long nextId = id;
@@ -143,5 +159,48 @@ public final class Recovery {
         long millis = (System.nanoTime() - t0) / 1_000_000;
         return new RecoveryResult(record.sequence(), record.lastMigratedId(), nextId, replay, record.cleanShutdown(), torn,
                 discarded, millis);
+    }
+
+    /**
+     * Every slot's header (null where none decodes). One header sits at the start of each
+     * 1 MiB slot, so these are small reads far apart (too far for the page cache's readahead
+     * to join them): they are issued from several threads to keep the device's queue full.
+     */
+    private static SegmentHeader[] readHeaders(BlockDevice cache, int n) throws IOException {
+        SegmentHeader[] headers = new SegmentHeader[n];
+        int threads = Math.max(1, Math.min(HEADER_READERS, n / 64));
+        java.util.concurrent.atomic.AtomicInteger next = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.atomic.AtomicReference<IOException> error = new java.util.concurrent.atomic.AtomicReference<>();
+        Runnable reader = () -> {
+            ByteBuffer header = ByteBuffer.allocateDirect(Layout.SEGMENT_HEADER_SIZE);
+            for (int slot = next.getAndIncrement(); slot < n && error.get() == null; slot = next.getAndIncrement()) {
+                header.clear();
+                try {
+                    cache.read(header, Layout.slotOffset(slot));
+                } catch (IOException e) {
+                    error.compareAndSet(null, e);
+                    return;
+                }
+                headers[slot] = SegmentHeader.decode(header);
+            }
+        };
+        Thread[] pool = new Thread[threads - 1];
+        for (int i = 0; i < pool.length; i++) {
+            pool[i] = new Thread(reader, "wb-recovery-" + i);
+            pool[i].start();
+        }
+        reader.run();
+        for (Thread t : pool) {
+            try {
+                t.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted while reading segment headers", e);
+            }
+        }
+        if (error.get() != null) {
+            throw error.get();
+        }
+        return headers;
     }
 }

@@ -16,7 +16,9 @@ import static org.junit.jupiter.api.Assertions.fail;
 /**
  * Flip, zero and shuffle bytes of the superblock, the records, segment headers and whole
  * segments: a start must either refuse with a clear error or come up with every sector
- * holding data once written there; never an unhandled exception, never garbage.
+ * holding data once written there, or come up and fail with a checksum error before serving
+ * the damaged segment or acknowledging a flush, after which the next start comes up; never an
+ * unhandled exception, never garbage.
  * -Dcorrupt.trials raises the count for long runs.
  */
 class CorruptionTest {
@@ -45,42 +47,68 @@ class CorruptionTest {
         }
         rig.engine.close();
         byte[] image = rig.cache.visibleBytes().clone();
-        int refused = 0, recovered = 0;
+        int refused = 0, recovered = 0, failedThenRecovered = 0;
         for (int t = 0; t < TRIALS; t++) {
             byte[] bad = image.clone();
             String what = corrupt(bad, rnd);
             rig.cache = io.writeboost.testutil.PowerLossDevice.of("cache", bad, rig.power);
-            try {
-                rig.open();
-            } catch (IOException e) {
-                assertTrue(e.getMessage() != null && !e.getMessage().isBlank(), what + ": refused without a message");
-                refused++;
-                continue;
-            } catch (RuntimeException | Error e) {
-                throw new AssertionError(what + ": unhandled " + e, e);
-            }
-            try {
-                for (int dev = 1; dev <= 2; dev++) {
-                    ByteBuffer all = ByteBuffer.allocate(VOLUME);
-                    rig.engine.read(dev, 0, VOLUME / 512, all);
-                    for (int s = 0; s < VOLUME / 512; s++) {
-                        if (SectorModel.decode(all, s * 512, dev, s) < 0) {
-                            fail(what + ": dev " + dev + " sector " + s + " holds garbage");
-                        }
+            // A clean stop's record vouches for every segment, so corruption inside one is found
+            // only by the verification behind the start: that run fails (reads of the segment and
+            // flushes are refused), and the next start, on what the failed run left, cuts the log.
+            for (int run = 1; ; run++) {
+                try {
+                    rig.open();
+                } catch (IOException e) {
+                    assertTrue(e.getMessage() != null && !e.getMessage().isBlank(), what + ": refused without a message");
+                    refused++;
+                    break;
+                } catch (RuntimeException | Error e) {
+                    throw new AssertionError(what + ": unhandled " + e, e);
+                }
+                boolean failedLate = false;
+                try {
+                    readAllChecked(rig.engine, what);
+                    rig.engine.flush();
+                } catch (IOException e) {
+                    assertTrue(String.valueOf(rig.engine.status().failure()).contains("checksum"),
+                            what + ": run " + run + " refused I/O for another reason: " + e);
+                    assertTrue(run == 1, what + ": the start after a failed verification verifies again and fails again");
+                    failedLate = true;
+                } finally {
+                    try {
+                        rig.engine.close();
+                    } catch (IOException ignored) {
+                        // a corrupt device may fail the clean stop; the checks above are what matter
                     }
                 }
-                recovered++;
-            } finally {
-                try {
-                    rig.engine.close();
-                } catch (IOException ignored) {
-                    // a corrupt device may fail the clean stop; the check above is what matters
+                if (!failedLate) {
+                    if (run == 1) {
+                        recovered++;
+                    } else {
+                        failedThenRecovered++;
+                    }
+                    break;
+                }
+                rig.cache = rig.cache.reopen(rig.power);
+            }
+        }
+        System.out.printf("CorruptionTest: %d corruptions tried, %d refused at start with an error, %d recovered, "
+                + "%d failed in verification and recovered at the next start, 0 garbage%n", TRIALS, refused, recovered, failedThenRecovered);
+        assertTrue(recovered > 0 && refused > 0 && failedThenRecovered > 0,
+                "every outcome occurs: " + recovered + " recovered, " + refused + " refused, " + failedThenRecovered + " failed then recovered");
+    }
+
+    /** Reads both volumes whole; every sector must hold a version written to it, or zeros. */
+    private static void readAllChecked(CacheEngine engine, String what) throws IOException {
+        for (int dev = 1; dev <= 2; dev++) {
+            ByteBuffer all = ByteBuffer.allocate(VOLUME);
+            engine.read(dev, 0, VOLUME / 512, all);
+            for (int s = 0; s < VOLUME / 512; s++) {
+                if (SectorModel.decode(all, s * 512, dev, s) < 0) {
+                    fail(what + ": dev " + dev + " sector " + s + " holds garbage");
                 }
             }
         }
-        System.out.printf("CorruptionTest: %d corruptions tried, %d refused with an error, %d recovered, 0 garbage%n",
-                TRIALS, refused, recovered);
-        assertTrue(recovered > 0 && refused > 0, "both outcomes occur: " + recovered + " recovered, " + refused + " refused");
     }
 
     /** Damages {@code img} in one of several ways; returns a description. */

@@ -99,6 +99,40 @@ class EngineBehaviourTest {
     }
 
     @Test
+    void theRecordFollowsTheDurableLogSoThatACrashStartReadsLittleInFull() throws Exception {
+        Rig rig = new Rig(16, 1, VOLUME_BYTES, new EngineConfig().vouchSegments(4));
+        Random rnd = new Random(9);
+        for (int i = 0; i < 6; i++) {
+            byte[] b = new byte[4096];
+            rnd.nextBytes(b);
+            rig.engine.write(1, i * 8L, 8, ByteBuffer.wrap(b));
+            rig.engine.flushNow();                // segments 1..6, durable
+        }
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        long vouched = 0;
+        while (vouched < 4 && System.nanoTime() < deadline) {
+            Thread.sleep(50);
+            vouched = io.writeboost.recovery.Recovery.readRecord(rig.cache,
+                    io.writeboost.recovery.Recovery.readSuperblock(rig.cache)).lastFlushedId();
+        }
+        assertTrue(vouched >= 4, "the record vouches for the durable log once it grew 4 segments: " + vouched);
+        rig.engine.abort();
+        rig.cache = rig.cache.reopen(rig.power);
+        rig.open();
+        try {
+            List<io.writeboost.recovery.ReplaySegment> replay = rig.engine.recovery().replay();
+            assertEquals(6, replay.size());
+            for (io.writeboost.recovery.ReplaySegment s : replay) {
+                assertEquals(s.id() > vouched, s.verified(), "segment " + s.id() + ": read in full at start only past the record");
+            }
+            rig.engine.flush();
+            assertEquals(0, rig.engine.unverifiedSlots);
+        } finally {
+            rig.engine.close();
+        }
+    }
+
+    @Test
     void writebackRunsOnlyWhenAllowedOrNeeded() throws Exception {
         Rig rig = new Rig(16, 1, VOLUME_BYTES, new EngineConfig().knob(Knob.UPDATE_INTERVAL, 1));
         try {

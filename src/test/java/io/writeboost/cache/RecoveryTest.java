@@ -13,6 +13,7 @@ import java.util.Random;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Recovery after ring wrap-around, a torn last segment and a corrupt header; what a clean stop leaves. */
@@ -116,7 +117,7 @@ class RecoveryTest {
         rig.engine.write(1, 64, 8, ByteBuffer.wrap(other));
         rig.engine.flushNow();                    // segment 2
         long torn = rig.engine.status().lastFlushedId();
-        rig.engine.close();
+        rig.engine.abort();                       // a crash: no record vouches for segment 2
         // Tear segment 2: its second line never reached the medium.
         int slot = Layout.slotOf(torn, 8);
         rig.cache.corrupt((int) Layout.slotOffset(slot) + SegmentBuffer.lineOffset(1) + 100, new byte[] {1, 2, 3});
@@ -140,7 +141,8 @@ class RecoveryTest {
 
     @Test
     void corruptHeaderStopsReplayAndLaterSegmentsAreErased() throws Exception {
-        Rig rig = new Rig(8, 1, VOLUME_BYTES, new EngineConfig());
+        // Without the verifier thread, the flush below is what finds the damage.
+        Rig rig = new Rig(8, 1, VOLUME_BYTES, new EngineConfig().backgroundVerification(false));
         Random rnd = new Random(5);
         byte[][] data = new byte[4][];
         for (int i = 0; i < 4; i++) {
@@ -156,6 +158,14 @@ class RecoveryTest {
         rig.cache.corrupt(at, new byte[] {(byte) (image[at] ^ 0x40)});
         rig.cache = rig.cache.reopen(rig.power);
         rig.open();
+        // The clean stop's record vouches for all four: the start trusts their headers, and
+        // the background verification finds segment 3 before any flush is acknowledged.
+        assertEquals(4, rig.engine.recovery().replay().size());
+        IOException refused = assertThrows(IOException.class, rig.engine::flush);
+        assertTrue(refused.getMessage().contains("segment 3") && refused.getMessage().contains("checksum"), refused.getMessage());
+        assertThrows(IOException.class, rig.engine::close);
+        rig.cache = rig.cache.reopen(rig.power);
+        rig.open();
         try {
             assertEquals(2, rig.engine.recovery().replay().size());
             assertTrue(rig.engine.recovery().torn());
@@ -167,6 +177,52 @@ class RecoveryTest {
             assertArrayEquals(new byte[Layout.LINE_SIZE], readLine(rig.engine, 1, 3));
             rig.restart();
             assertEquals(0, rig.engine.recovery().discarded().size(), "erased segments do not come back");
+        } finally {
+            rig.engine.close();
+        }
+    }
+
+    @Test
+    void afterACleanStopHeadersAreTrustedAndDataIsVerifiedBeforeUse() throws Exception {
+        // Without the verifier thread: the read below must find the damage itself.
+        Rig rig = new Rig(8, 1, VOLUME_BYTES, new EngineConfig().backgroundVerification(false));
+        Random rnd = new Random(7);
+        byte[][] data = new byte[3][];
+        for (int i = 0; i < 3; i++) {
+            data[i] = line(rnd);
+            rig.engine.write(1, i * 8L, 8, ByteBuffer.wrap(data[i]));
+            rig.engine.flushNow();                // segments 1..3, one line each
+        }
+        rig.restart();
+        try {
+            assertEquals(3, rig.engine.recovery().replay().size());
+            assertTrue(rig.engine.recovery().replay().stream().noneMatch(io.writeboost.recovery.ReplaySegment::verified),
+                    "a clean stop's record vouches for every segment: none read in full at start");
+            for (int i = 0; i < 3; i++) {
+                assertArrayEquals(data[i], readLine(rig.engine, 1, i));
+            }
+            rig.engine.flush();
+            assertEquals(0, rig.engine.unverifiedSlots, "a flush returns only once every segment is verified");
+        } finally {
+            rig.engine.close();
+        }
+        // At rest, the medium flips a bit in segment 2's data.
+        rig.cache.corrupt((int) Layout.slotOffset(Layout.slotOf(2, 8)) + SegmentBuffer.lineOffset(0) + 7, new byte[] {42});
+        rig.cache = rig.cache.reopen(rig.power);
+        rig.open();
+        assertThrows(IOException.class, () -> readLine(rig.engine, 1, 1), "never served unverified");
+        assertThrows(IOException.class, () -> rig.engine.write(1, 40, 8, ByteBuffer.wrap(line(rnd))), "the cache has failed");
+        assertThrows(IOException.class, rig.engine::flush, "nothing acknowledged over a log that is cut short");
+        assertTrue(String.valueOf(rig.engine.status().failure()).contains("checksum"), rig.engine.status().failure());
+        assertThrows(IOException.class, rig.engine::close);
+        rig.cache = rig.cache.reopen(rig.power);
+        rig.open();
+        try {
+            assertTrue(rig.engine.recovery().torn(), "this start verifies segment 2 and stops before it");
+            assertEquals(1, rig.engine.recovery().replay().size());
+            assertArrayEquals(data[0], readLine(rig.engine, 1, 0));
+            assertArrayEquals(new byte[Layout.LINE_SIZE], readLine(rig.engine, 1, 1), "lost with the corrupt segment");
+            rig.engine.flush();
         } finally {
             rig.engine.close();
         }
