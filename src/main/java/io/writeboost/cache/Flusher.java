@@ -154,7 +154,7 @@ final class Flusher extends Daemon {
             ByteBuffer out = s.data.duplicate();
             out.position(0).limit(SegmentHeader.usedBytes(s.nrLines));
             try {
-                engine.cacheDevice.write(out, Layout.slotOffset(s.slot));
+                engine.cacheDevice.writeThrough(out, Layout.slotOffset(s.slot));
                 engine.flushedBytes += SegmentHeader.usedBytes(s.nrLines); // one writer at a time: the device holder
                 break;
             } catch (IOException e) {

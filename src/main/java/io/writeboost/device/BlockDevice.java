@@ -19,6 +19,15 @@ public interface BlockDevice extends Closeable {
     /** Writes {@code src} from its position to its limit at {@code offset}. */
     void write(ByteBuffer src, long offset) throws IOException;
 
+    /**
+     * Like {@link #write}, for a large write whose bytes the caller keeps in its own memory
+     * while they matter: the page cache need not hold them, so an implementation may send
+     * them straight to the device (O_DIRECT) when {@code src} and {@code offset} allow it.
+     */
+    default void writeThrough(ByteBuffer src, long offset) throws IOException {
+        write(src, offset);
+    }
+
     /** Returns once every completed write is on stable storage (fdatasync). */
     void sync() throws IOException;
 

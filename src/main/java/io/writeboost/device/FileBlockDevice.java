@@ -18,6 +18,9 @@ public final class FileBlockDevice implements BlockDevice {
     private final int fd;
     private final long size;
     private final boolean blockDevice;
+    /** The same file opened with O_DIRECT, for {@link #writeThrough}; null where the filesystem refuses it (tmpfs). */
+    private volatile FileChannel direct;
+    private volatile boolean directTried;
 
     private FileBlockDevice(Path path, FileChannel channel, int fd, long size, boolean blockDevice) {
         this.path = path;
@@ -122,6 +125,61 @@ public final class FileBlockDevice implements BlockDevice {
         }
     }
 
+    /**
+     * O_DIRECT when {@code src} is a direct buffer and it, its length and {@code offset} are
+     * 4 KiB aligned; else a plain write. A segment written through the page cache costs a copy
+     * into it and, at the next sync, the kernel's writeback of those pages: the engine's
+     * random-write ingest then ran at 0.45x the disk's sequential O_DIRECT bandwidth. The
+     * kernel keeps the two paths coherent: a direct write first writes back and afterwards
+     * drops the cached pages of its range, so buffered reads that follow see its bytes.
+     */
+    @Override
+    public void writeThrough(ByteBuffer src, long offset) throws IOException {
+        FileChannel d = directChannel();
+        if (d == null || !src.isDirect() || (offset & (DIRECT_ALIGN - 1)) != 0 || (src.remaining() & (DIRECT_ALIGN - 1)) != 0
+                || src.alignmentOffset(src.position(), DIRECT_ALIGN) != 0) {
+            write(src, offset);
+            return;
+        }
+        checkRange(offset, src.remaining());
+        int start = src.position();
+        long pos = offset;
+        try {
+            while (src.hasRemaining()) {
+                pos += d.write(src, pos);
+            }
+        } catch (IOException e) {
+            if (e.getMessage() == null || !e.getMessage().contains("Invalid argument")) {
+                throw e;
+            }
+            // A device whose alignment rules differ: this file is written through the page cache from now on.
+            org.apache.logging.log4j.LogManager.getLogger(FileBlockDevice.class)
+                    .warn("{}: O_DIRECT write refused ({}); writing through the page cache from now on", path, e.toString());
+            direct = null;
+            src.position(start);
+            write(src, offset);
+        }
+    }
+
+    private static final int DIRECT_ALIGN = 4096;
+
+    private FileChannel directChannel() {
+        if (!directTried) {
+            synchronized (this) {
+                if (!directTried) {
+                    try {
+                        direct = FileChannel.open(path, StandardOpenOption.WRITE, com.sun.nio.file.ExtendedOpenOption.DIRECT);
+                    } catch (IOException | UnsupportedOperationException e) {
+                        org.apache.logging.log4j.LogManager.getLogger(FileBlockDevice.class)
+                                .info("{}: O_DIRECT refused ({}); segments are written through the page cache", path, e.toString());
+                    }
+                    directTried = true;
+                }
+            }
+        }
+        return direct;
+    }
+
     @Override
     public void sync() throws IOException {
         channel.force(false);
@@ -174,6 +232,10 @@ public final class FileBlockDevice implements BlockDevice {
     public void close() throws IOException {
         try {
             channel.close();
+            FileChannel d = direct;
+            if (d != null) {
+                d.close();
+            }
         } finally {
             NativeIo.POSIX.close(fd);
         }
