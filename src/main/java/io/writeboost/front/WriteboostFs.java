@@ -38,6 +38,8 @@ public final class WriteboostFs {
     }
 
     private final Map<String, Volume> images = new LinkedHashMap<>();
+    /** Volumes by file handle ({@link #handleOf}); slot 0 stays empty: handle 0 is "not a volume". */
+    private final List<Volume> byHandle = new ArrayList<>();
     private final Map<String, ControlFile> controls = new LinkedHashMap<>();
     private final Map<String, List<String>> dirs = new LinkedHashMap<>();
     private final long totalBytes;
@@ -45,8 +47,10 @@ public final class WriteboostFs {
     public WriteboostFs(CacheEngine engine, List<Volume> volumes) {
         List<String> root = new ArrayList<>();
         long total = 0;
+        byHandle.add(null);
         for (Volume v : volumes) {
             images.put("/" + v.name(), v);
+            byHandle.add(v);
             root.add(v.name());
             total += v.size();
         }
@@ -107,15 +111,49 @@ public final class WriteboostFs {
         return dirs.containsKey(path) ? -Errno.EISDIR.intValue() : -Errno.ENOENT.intValue();
     }
 
+    /**
+     * A file handle for an open of {@code path}: a volume's number, which {@link #readVolume}
+     * and {@link #writeVolume} take instead of a path; 0 for any other file.
+     */
+    public long handleOf(String path) {
+        Volume v = images.get(path);
+        return v == null ? 0 : byHandle.indexOf(v);
+    }
+
+    /** A read of the volume behind {@code handle} (from {@link #handleOf}, not 0). */
+    public int readVolume(long handle, ByteBuffer dst, long offset) {
+        return readVolume(byHandle.get((int) handle), dst, offset);
+    }
+
+    /** A write to the volume behind {@code handle} (from {@link #handleOf}, not 0). */
+    public int writeVolume(long handle, ByteBuffer src, long offset) {
+        return writeVolume(byHandle.get((int) handle), src, offset);
+    }
+
+    private static int readVolume(Volume v, ByteBuffer dst, long offset) {
+        try {
+            return v.read(offset, dst);
+        } catch (IOException e) {
+            log.error("{}: read of {} bytes at {} failed: {}", v.name(), dst.remaining(), offset, e.toString());
+            return -Errno.EIO.intValue();
+        }
+    }
+
+    private static int writeVolume(Volume v, ByteBuffer src, long offset) {
+        try {
+            return v.write(offset, src);
+        } catch (VolumeFullException e) {
+            return -Errno.ENOSPC.intValue();
+        } catch (IOException e) {
+            log.error("{}: write of {} bytes at {} failed: {}", v.name(), src.remaining(), offset, e.toString());
+            return -Errno.EIO.intValue();
+        }
+    }
+
     public int read(String path, ByteBuffer dst, long offset) {
         Volume v = images.get(path);
         if (v != null) {
-            try {
-                return v.read(offset, dst);
-            } catch (IOException e) {
-                log.error("{}: read of {} bytes at {} failed: {}", v.name(), dst.remaining(), offset, e.toString());
-                return -Errno.EIO.intValue();
-            }
+            return readVolume(v, dst, offset);
         }
         ControlFile c = controls.get(path);
         if (c == null) {
@@ -138,14 +176,7 @@ public final class WriteboostFs {
     public int write(String path, ByteBuffer src, long offset) {
         Volume v = images.get(path);
         if (v != null) {
-            try {
-                return v.write(offset, src);
-            } catch (VolumeFullException e) {
-                return -Errno.ENOSPC.intValue();
-            } catch (IOException e) {
-                log.error("{}: write of {} bytes at {} failed: {}", v.name(), src.remaining(), offset, e.toString());
-                return -Errno.EIO.intValue();
-            }
+            return writeVolume(v, src, offset);
         }
         ControlFile c = controls.get(path);
         if (c == null) {

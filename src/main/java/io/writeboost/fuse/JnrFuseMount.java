@@ -39,6 +39,32 @@ public final class JnrFuseMount extends FuseStubFS {
         POSIX posix = POSIXFactory.getNativePOSIX();
         this.uid = posix.getuid();
         this.gid = posix.getgid();
+        bindDataPath();
+    }
+
+    // Strong references: native code holds only the closures' addresses.
+    private final RawDataPath.RawIo rawRead = this::rawRead;
+    private final RawDataPath.RawIo rawWrite = this::rawWrite;
+
+    /** Volumes' reads and writes skip jnr-fuse's per-call wrappers ({@link RawDataPath}); open sets fh for them. */
+    private void bindDataPath() {
+        RawDataPath.bind(fuseOperations, rawRead, rawWrite);
+    }
+
+    private int rawRead(Pointer path, Pointer buf, long size, long offset, Pointer fi) {
+        long handle = RawDataPath.handle(fi);
+        if (handle != 0) {
+            return fs.readVolume(handle, wrap(buf, size), offset);
+        }
+        return read(path.getString(0), buf, size, offset, FuseFileInfo.of(fi));
+    }
+
+    private int rawWrite(Pointer path, Pointer buf, long size, long offset, Pointer fi) {
+        long handle = RawDataPath.handle(fi);
+        if (handle != 0) {
+            return fs.writeVolume(handle, wrap(buf, size), offset);
+        }
+        return write(path.getString(0), buf, size, offset, FuseFileInfo.of(fi));
     }
 
     /** Mounts and serves until unmounted (blocking); returns after the FUSE loop has ended. */
@@ -107,7 +133,11 @@ public final class JnrFuseMount extends FuseStubFS {
 
     @Override
     public int open(String path, FuseFileInfo fi) {
-        return fs.open(path, fi.flags.get());
+        int rc = fs.open(path, fi.flags.get());
+        if (rc == 0) {
+            fi.fh.set(fs.handleOf(path));
+        }
+        return rc;
     }
 
     @Override

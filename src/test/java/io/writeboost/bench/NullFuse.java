@@ -5,6 +5,7 @@ import jnr.ffi.Pointer;
 import jnr.ffi.types.off_t;
 import jnr.ffi.types.size_t;
 import io.writeboost.fuse.FuseLoop;
+import io.writeboost.fuse.RawDataPath;
 import ru.serce.jnrfuse.FuseFillDir;
 import ru.serce.jnrfuse.FuseStubFS;
 import ru.serce.jnrfuse.struct.FileStat;
@@ -16,9 +17,11 @@ import java.util.Arrays;
 /**
  * Benchmark peer: a jnr-fuse filesystem that does nothing, one file "null" whose reads and
  * writes return at once, mounted with writeboost's FUSE options and served by writeboost's
- * {@link FuseLoop}. What it reaches is the ceiling of the Java FUSE transport.
- * Usage: NullFuse MOUNTPOINT SIZE_BYTES [--stock] (blocks until unmounted); --stock serves it
- * with jnr-fuse's own loop (libfuse's native worker threads) instead, for comparison.
+ * {@link FuseLoop}, read and write bound as writeboost binds them ({@link RawDataPath}). What
+ * it reaches is the ceiling of the Java FUSE transport as writeboost uses it.
+ * Usage: NullFuse MOUNTPOINT SIZE_BYTES [--stock | --jnr-binding] (blocks until unmounted);
+ * --stock serves it with jnr-fuse's own loop and bindings, --jnr-binding with writeboost's
+ * loop and jnr-fuse's bindings, for comparison.
  */
 public final class NullFuse extends FuseStubFS {
     private final long size;
@@ -31,7 +34,11 @@ public final class NullFuse extends FuseStubFS {
         NullFuse fs = new NullFuse(Long.parseLong(args[1]));
         String options = String.join(",", Arrays.asList("direct_io", "big_writes", "max_write=131072", "max_read=131072",
                 "default_permissions", "fsname=nullfuse", "subtype=nullfuse"));
-        if (args.length > 2 && args[2].equals("--stock")) {
+        String mode = args.length > 2 ? args[2] : "";
+        if (!mode.equals("--stock") && !mode.equals("--jnr-binding")) {
+            RawDataPath.bind(fs.fuseOperations, fs.rawRead, fs.rawWrite);
+        }
+        if (mode.equals("--stock")) {
             fs.mount(Path.of(args[0]), true, false, new String[] {"-o", options});
         } else {
             FuseLoop.run(new String[] {"nullfuse", "-f", Path.of(args[0]).toAbsolutePath().toString(), "-o", options},
@@ -67,6 +74,24 @@ public final class NullFuse extends FuseStubFS {
     public int open(String path, FuseFileInfo fi) {
         return path.equals("/null") ? 0 : -Errno.ENOENT.intValue();
     }
+
+    // What writeboost's binding does per call: fh from the fuse_file_info, the buffer wrapped.
+    private final RawDataPath.RawIo rawRead = this::rawRead;
+    private final RawDataPath.RawIo rawWrite = this::rawWrite;
+
+    private int rawRead(Pointer path, Pointer buf, long n, long offset, Pointer fi) {
+        RawDataPath.handle(fi);
+        MEMORY.newDirectByteBuffer(buf.address(), (int) n);
+        return (int) Math.max(0, Math.min(n, size - offset));
+    }
+
+    private int rawWrite(Pointer path, Pointer buf, long n, long offset, Pointer fi) {
+        RawDataPath.handle(fi);
+        MEMORY.newDirectByteBuffer(buf.address(), (int) n);
+        return (int) n;
+    }
+
+    private static final com.kenai.jffi.MemoryIO MEMORY = com.kenai.jffi.MemoryIO.getInstance();
 
     @Override
     public int read(String path, Pointer buf, @size_t long n, @off_t long offset, FuseFileInfo fi) {
