@@ -18,6 +18,14 @@ import java.nio.ByteBuffer;
 final class Flusher extends Daemon {
     private static final org.apache.logging.log4j.Logger log = org.apache.logging.log4j.LogManager.getLogger(Flusher.class);
     static final int WRITE_ATTEMPTS = 3;
+    /**
+     * Most segments written with one call: full segments in consecutive slots are one
+     * sequential run on the device. This disk writes 1.82 GB/s in 1 MiB O_DIRECT writes one at
+     * a time and 2.23 GB/s in 4 MiB ones (fio, one run).
+     */
+    static final int MAX_BATCH = 4;
+    private final SegmentBuffer[] batch = new SegmentBuffer[MAX_BATCH];
+    private final ByteBuffer[] batchData = new ByteBuffer[MAX_BATCH];
 
     Flusher(CacheEngine engine) {
         super(engine, "flusher");
@@ -43,7 +51,7 @@ final class Flusher extends Daemon {
                             e.deviceBusy = true;
                             break;
                         }
-                        next = e.flushQueue.poll();
+                        next = e.flushQueue.peek();
                         if (next != null) {
                             e.deviceBusy = true;
                             break;
@@ -68,7 +76,7 @@ final class Flusher extends Daemon {
             }
             try {
                 if (next != null) {
-                    write(next);
+                    writeQueued(Long.MAX_VALUE);
                 } else {
                     sync(syncTarget);
                 }
@@ -100,20 +108,16 @@ final class Flusher extends Daemon {
     void runFor(long target) throws IOException {
         CacheEngine e = engine;
         while (e.lastDurableId < target && e.failure == null) {
-            SegmentBuffer s = null;
             long syncTo = -1;
             if (e.lastFlushedId >= target) {
                 syncTo = e.lastFlushedId;
-            } else {
-                s = e.flushQueue.poll();
-                if (s == null) {
-                    return;
-                }
+            } else if (e.flushQueue.isEmpty()) {
+                return;
             }
             e.lock.unlock();
             try {
-                if (s != null) {
-                    write(s);
+                if (syncTo < 0) {
+                    writeQueued(target);
                 } else {
                     sync(syncTo);
                 }
@@ -144,34 +148,73 @@ final class Flusher extends Daemon {
     }
 
     /**
-     * Writes a sealed segment, retrying a failed write twice (rewriting the same bytes at the
-     * same place is harmless). A failed sync is never retried: after one, the kernel may have
-     * dropped the pages it could not write, and a second sync could succeed without them.
+     * Called by the device holder without the lock: takes the head of the flush queue and,
+     * while each is full and the next sits in the following slot, up to {@link #MAX_BATCH}
+     * segments in all (none past {@code upTo}), and writes them with one call.
      */
-    private void write(SegmentBuffer s) throws IOException {
-        SegmentHeader.seal(s.data);
+    private void writeQueued(long upTo) throws IOException {
+        CacheEngine e = engine;
+        int n = 0;
+        e.lock.lock();
+        try {
+            SegmentBuffer s = e.flushQueue.poll();
+            while (s != null) {
+                batch[n++] = s;
+                SegmentBuffer following = e.flushQueue.peek();
+                if (n == MAX_BATCH || !s.full() || following == null || following.slot != s.slot + 1 || following.id > upTo) {
+                    break;
+                }
+                s = e.flushQueue.poll();
+            }
+        } finally {
+            e.lock.unlock();
+        }
+        if (n > 0) {
+            write(n);
+        }
+    }
+
+    /**
+     * Writes the first {@code n} sealed segments of {@link #batch}, consecutive in the ring,
+     * retrying a failed write twice (rewriting the same bytes at the same place is harmless).
+     * A failed sync is never retried: after one, the kernel may have dropped the pages it
+     * could not write, and a second sync could succeed without them.
+     */
+    private void write(int n) throws IOException {
+        long bytes = 0;
+        for (int i = 0; i < n; i++) {
+            SegmentHeader.seal(batch[i].data);
+            bytes += SegmentHeader.usedBytes(batch[i].nrLines);
+        }
+        SegmentBuffer first = batch[0];
+        String what = n == 1 ? "segment " + first.id : "segments " + first.id + ".." + batch[n - 1].id;
         for (int attempt = 1; ; attempt++) {
-            ByteBuffer out = s.data.duplicate();
-            out.position(0).limit(SegmentHeader.usedBytes(s.nrLines));
+            for (int i = 0; i < n; i++) {
+                batchData[i] = batch[i].data.duplicate().position(0).limit(SegmentHeader.usedBytes(batch[i].nrLines));
+            }
             try {
-                engine.cacheDevice.writeThrough(out, Layout.slotOffset(s.slot));
-                engine.flushedBytes += SegmentHeader.usedBytes(s.nrLines); // one writer at a time: the device holder
+                engine.cacheDevice.writeThrough(batchData, n, Layout.slotOffset(first.slot));
+                engine.flushedBytes += bytes; // one writer at a time: the device holder
                 break;
             } catch (IOException e) {
                 if (attempt == WRITE_ATTEMPTS) {
-                    throw new IOException("writing segment " + s.id + " to " + engine.cacheDevice.name() + " failed "
+                    throw new IOException("writing " + what + " to " + engine.cacheDevice.name() + " failed "
                             + attempt + " times: " + e.getMessage(), e);
                 }
-                log.warn("writing segment {} to {} failed (attempt {} of {}), retrying: {}", s.id, engine.cacheDevice.name(),
+                log.warn("writing {} to {} failed (attempt {} of {}), retrying: {}", what, engine.cacheDevice.name(),
                         attempt, WRITE_ATTEMPTS, e.toString());
                 if (!pause(attempt * 200L)) {
-                    throw new IOException("writing segment " + s.id + " abandoned: the cache is stopping", e);
+                    throw new IOException("writing " + what + " abandoned: the cache is stopping", e);
                 }
             }
         }
         engine.lock.lock();
         try {
-            engine.flushed(s);
+            for (int i = 0; i < n; i++) {
+                engine.flushed(batch[i]);
+                batch[i] = null;
+                batchData[i] = null;
+            }
         } finally {
             engine.lock.unlock();
         }

@@ -198,16 +198,27 @@ final class Writeback extends Daemon {
                 e.lock.unlock();
             }
 
-            // Read each segment that still has dirty lines in one sequential read.
-            for (int i = 0; i < segmentLines.length; i++) {
+            // Read the segments that still have dirty lines: a run of full segments in
+            // consecutive slots (and the one after, up to its last line) in one read, headers
+            // and all, since batchBuffer mirrors the slots' layout. Segments are written with
+            // O_DIRECT, so these reads come from the device, not the page cache.
+            for (int i = 0; i < segmentLines.length; ) {
                 if (segmentLines[i] == 0) {
+                    i++;
                     continue;
                 }
                 int slot = Layout.slotOf(from + i, e.nrSegments);
+                int last = i;
+                while (last + 1 < segmentLines.length && segmentLines[last] == CacheEngine.LPS && segmentLines[last + 1] != 0
+                        && Layout.slotOf(from + last + 1, e.nrSegments) == slot + (last + 1 - i)) {
+                    last++;
+                }
                 ByteBuffer view = batchBuffer.duplicate();
                 int base = i * Layout.SEGMENT_SIZE;
-                view.limit(base + SegmentBuffer.lineOffset(segmentLines[i])).position(base + Layout.SEGMENT_HEADER_SIZE);
+                view.limit(last * Layout.SEGMENT_SIZE + SegmentBuffer.lineOffset(segmentLines[last]))
+                        .position(base + Layout.SEGMENT_HEADER_SIZE);
                 e.cacheDevice.read(view, Layout.slotOffset(slot) + Layout.SEGMENT_HEADER_SIZE);
+                i = last + 1;
             }
 
             long sectorsWritten = writeSorted(entries);

@@ -28,6 +28,20 @@ public interface BlockDevice extends Closeable {
         write(src, offset);
     }
 
+    /**
+     * {@link #writeThrough} of the first {@code n} buffers of {@code srcs}, one after the
+     * other from {@code offset} on: one call, so that an implementation can make it one
+     * device write.
+     */
+    default void writeThrough(ByteBuffer[] srcs, int n, long offset) throws IOException {
+        long pos = offset;
+        for (int i = 0; i < n; i++) {
+            int len = srcs[i].remaining();
+            writeThrough(srcs[i], pos);
+            pos += len;
+        }
+    }
+
     /** Returns once every completed write is on stable storage (fdatasync). */
     void sync() throws IOException;
 

@@ -163,6 +163,49 @@ public final class FileBlockDevice implements BlockDevice {
 
     private static final int DIRECT_ALIGN = 4096;
 
+    /** One gathering O_DIRECT write when every buffer allows it; else one write after the other. */
+    @Override
+    public void writeThrough(ByteBuffer[] srcs, int n, long offset) throws IOException {
+        FileChannel d = directChannel();
+        long total = 0;
+        boolean aligned = d != null && (offset & (DIRECT_ALIGN - 1)) == 0;
+        for (int i = 0; i < n && aligned; i++) {
+            ByteBuffer b = srcs[i];
+            aligned = b.isDirect() && (b.remaining() & (DIRECT_ALIGN - 1)) == 0 && b.alignmentOffset(b.position(), DIRECT_ALIGN) == 0;
+            total += b.remaining();
+        }
+        if (!aligned || n == 1) {
+            BlockDevice.super.writeThrough(srcs, n, offset);
+            return;
+        }
+        checkRange(offset, total);
+        int[] starts = new int[n];
+        for (int i = 0; i < n; i++) {
+            starts[i] = srcs[i].position();
+        }
+        try {
+            // The channel's position is shared state: gathering writes on it go one at a time.
+            synchronized (d) {
+                d.position(offset);
+                long done = 0;
+                while (done < total) {
+                    done += d.write(srcs, 0, n);
+                }
+            }
+        } catch (IOException e) {
+            if (e.getMessage() == null || !e.getMessage().contains("Invalid argument")) {
+                throw e;
+            }
+            org.apache.logging.log4j.LogManager.getLogger(FileBlockDevice.class)
+                    .warn("{}: O_DIRECT write refused ({}); writing through the page cache from now on", path, e.toString());
+            direct = null;
+            for (int i = 0; i < n; i++) {
+                srcs[i].position(starts[i]);
+            }
+            BlockDevice.super.writeThrough(srcs, n, offset);
+        }
+    }
+
     private FileChannel directChannel() {
         if (!directTried) {
             synchronized (this) {

@@ -132,6 +132,90 @@ class EngineBehaviourTest {
         }
     }
 
+    /** The cache device of a rig, whose segment writes wait at a gate and are recorded by size. */
+    static final class GatedDevice implements io.writeboost.device.BlockDevice {
+        final io.writeboost.device.BlockDevice inner;
+        final java.util.concurrent.Semaphore gate = new java.util.concurrent.Semaphore(0);
+        final List<Integer> batches = java.util.Collections.synchronizedList(new ArrayList<>());
+
+        GatedDevice(io.writeboost.device.BlockDevice inner) {
+            this.inner = inner;
+        }
+
+        @Override
+        public void writeThrough(ByteBuffer[] srcs, int n, long offset) throws java.io.IOException {
+            batches.add(n);
+            gate.acquireUninterruptibly();
+            gate.release();
+            io.writeboost.device.BlockDevice.super.writeThrough(srcs, n, offset);
+        }
+
+        @Override public long size() { return inner.size(); }
+        @Override public void read(ByteBuffer dst, long offset) throws java.io.IOException { inner.read(dst, offset); }
+        @Override public void write(ByteBuffer src, long offset) throws java.io.IOException { inner.write(src, offset); }
+        @Override public void sync() throws java.io.IOException { inner.sync(); }
+        @Override public void discard(long offset, long length) throws java.io.IOException { inner.discard(offset, length); }
+        @Override public String name() { return inner.name(); }
+        @Override public void close() throws java.io.IOException { inner.close(); }
+    }
+
+    @Test
+    void queuedFullSegmentsInConsecutiveSlotsGoOutInOneWrite() throws Exception {
+        Rig rig = new Rig(16, 1, VOLUME_BYTES, new EngineConfig());
+        rig.engine.close();
+        GatedDevice gated = new GatedDevice(rig.cache);
+        CacheEngine e = CacheEngine.open(gated, new java.util.LinkedHashMap<>(rig.backings), rig.config);
+        int lps = io.writeboost.format.Layout.LINES_PER_SEGMENT;
+        int[] written = {0};
+        io.writeboost.cache.EngineBehaviourTest.LineWriter w = n -> {
+            for (int i = 0; i < n; i++, written[0]++) {
+                ByteBuffer b = ByteBuffer.allocate(4096);
+                b.putLong(0, 1000 + written[0]).putLong(4088, written[0]);
+                e.write(1, written[0] * 8L, 8, b);
+            }
+        };
+        ExecutorService flusher = Executors.newSingleThreadExecutor();
+        try {
+            w.write(lps + 1);                     // segment 1 sealed: its write waits at the gate
+            w.write(lps - 1);                     // segment 2 full
+            w.write(10);                          // segment 3: 10 lines, sealed by a flush
+            Future<?> flush = flusher.submit(() -> {
+                e.flushNow();                     // seals at once, though the device is busy
+                return null;
+            });
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (e.status().currentSegmentId() < 4 && System.nanoTime() < deadline) {
+                Thread.sleep(5);
+            }
+            assertEquals(4, e.status().currentSegmentId(), "the flush sealed segment 3");
+            w.write(2 * lps + 1);                 // segments 4 and 5 full, 6 open
+            gated.gate.release();
+            flush.get();
+            assertEquals(List.of(1, 2, 2), gated.batches.subList(0, 3),
+                    "segment 1 alone; 2 with the partial 3 that ends the run; 4 and 5 together");
+            e.close();
+        } finally {
+            gated.gate.release();
+            flusher.shutdownNow();
+        }
+        rig.cache = rig.cache.reopen(rig.power);
+        rig.open();
+        try {
+            for (int l = 0; l < written[0]; l++) {
+                ByteBuffer b = ByteBuffer.allocate(4096);
+                rig.engine.read(1, l * 8L, 8, b);
+                assertEquals(1000 + l, b.getLong(0), "line " + l);
+                assertEquals(l, b.getLong(4088), "line " + l);
+            }
+        } finally {
+            rig.engine.close();
+        }
+    }
+
+    interface LineWriter {
+        void write(int n) throws Exception;
+    }
+
     @Test
     void writebackRunsOnlyWhenAllowedOrNeeded() throws Exception {
         Rig rig = new Rig(16, 1, VOLUME_BYTES, new EngineConfig().knob(Knob.UPDATE_INTERVAL, 1));
