@@ -871,6 +871,16 @@ public final class CacheEngine implements Closeable {
             buf.flip();
             SegmentHeader h = SegmentHeader.decode(buf);
             if (h == null || h.id != id || h.nrLines != lines || !SegmentHeader.crcValid(buf)) {
+                // Another thread may have verified this slot while we read it, and writeback
+                // reused it since: only a slot still flagged still holds the segment we meant.
+                lock.lock();
+                try {
+                    if (!slotUnverified[slot] || slotSegmentId[slot] != id) {
+                        return;
+                    }
+                } finally {
+                    lock.unlock();
+                }
                 segmentCorrupt(id, slot);
             }
         } finally {
