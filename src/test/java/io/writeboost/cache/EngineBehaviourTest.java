@@ -161,42 +161,42 @@ class EngineBehaviourTest {
 
     @Test
     void queuedFullSegmentsInConsecutiveSlotsGoOutInOneWrite() throws Exception {
-        Rig rig = new Rig(16, 1, VOLUME_BYTES, new EngineConfig());
+        // A partly filled segment sealed by the periodic daemon: no flush waits, so the
+        // flusher thread alone decides how the queue is cut into writes.
+        Rig rig = new Rig(16, 1, VOLUME_BYTES, new EngineConfig().knob(Knob.FLUSH_CURRENT_BUFFER_INTERVAL, 1));
         rig.engine.close();
         GatedDevice gated = new GatedDevice(rig.cache);
         CacheEngine e = CacheEngine.open(gated, new java.util.LinkedHashMap<>(rig.backings), rig.config);
         int lps = io.writeboost.format.Layout.LINES_PER_SEGMENT;
         int[] written = {0};
-        io.writeboost.cache.EngineBehaviourTest.LineWriter w = n -> {
+        LineWriter w = n -> {
             for (int i = 0; i < n; i++, written[0]++) {
                 ByteBuffer b = ByteBuffer.allocate(4096);
                 b.putLong(0, 1000 + written[0]).putLong(4088, written[0]);
                 e.write(1, written[0] * 8L, 8, b);
             }
         };
-        ExecutorService flusher = Executors.newSingleThreadExecutor();
         try {
             w.write(lps + 1);                     // segment 1 sealed: its write waits at the gate
-            w.write(lps - 1);                     // segment 2 full
-            w.write(10);                          // segment 3: 10 lines, sealed by a flush
-            Future<?> flush = flusher.submit(() -> {
-                e.flushNow();                     // seals at once, though the device is busy
-                return null;
-            });
             long deadline = System.nanoTime() + 10_000_000_000L;
-            while (e.status().currentSegmentId() < 4 && System.nanoTime() < deadline) {
-                Thread.sleep(5);
+            while (gated.batches.isEmpty() && System.nanoTime() < deadline) {
+                Thread.sleep(1);                  // until the flusher holds segment 1 alone
             }
-            assertEquals(4, e.status().currentSegmentId(), "the flush sealed segment 3");
+            w.write(lps - 1 + 10);                // segment 2 full, segment 3 with 10 lines
+            while (e.status().segmentsQueuedForFlush() < 2 && System.nanoTime() < deadline) {
+                Thread.sleep(5);                  // the periodic daemon seals segment 3 within 1 s
+            }
+            assertEquals(2, e.status().segmentsQueuedForFlush(), "segments 2 and 3 queued");
             w.write(2 * lps + 1);                 // segments 4 and 5 full, 6 open
             gated.gate.release();
-            flush.get();
+            while (e.status().lastFlushedId() < 5 && System.nanoTime() < deadline) {
+                Thread.sleep(5);
+            }
             assertEquals(List.of(1, 2, 2), gated.batches.subList(0, 3),
                     "segment 1 alone; 2 with the partial 3 that ends the run; 4 and 5 together");
             e.close();
         } finally {
             gated.gate.release();
-            flusher.shutdownNow();
         }
         rig.cache = rig.cache.reopen(rig.power);
         rig.open();
