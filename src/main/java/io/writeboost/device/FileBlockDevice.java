@@ -136,45 +136,35 @@ public final class FileBlockDevice implements BlockDevice {
     @Override
     public void writeThrough(ByteBuffer src, long offset) throws IOException {
         FileChannel d = directChannel();
-        if (d == null || !src.isDirect() || (offset & (DIRECT_ALIGN - 1)) != 0 || (src.remaining() & (DIRECT_ALIGN - 1)) != 0
-                || src.alignmentOffset(src.position(), DIRECT_ALIGN) != 0) {
+        if (d == null || !directAligned(src, offset)) {
             write(src, offset);
             return;
         }
         checkRange(offset, src.remaining());
         int start = src.position();
-        long pos = offset;
         try {
+            long pos = offset;
             while (src.hasRemaining()) {
                 pos += d.write(src, pos);
             }
         } catch (IOException e) {
-            if (e.getMessage() == null || !e.getMessage().contains("Invalid argument")) {
-                throw e;
-            }
-            // A device whose alignment rules differ: this file is written through the page cache from now on.
-            org.apache.logging.log4j.LogManager.getLogger(FileBlockDevice.class)
-                    .warn("{}: O_DIRECT write refused ({}); writing through the page cache from now on", path, e.toString());
-            direct = null;
+            giveUpDirect(d, e);
             src.position(start);
             write(src, offset);
         }
     }
-
-    private static final int DIRECT_ALIGN = 4096;
 
     /** One gathering O_DIRECT write when every buffer allows it; else one write after the other. */
     @Override
     public void writeThrough(ByteBuffer[] srcs, int n, long offset) throws IOException {
         FileChannel d = directChannel();
         long total = 0;
-        boolean aligned = d != null && (offset & (DIRECT_ALIGN - 1)) == 0;
+        boolean aligned = d != null && n > 1;
         for (int i = 0; i < n && aligned; i++) {
-            ByteBuffer b = srcs[i];
-            aligned = b.isDirect() && (b.remaining() & (DIRECT_ALIGN - 1)) == 0 && b.alignmentOffset(b.position(), DIRECT_ALIGN) == 0;
-            total += b.remaining();
+            aligned = directAligned(srcs[i], offset + total);
+            total += srcs[i].remaining();
         }
-        if (!aligned || n == 1) {
+        if (!aligned) {
             BlockDevice.super.writeThrough(srcs, n, offset);
             return;
         }
@@ -193,17 +183,34 @@ public final class FileBlockDevice implements BlockDevice {
                 }
             }
         } catch (IOException e) {
-            if (e.getMessage() == null || !e.getMessage().contains("Invalid argument")) {
-                throw e;
-            }
-            org.apache.logging.log4j.LogManager.getLogger(FileBlockDevice.class)
-                    .warn("{}: O_DIRECT write refused ({}); writing through the page cache from now on", path, e.toString());
-            direct = null;
+            giveUpDirect(d, e);
             for (int i = 0; i < n; i++) {
                 srcs[i].position(starts[i]);
             }
             BlockDevice.super.writeThrough(srcs, n, offset);
         }
+    }
+
+    private static final int DIRECT_ALIGN = 4096;
+
+    private static boolean directAligned(ByteBuffer b, long offset) {
+        return b.isDirect() && (offset & (DIRECT_ALIGN - 1)) == 0 && (b.remaining() & (DIRECT_ALIGN - 1)) == 0
+                && b.alignmentOffset(b.position(), DIRECT_ALIGN) == 0;
+    }
+
+    /**
+     * Rethrows {@code e} unless it is the EINVAL of a device whose alignment rules differ from
+     * what {@link #directAligned} assumes; then this file is written through the page cache
+     * from now on, and the caller rewrites its bytes that way.
+     */
+    private void giveUpDirect(FileChannel d, IOException e) throws IOException {
+        if (e.getMessage() == null || !e.getMessage().contains("Invalid argument")) {
+            throw e;
+        }
+        org.apache.logging.log4j.LogManager.getLogger(FileBlockDevice.class)
+                .warn("{}: O_DIRECT write refused ({}); writing through the page cache from now on", path, e.toString());
+        direct = null;
+        d.close();
     }
 
     private FileChannel directChannel() {
