@@ -133,13 +133,12 @@ class EngineBehaviourTest {
     }
 
     /** The cache device of a rig, whose segment writes wait at a gate and are recorded by size. */
-    static final class GatedDevice implements io.writeboost.device.BlockDevice {
-        final io.writeboost.device.BlockDevice inner;
+    static final class GatedDevice extends io.writeboost.testutil.DelegatingDevice {
         final java.util.concurrent.Semaphore gate = new java.util.concurrent.Semaphore(0);
         final List<Integer> batches = java.util.Collections.synchronizedList(new ArrayList<>());
 
         GatedDevice(io.writeboost.device.BlockDevice inner) {
-            this.inner = inner;
+            super(inner);
         }
 
         @Override
@@ -147,16 +146,8 @@ class EngineBehaviourTest {
             batches.add(n);
             gate.acquireUninterruptibly();
             gate.release();
-            io.writeboost.device.BlockDevice.super.writeThrough(srcs, n, offset);
+            super.writeThrough(srcs, n, offset);
         }
-
-        @Override public long size() { return inner.size(); }
-        @Override public void read(ByteBuffer dst, long offset) throws java.io.IOException { inner.read(dst, offset); }
-        @Override public void write(ByteBuffer src, long offset) throws java.io.IOException { inner.write(src, offset); }
-        @Override public void sync() throws java.io.IOException { inner.sync(); }
-        @Override public void discard(long offset, long length) throws java.io.IOException { inner.discard(offset, length); }
-        @Override public String name() { return inner.name(); }
-        @Override public void close() throws java.io.IOException { inner.close(); }
     }
 
     @Test

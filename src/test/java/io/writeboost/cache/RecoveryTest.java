@@ -26,6 +26,17 @@ class RecoveryTest {
         return b;
     }
 
+    /** Segments 1..n, line i of volume 1 alone in segment i + 1; returns the lines' data. */
+    private static byte[][] oneLineSegments(Rig rig, Random rnd, int n) throws IOException {
+        byte[][] data = new byte[n][];
+        for (int i = 0; i < n; i++) {
+            data[i] = line(rnd);
+            rig.engine.write(1, i * 8L, 8, ByteBuffer.wrap(data[i]));
+            rig.engine.flushNow();
+        }
+        return data;
+    }
+
     private static byte[] readLine(CacheEngine e, int dev, long lineNo) throws IOException {
         ByteBuffer b = ByteBuffer.allocate(Layout.LINE_SIZE);
         e.read(dev, lineNo * 8, 8, b);
@@ -144,12 +155,7 @@ class RecoveryTest {
         // Without the verifier thread, the flush below is what finds the damage.
         Rig rig = new Rig(8, 1, VOLUME_BYTES, new EngineConfig().backgroundVerification(false));
         Random rnd = new Random(5);
-        byte[][] data = new byte[4][];
-        for (int i = 0; i < 4; i++) {
-            data[i] = line(rnd);
-            rig.engine.write(1, i * 8L, 8, ByteBuffer.wrap(data[i]));
-            rig.engine.flushNow();                // segments 1..4, one line each
-        }
+        byte[][] data = oneLineSegments(rig, rnd, 4);
         rig.engine.close();
         // Flip a byte inside the entry table of segment 3's header.
         int slot = Layout.slotOf(3, 8);
@@ -159,7 +165,7 @@ class RecoveryTest {
         rig.cache = rig.cache.reopen(rig.power);
         rig.open();
         // The clean stop's record vouches for all four: the start trusts their headers, and
-        // the background verification finds segment 3 before any flush is acknowledged.
+        // the flush, verifying what is left, finds segment 3 before acknowledging anything.
         assertEquals(4, rig.engine.recovery().replay().size());
         IOException refused = assertThrows(IOException.class, rig.engine::flush);
         assertTrue(refused.getMessage().contains("segment 3") && refused.getMessage().contains("checksum"), refused.getMessage());
@@ -187,12 +193,7 @@ class RecoveryTest {
         // Without the verifier thread: the read below must find the damage itself.
         Rig rig = new Rig(8, 1, VOLUME_BYTES, new EngineConfig().backgroundVerification(false));
         Random rnd = new Random(7);
-        byte[][] data = new byte[3][];
-        for (int i = 0; i < 3; i++) {
-            data[i] = line(rnd);
-            rig.engine.write(1, i * 8L, 8, ByteBuffer.wrap(data[i]));
-            rig.engine.flushNow();                // segments 1..3, one line each
-        }
+        byte[][] data = oneLineSegments(rig, rnd, 3);
         rig.restart();
         try {
             assertEquals(3, rig.engine.recovery().replay().size());
@@ -240,10 +241,9 @@ class RecoveryTest {
         }
         rig.engine.close();                       // segments 1..4 vouched for by the clean stop
         java.util.concurrent.CountDownLatch gate = new java.util.concurrent.CountDownLatch(1);
-        io.writeboost.device.BlockDevice gated = new io.writeboost.device.BlockDevice() {
-            final io.writeboost.device.BlockDevice inner = rig.cache.reopen(rig.power);
-            @Override public long size() { return inner.size(); }
-            @Override public void read(ByteBuffer dst, long offset) throws IOException {
+        io.writeboost.device.BlockDevice gated = new io.writeboost.testutil.DelegatingDevice(rig.cache.reopen(rig.power)) {
+            @Override
+            public void read(ByteBuffer dst, long offset) throws IOException {
                 if (Thread.currentThread().getName().startsWith("wb-verifier")) {
                     try {
                         gate.await();             // the verifier stalls after it chose its slot
@@ -251,13 +251,8 @@ class RecoveryTest {
                         throw new IOException(e);
                     }
                 }
-                inner.read(dst, offset);
+                super.read(dst, offset);
             }
-            @Override public void write(ByteBuffer src, long offset) throws IOException { inner.write(src, offset); }
-            @Override public void sync() throws IOException { inner.sync(); }
-            @Override public void discard(long offset, long length) throws IOException { inner.discard(offset, length); }
-            @Override public String name() { return inner.name(); }
-            @Override public void close() throws IOException { inner.close(); }
         };
         CacheEngine e = CacheEngine.open(gated, new java.util.LinkedHashMap<>(rig.backings), rig.config);
         try {
