@@ -1151,7 +1151,7 @@ public final class CacheEngine implements Closeable {
     /** Heap bytes the per-line metadata and index take, divided by the number of cache lines. */
     public double heapBytesPerLine() {
         long bytes = (long) keys.length * Long.BYTES + dirty.length + (long) index.capacity() * Integer.BYTES
-                + (long) nrSegments * (Long.BYTES * 2 + Integer.BYTES + 8);
+                + (long) nrSegments * (Long.BYTES * 2 + Integer.BYTES + 8 + 1);
         return (double) bytes / keys.length;
     }
 
