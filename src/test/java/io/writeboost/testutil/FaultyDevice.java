@@ -11,8 +11,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * A device that fails on command: the next N writes, reads or syncs throw EIO, or all of them
  * do until told otherwise. Counts what it injected.
  */
-public final class FaultyDevice implements BlockDevice {
-    private final BlockDevice inner;
+public final class FaultyDevice extends DelegatingDevice {
     public final AtomicInteger failWrites = new AtomicInteger();
     public final AtomicInteger failReads = new AtomicInteger();
     public final AtomicInteger failSyncs = new AtomicInteger();
@@ -29,7 +28,7 @@ public final class FaultyDevice implements BlockDevice {
     }
 
     public FaultyDevice(BlockDevice inner) {
-        this.inner = inner;
+        super(inner);
     }
 
     private void maybeFail(AtomicInteger counter, String what) throws IOException {
@@ -37,11 +36,6 @@ public final class FaultyDevice implements BlockDevice {
             injected.incrementAndGet();
             throw new IOException(inner.name() + ": Input/output error (injected " + what + " fault)");
         }
-    }
-
-    @Override
-    public long size() {
-        return inner.size();
     }
 
     @Override
@@ -73,15 +67,5 @@ public final class FaultyDevice implements BlockDevice {
     public void discard(long offset, long length) throws IOException {
         maybeFail(failWrites, "discard");
         inner.discard(offset, length);
-    }
-
-    @Override
-    public String name() {
-        return inner.name();
-    }
-
-    @Override
-    public void close() throws IOException {
-        inner.close();
     }
 }
