@@ -974,9 +974,18 @@ public final class CacheEngine implements Closeable {
      * The recorded id never goes backwards, whoever calls.
      */
     public void commitSuperblock() throws IOException {
+        writeRecord(lastMigratedIdLocked(), false);
+    }
+
+    /**
+     * Makes every flushed segment durable (one sync) and writes a record vouching for them,
+     * so that a start after a crash need not read them in full.
+     */
+    void vouchForFlushed() throws IOException {
         long migrated;
         lock.lock();
         try {
+            awaitDurable(lastFlushedId);
             migrated = lastMigratedId;
         } finally {
             lock.unlock();

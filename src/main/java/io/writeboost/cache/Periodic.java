@@ -10,10 +10,11 @@ import java.util.concurrent.TimeUnit;
 /**
  * The seed's timed tasks: seal a RAM segment that has sat partly filled for
  * flush_current_buffer_interval seconds, and write the superblock record every
- * commit_super_block_interval seconds. Also writes the record once the durable log has grown
- * {@link #VOUCH_SEGMENTS} past what the last record vouches for: a start after a crash reads
- * in full only the segments past that point, so this bounds its time (about 0.1 s here)
- * for the cost of one record write and sync per 256 MiB of log.
+ * commit_super_block_interval seconds. Also, once the flushed log has grown
+ * {@link #VOUCH_SEGMENTS} past what the last record vouches for, syncs the cache device and
+ * writes a record vouching for it: a start after a crash reads in full only the segments past
+ * that point, so this bounds its time whether or not anyone calls fsync, for the cost of
+ * two syncs per 256 MiB of log.
  */
 final class Periodic extends Daemon {
     private static final Logger log = LogManager.getLogger(Periodic.class);
@@ -32,7 +33,7 @@ final class Periodic extends Daemon {
         CacheEngine e = engine;
         long lastCommit = System.nanoTime();
         while (true) {
-            boolean commit = false;
+            boolean commit = false, vouch = false;
             e.lock.lock();
             try {
                 e.background.await(TICK_MS, TimeUnit.MILLISECONDS);
@@ -46,20 +47,22 @@ final class Periodic extends Daemon {
                     e.seal();
                 }
                 long commitInterval = e.knob(Knob.COMMIT_SUPER_BLOCK_INTERVAL);
-                if ((commitInterval > 0 && now - lastCommit >= TimeUnit.SECONDS.toNanos(commitInterval))
-                        || e.lastDurableId - e.recordedDurableId >= vouchSegments) {
+                if (commitInterval > 0 && now - lastCommit >= TimeUnit.SECONDS.toNanos(commitInterval)) {
                     commit = true;
                     lastCommit = now;
                 }
+                vouch = e.lastFlushedId - e.recordedDurableId >= vouchSegments;
             } finally {
                 e.lock.unlock();
             }
-            if (commit) {
-                try {
+            try {
+                if (vouch) {
+                    e.vouchForFlushed();
+                } else if (commit) {
                     e.commitSuperblock();
-                } catch (IOException ex) {
-                    log.error("periodic superblock commit failed: {}", ex.toString());
                 }
+            } catch (IOException ex) {
+                log.error("periodic superblock commit failed: {}", ex.toString());
             }
         }
     }
