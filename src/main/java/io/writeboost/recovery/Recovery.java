@@ -105,7 +105,7 @@ public final class Recovery {
         }
 
         // Pass 2: the prefix. A segment at or below the record's last_flushed_segment_id was
-        // written completely before that record was synced, so it cannot be torn: with
+        // durable before that record was written, so a crash cannot have torn it: with
         // deferVerification its header is taken as read and its checksum left to the engine,
         // which verifies it before serving its data and before acknowledging any flush. Past
         // that id a crash may have torn a segment, so each is verified here, and replay stops
