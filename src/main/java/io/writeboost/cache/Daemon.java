@@ -4,18 +4,18 @@ import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
 /**
- * A background worker of the engine. Workers stop by seeing the engine's closing flag, never
+ * A background worker of the engine. Workers stop by seeing {@link Health#stopped()}, never
  * by Thread.interrupt(): an interrupt inside FileChannel I/O would close the channel for
- * every thread.
+ * every thread. A worker that dies of an unexpected exception fails the engine.
  */
 abstract class Daemon implements Runnable {
     private static final Logger log = LogManager.getLogger(Daemon.class);
-    protected final CacheEngine engine;
+    protected final Health health;
     private final Thread thread;
 
-    Daemon(CacheEngine engine, String name) {
-        this.engine = engine;
-        this.thread = new Thread(this, "wb-" + name + "-" + engine.superblock.cacheId());
+    Daemon(String name, int cacheId, Health health) {
+        this.health = health;
+        this.thread = new Thread(this, "wb-" + name + "-" + cacheId);
         this.thread.setDaemon(true);
     }
 
@@ -43,7 +43,7 @@ abstract class Daemon implements Runnable {
             work();
         } catch (Throwable t) {
             log.error("{} died", thread.getName(), t);
-            engine.fail(t);
+            health.fail(t);
         }
     }
 

@@ -21,45 +21,54 @@ final class Periodic extends Daemon {
     private static final long TICK_MS = 200;
     static final long VOUCH_SEGMENTS = 256;
 
+    private final EngineLock lock;
+    private final SegmentLog segments;
+    private final RecordWriter records;
+    private final Durability durability;
+    private final KnobValues knobs;
     private final long vouchSegments;
 
-    Periodic(CacheEngine engine, long vouchSegments) {
-        super(engine, "periodic");
+    Periodic(int cacheId, Health health, EngineLock lock, SegmentLog segments, RecordWriter records, Durability durability,
+             KnobValues knobs, long vouchSegments) {
+        super("periodic", cacheId, health);
+        this.lock = lock;
+        this.segments = segments;
+        this.records = records;
+        this.durability = durability;
+        this.knobs = knobs;
         this.vouchSegments = vouchSegments;
     }
 
     @Override
     protected void work() throws Exception {
-        CacheEngine e = engine;
         long lastCommit = System.nanoTime();
         while (true) {
             boolean commit = false, vouch = false;
-            e.lock.lock();
+            lock.lock();
             try {
-                e.background.await(TICK_MS, TimeUnit.MILLISECONDS);
-                if (e.closing || e.failure != null) {
+                lock.awaitDaemonWork(TICK_MS, TimeUnit.MILLISECONDS);
+                if (health.stopped()) {
                     return;
                 }
                 long now = System.nanoTime();
-                long flushInterval = e.knob(Knob.FLUSH_CURRENT_BUFFER_INTERVAL);
-                if (flushInterval > 0 && e.open != null && e.open.nrLines > 0
-                        && now - e.openSinceNanos >= TimeUnit.SECONDS.toNanos(flushInterval)) {
-                    e.seal();
+                long flushInterval = knobs.get(Knob.FLUSH_CURRENT_BUFFER_INTERVAL);
+                if (flushInterval > 0) {
+                    segments.sealIfOlderThan(TimeUnit.SECONDS.toNanos(flushInterval));
                 }
-                long commitInterval = e.knob(Knob.COMMIT_SUPER_BLOCK_INTERVAL);
+                long commitInterval = knobs.get(Knob.COMMIT_SUPER_BLOCK_INTERVAL);
                 if (commitInterval > 0 && now - lastCommit >= TimeUnit.SECONDS.toNanos(commitInterval)) {
                     commit = true;
                     lastCommit = now;
                 }
-                vouch = e.lastFlushedId - e.recordedDurableId >= vouchSegments;
+                vouch = segments.lastFlushedId() - records.recordedDurableId() >= vouchSegments;
             } finally {
-                e.lock.unlock();
+                lock.unlock();
             }
             try {
                 if (vouch) {
-                    e.vouchForFlushed();
+                    durability.vouchForFlushed();
                 } else if (commit) {
-                    e.commitSuperblock();
+                    durability.commitRecord();
                 }
             } catch (IOException ex) {
                 log.error("periodic superblock commit failed: {}", ex.toString());

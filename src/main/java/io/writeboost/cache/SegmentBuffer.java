@@ -6,13 +6,13 @@ import java.nio.ByteBuffer;
 
 /**
  * One 1 MiB RAM segment: header block plus 255 line slots, 4 KiB aligned so it can also be
- * written with O_DIRECT. Owned by the engine while open, by the flusher once sealed.
+ * written with O_DIRECT. Owned by the {@link SegmentLog} while open, by the flusher once sealed.
  */
 final class SegmentBuffer {
-    final ByteBuffer data;
-    long id;
-    int slot;
-    int nrLines;
+    private final ByteBuffer data;
+    private long id;
+    private int slot;
+    private int nrLines;
 
     SegmentBuffer() {
         data = ByteBuffer.allocateDirect(Layout.SEGMENT_SIZE + Layout.LINE_SIZE).alignedSlice(Layout.LINE_SIZE);
@@ -24,6 +24,28 @@ final class SegmentBuffer {
         this.nrLines = 0;
     }
 
+    /** The whole buffer, header first; callers use absolute puts and gets or duplicates. */
+    ByteBuffer data() {
+        return data;
+    }
+
+    long id() {
+        return id;
+    }
+
+    int slot() {
+        return slot;
+    }
+
+    int nrLines() {
+        return nrLines;
+    }
+
+    /** Takes the next line of the segment (it must not be full); returns its index in the segment. */
+    int addLine() {
+        return nrLines++;
+    }
+
     boolean full() {
         return nrLines == Layout.LINES_PER_SEGMENT;
     }
@@ -31,5 +53,10 @@ final class SegmentBuffer {
     /** Byte offset of line {@code k} of this segment inside the buffer. */
     static int lineOffset(int k) {
         return Layout.SEGMENT_HEADER_SIZE + k * Layout.LINE_SIZE;
+    }
+
+    /** Byte offset on the cache device of cache line {@code line} ({@code slot * 255 + k}). */
+    static long deviceOffset(int line) {
+        return Layout.slotOffset(line / Layout.LINES_PER_SEGMENT) + lineOffset(line % Layout.LINES_PER_SEGMENT);
     }
 }

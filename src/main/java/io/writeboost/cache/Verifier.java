@@ -1,32 +1,33 @@
 package io.writeboost.cache;
 
-import io.writeboost.recovery.ReplaySegment;
-
-import java.util.List;
+import java.io.IOException;
 
 /**
  * Verifies, in id order, the checksums of the segments recovery replayed from their headers
  * alone, so that the cache can take I/O before a full read of the cache device. Ends when
- * all are verified; a mismatch fails the engine ({@link CacheEngine#ensureVerified}).
+ * all are verified; a mismatch fails the engine ({@link SegmentVerification#ensureVerified}).
  */
 final class Verifier extends Daemon {
+    private final SegmentVerification verification;
     private final int[] slots;
 
-    Verifier(CacheEngine engine, List<ReplaySegment> replay) {
-        super(engine, "verifier");
-        slots = replay.stream().filter(s -> !s.verified()).mapToInt(ReplaySegment::slot).toArray();
+    /** @param slots the unverified slots in id order */
+    Verifier(int cacheId, Health health, SegmentVerification verification, int[] slots) {
+        super("verifier", cacheId, health);
+        this.verification = verification;
+        this.slots = slots;
     }
 
     @Override
-    protected void work() throws Exception {
+    protected void work() {
         for (int slot : slots) {
-            if (engine.closing || engine.failure != null) {
+            if (health.stopped()) {
                 return;
             }
             try {
-                engine.ensureVerified(slot);
-            } catch (java.io.IOException e) {
-                engine.fail(e); // already failed when the checksum did not match; a read error fails it here
+                verification.ensureVerified(slot);
+            } catch (IOException e) {
+                health.fail(e); // already failed when the checksum did not match; a read error fails it here
                 return;
             }
         }

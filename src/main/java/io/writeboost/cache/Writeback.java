@@ -11,6 +11,7 @@ import org.apache.logging.log4j.Logger;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * The seed's migrate daemon. Takes the oldest flushed segments in batches of
@@ -21,10 +22,16 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>Runs while allow_migrate or force_migrate is 1, while a drain is asked for, and always
  * while a writer waits for a free ring slot.
+ *
+ * <p>Thread-safety: the batch and group state belong to the writeback thread. A batch runs
+ * under {@link #batchLock} (so that a discard's punch cannot land between a batch's copy of a
+ * line and its write), and takes the {@link EngineLock} only to snapshot dirty lines and to
+ * clear them; no device I/O happens under the engine lock. The status figures are volatile.
  */
 final class Writeback extends Daemon {
     private static final Logger log = LogManager.getLogger(Writeback.class);
     private static final int STAGING_BYTES = 1 << 20;
+    private static final int LPS = Layout.LINES_PER_SEGMENT;
 
     private ByteBuffer batchBuffer;
     private final ByteBuffer staging = ByteBuffer.allocateDirect(STAGING_BYTES);
@@ -35,6 +42,29 @@ final class Writeback extends Daemon {
     private int[] order = new int[0];
     private final boolean[] touched = new boolean[Layout.MAX_DEVICE_ID + 1];
     private int consecutiveFailures;
+
+    private final EngineLock lock;
+    private final SegmentLog segments;
+    private final LineTable lineTable;
+    private final BackingStores backings;
+    private final BlockDevice cacheDevice;
+    private final KnobValues knobs;
+    private final RecordWriter records;
+    private final SegmentVerification verification;
+    private Durability durability;
+
+    /** Held across a batch, and by a discard across its backing punch. */
+    private final ReentrantLock batchLock = new ReentrantLock();
+    /** Batches that wrote something, counted under batchLock. */
+    private volatile long batches;
+    /** Dirty bytes written to the backing stores since start. */
+    private volatile long writtenBackBytes;
+    /** Failures since start, and the last one's message while writeback keeps failing (null once it succeeds). */
+    private volatile long errors;
+    private volatile String failing;
+    /** Last measured busy percent of each backing store, and whether that load holds writeback back. */
+    private final int[] backingLoad = new int[Layout.MAX_DEVICE_ID + 1];
+    private volatile boolean pausedByLoad;
 
     /**
      * Batches written to the backing stores but not yet synced and recorded: segments
@@ -55,26 +85,80 @@ final class Writeback extends Daemon {
     private final DeviceLoad[] probes = new DeviceLoad[Layout.MAX_DEVICE_ID + 1];
     private long lastSampleNanos;
 
-    Writeback(CacheEngine engine, int groupSegments) {
-        super(engine, "writeback");
+    Writeback(int cacheId, Health health, EngineLock lock, SegmentLog segments, LineTable lineTable, BackingStores backings,
+              BlockDevice cacheDevice, KnobValues knobs, RecordWriter records, SegmentVerification verification,
+              int groupSegments) {
+        super("writeback", cacheId, health);
+        this.lock = lock;
+        this.segments = segments;
+        this.lineTable = lineTable;
+        this.backings = backings;
+        this.cacheDevice = cacheDevice;
+        this.knobs = knobs;
+        this.records = records;
+        this.verification = verification;
         this.groupSegments = groupSegments;
         for (int dev = 1; dev <= Layout.MAX_DEVICE_ID; dev++) {
-            if (engine.backing[dev] != null) {
-                probes[dev] = engine.backing[dev].load();
+            if (backings.get(dev) != null) {
+                probes[dev] = backings.get(dev).load();
             }
         }
+    }
+
+    /** Wired after construction: durability needs the flusher, which is built alongside. */
+    void durability(Durability durability) {
+        this.durability = durability;
+    }
+
+    /**
+     * Punches a backing range between batches (a batch that copied older data must land
+     * first); returns the number of batches completed so far. Called without the engine lock.
+     */
+    long punchBetweenBatches(BackingStores stores, int deviceId, long sector, long nSectors) throws IOException {
+        batchLock.lock();
+        try {
+            stores.punch(deviceId, sector, nSectors);
+            return batches;
+        } finally {
+            batchLock.unlock();
+        }
+    }
+
+    long batchesDone() {
+        return batches;
+    }
+
+    long writtenBackBytes() {
+        return writtenBackBytes;
+    }
+
+    long errors() {
+        return errors;
+    }
+
+    /** The last failure's message while writeback keeps failing, else null. */
+    String failing() {
+        return failing;
+    }
+
+    int[] backingLoad() {
+        return backingLoad.clone();
+    }
+
+    boolean pausedByLoad() {
+        return pausedByLoad;
     }
 
     /** Reads the backing stores' busy time, outside the engine lock, at most once per update_interval. */
     private void sampleLoadIfDue() {
         long now = System.nanoTime();
-        if (now - lastSampleNanos < TimeUnit.SECONDS.toNanos(engine.knob(Knob.UPDATE_INTERVAL)) && lastSampleNanos != 0) {
+        if (now - lastSampleNanos < TimeUnit.SECONDS.toNanos(knobs.get(Knob.UPDATE_INTERVAL)) && lastSampleNanos != 0) {
             return;
         }
         lastSampleNanos = now;
         for (int dev = 1; dev <= Layout.MAX_DEVICE_ID; dev++) {
             if (probes[dev] != null) {
-                engine.backingLoad[dev] = probes[dev].sample();
+                backingLoad[dev] = probes[dev].sample();
             }
         }
     }
@@ -85,8 +169,8 @@ final class Writeback extends Daemon {
      */
     private boolean loadAllows() {
         for (int dev = 1; dev <= Layout.MAX_DEVICE_ID; dev++) {
-            if (engine.backing[dev] != null && engine.backingLoad[dev] >= engine.migrateThreshold(dev)
-                    && engine.migrateThreshold(dev) < 100) {
+            long threshold = knobs.migrateThreshold(dev);
+            if (backings.get(dev) != null && backingLoad[dev] >= threshold && threshold < 100) {
                 return false;
             }
         }
@@ -95,59 +179,58 @@ final class Writeback extends Daemon {
 
     @Override
     protected void work() throws Exception {
-        CacheEngine e = engine;
         while (true) {
             sampleLoadIfDue();
             boolean commitOnly = false;
-            e.lock.lock();
+            lock.lock();
             try {
-                if (e.closing || e.failure != null) {
+                if (health.stopped()) {
                     return;
                 }
-                boolean pending = e.lastFlushedId > Math.max(e.lastMigratedId, groupTo);
-                boolean wanted = e.writersWaitingForSlot > 0 || e.drainRequested > 0 || e.knob(Knob.FORCE_MIGRATE) == 1
-                        || (e.knob(Knob.ALLOW_MIGRATE) == 1 && loadAllows());
-                e.writebackPausedByLoad = pending && e.knob(Knob.ALLOW_MIGRATE) == 1 && !wanted;
+                boolean pending = segments.lastFlushedId() > Math.max(segments.lastMigratedId(), groupTo);
+                boolean wanted = segments.writebackDemanded() || knobs.get(Knob.FORCE_MIGRATE) == 1
+                        || (knobs.get(Knob.ALLOW_MIGRATE) == 1 && loadAllows());
+                pausedByLoad = pending && knobs.get(Knob.ALLOW_MIGRATE) == 1 && !wanted;
                 // Until recovery's segments are verified, one may yet fail and cut the log short.
-                if (!(pending && wanted && e.unverifiedSlots == 0)) {
-                    if (groupTo > e.lastMigratedId) {
+                if (!(pending && wanted && verification.unverifiedSlots() == 0)) {
+                    if (groupTo > segments.lastMigratedId()) {
                         commitOnly = true; // stopping for now: finish what was written
                     } else {
-                        e.background.await(e.knob(Knob.UPDATE_INTERVAL), TimeUnit.SECONDS);
+                        lock.awaitDaemonWork(knobs.get(Knob.UPDATE_INTERVAL), TimeUnit.SECONDS);
                         continue;
                     }
                 }
             } finally {
-                e.lock.unlock();
+                lock.unlock();
             }
             try {
                 if (commitOnly) {
-                    e.writebackLock.lock();
+                    batchLock.lock();
                     try {
                         commitGroup();
                     } finally {
-                        e.writebackLock.unlock();
+                        batchLock.unlock();
                     }
                 } else {
                     runBatch();
                 }
                 consecutiveFailures = 0;
-                e.writebackFailing = null;
+                failing = null;
             } catch (IOException ex) {
                 groupTo = -1;
                 groupEntries = 0;
                 consecutiveFailures++;
-                e.writebackErrors++;
-                e.writebackFailing = ex.getMessage();
+                errors++;
+                failing = ex.getMessage();
                 long backoffMs = Math.min(30_000, 100L << Math.min(8, consecutiveFailures));
                 log.error("writeback failed ({} in a row), retrying in {} ms: {}", consecutiveFailures, backoffMs, ex.toString());
-                e.lock.lock();
+                lock.lock();
                 try {
-                    if (!e.closing) {
-                        e.background.await(backoffMs, TimeUnit.MILLISECONDS);
+                    if (!health.closing()) {
+                        lock.awaitDaemonWork(backoffMs, TimeUnit.MILLISECONDS);
                     }
                 } finally {
-                    e.lock.unlock();
+                    lock.unlock();
                 }
             }
         }
@@ -155,17 +238,17 @@ final class Writeback extends Daemon {
 
     /** Writes back one batch of the oldest flushed segments. */
     void runBatch() throws IOException {
-        CacheEngine e = engine;
         long t0 = System.nanoTime();
-        e.writebackLock.lock();
+        int nrSegments = segments.nrSegments();
+        batchLock.lock();
         try {
             long from, to;
             int entries = 0;
             int[] segmentLines;
-            e.lock.lock();
+            lock.lock();
             try {
-                from = Math.max(e.lastMigratedId, groupTo) + 1;
-                to = Math.min(e.lastFlushedId, from + e.knob(Knob.NR_MAX_BATCHED_MIGRATION) - 1);
+                from = Math.max(segments.lastMigratedId(), groupTo) + 1;
+                to = Math.min(segments.lastFlushedId(), from + knobs.get(Knob.NR_MAX_BATCHED_MIGRATION) - 1);
                 if (to < from) {
                     return;
                 }
@@ -173,16 +256,16 @@ final class Writeback extends Daemon {
                 ensureCapacity(n);
                 segmentLines = new int[n];
                 for (long id = from; id <= to; id++) {
-                    int slot = Layout.slotOf(id, e.nrSegments);
-                    if (e.slotSegmentId[slot] != id) {
-                        throw new IllegalStateException("slot " + slot + " holds segment " + e.slotSegmentId[slot] + ", expected " + id);
+                    int slot = Layout.slotOf(id, nrSegments);
+                    if (segments.segmentIn(slot) != id) {
+                        throw new IllegalStateException("slot " + slot + " holds segment " + segments.segmentIn(slot) + ", expected " + id);
                     }
-                    int used = e.slotLines[slot];
+                    int used = lineTable.linesUsed(slot);
                     boolean any = false;
                     for (int k = 0; k < used; k++) {
-                        int line = slot * CacheEngine.LPS + k;
-                        int bits = e.dirty[line] & 0xFF;
-                        long key = e.keys[line];
+                        int line = slot * LPS + k;
+                        int bits = lineTable.dirtyBits(line);
+                        long key = lineTable.key(line);
                         if (bits != 0 && key > 0) {
                             lines[entries] = line;
                             entryKeys[entries] = key;
@@ -195,7 +278,7 @@ final class Writeback extends Daemon {
                     segmentLines[(int) (id - from)] = any ? used : 0;
                 }
             } finally {
-                e.lock.unlock();
+                lock.unlock();
             }
 
             // Read the segments that still have dirty lines: a run of full segments in
@@ -207,31 +290,31 @@ final class Writeback extends Daemon {
                     i++;
                     continue;
                 }
-                int slot = Layout.slotOf(from + i, e.nrSegments);
+                int slot = Layout.slotOf(from + i, nrSegments);
                 int last = i;
-                while (last + 1 < segmentLines.length && segmentLines[last] == CacheEngine.LPS && segmentLines[last + 1] != 0
-                        && Layout.slotOf(from + last + 1, e.nrSegments) == slot + (last + 1 - i)) {
+                while (last + 1 < segmentLines.length && segmentLines[last] == LPS && segmentLines[last + 1] != 0
+                        && Layout.slotOf(from + last + 1, nrSegments) == slot + (last + 1 - i)) {
                     last++;
                 }
                 ByteBuffer view = batchBuffer.duplicate();
                 int base = i * Layout.SEGMENT_SIZE;
                 view.limit(last * Layout.SEGMENT_SIZE + SegmentBuffer.lineOffset(segmentLines[last]))
                         .position(base + Layout.SEGMENT_HEADER_SIZE);
-                e.cacheDevice.read(view, Layout.slotOffset(slot) + Layout.SEGMENT_HEADER_SIZE);
+                cacheDevice.read(view, Layout.slotOffset(slot) + Layout.SEGMENT_HEADER_SIZE);
                 i = last + 1;
             }
 
             long sectorsWritten = writeSorted(entries);
-            e.writebackBatches++;
-            e.writtenBackBytes += sectorsWritten << Layout.SECTOR_SHIFT; // written under writebackLock only
+            batches++;
+            writtenBackBytes += sectorsWritten << Layout.SECTOR_SHIFT; // written under batchLock only
             addToGroup(entries, to);
             boolean commit;
-            e.lock.lock();
+            lock.lock();
             try {
-                commit = to - e.lastMigratedId >= groupSegments || to >= e.lastFlushedId || e.writersWaitingForSlot > 0
-                        || e.closing;
+                commit = to - segments.lastMigratedId() >= groupSegments || to >= segments.lastFlushedId()
+                        || segments.writersWaitingForSlot() || health.closing();
             } finally {
-                e.lock.unlock();
+                lock.unlock();
             }
             if (commit) {
                 commitGroup();
@@ -241,7 +324,7 @@ final class Writeback extends Daemon {
                         sectorsWritten / 2, (System.nanoTime() - t0) / 1_000_000, commit ? ", synced and recorded" : "");
             }
         } finally {
-            e.writebackLock.unlock();
+            batchLock.unlock();
         }
     }
 
@@ -266,49 +349,39 @@ final class Writeback extends Daemon {
      * waits until those newer writes are durable, then records last_migrated_segment_id.
      */
     private void commitGroup() throws IOException {
-        CacheEngine e = engine;
         for (int dev = 0; dev < touched.length; dev++) {
             if (touched[dev]) {
-                e.backing[dev].sync();
+                backings.get(dev).sync();
                 touched[dev] = false;
             }
         }
         long from, to = groupTo;
-        e.lock.lock();
+        lock.lock();
         long invalidators = 0;
         try {
             // The group reached the backing stores: status must not show a fault next to
             // dirty lines already cleared by this success.
             consecutiveFailures = 0;
-            e.writebackFailing = null;
-            from = e.lastMigratedId + 1;
+            failing = null;
+            from = segments.lastMigratedId() + 1;
             for (int i = 0; i < groupEntries; i++) {
-                int line = groupLines[i];
-                if (e.keys[line] != groupKeys[i]) {
-                    continue;
-                }
-                int left = (e.dirty[line] & 0xFF) & ~groupBits[i];
-                e.setDirty(line, left);
-                if (left == 0) {
-                    e.index.remove(groupKeys[i], line);
-                }
+                lineTable.clearDirty(groupLines[i], groupKeys[i], groupBits[i]);
             }
             for (long id = from; id <= to; id++) {
-                invalidators = Math.max(invalidators, e.slotInvalidatedBy[Layout.slotOf(id, e.nrSegments)]);
+                invalidators = Math.max(invalidators, lineTable.invalidatedBy(Layout.slotOf(id, segments.nrSegments())));
             }
             // Lines of the group that newer writes replaced were skipped above; those newer
             // writes must survive a crash before the group's segments can be given up.
-            e.awaitDurable(invalidators);
+            durability.awaitDurable(invalidators);
         } finally {
-            e.lock.unlock();
+            lock.unlock();
         }
-        e.writeRecord(to, false);
-        e.lock.lock();
+        records.write(to, false);
+        lock.lock();
         try {
-            e.lastMigratedId = to;
-            e.changed.signalAll();
+            segments.markWrittenBack(to);
         } finally {
-            e.lock.unlock();
+            lock.unlock();
         }
         groupTo = -1;
         groupEntries = 0;
@@ -358,7 +431,7 @@ final class Writeback extends Daemon {
         }
         staging.flip();
         long sectors = staging.remaining() >> Layout.SECTOR_SHIFT;
-        BlockDevice target = engine.backing[dev];
+        BlockDevice target = backings.get(dev);
         target.write(staging, startSector << Layout.SECTOR_SHIFT);
         touched[dev] = true;
         staging.clear();
@@ -412,8 +485,8 @@ final class Writeback extends Daemon {
         return kx != ky ? kx < ky : x < y;
     }
 
-    private void ensureCapacity(int segments) {
-        int needed = segments * CacheEngine.LPS;
+    private void ensureCapacity(int batchSegments) {
+        int needed = batchSegments * LPS;
         if (lines.length < needed) {
             lines = new int[needed];
             entryKeys = new long[needed];
@@ -421,8 +494,8 @@ final class Writeback extends Daemon {
             entryOffsets = new int[needed];
             order = new int[needed];
         }
-        if (batchBuffer == null || batchBuffer.capacity() < segments * Layout.SEGMENT_SIZE) {
-            batchBuffer = ByteBuffer.allocateDirect(segments * Layout.SEGMENT_SIZE);
+        if (batchBuffer == null || batchBuffer.capacity() < batchSegments * Layout.SEGMENT_SIZE) {
+            batchBuffer = ByteBuffer.allocateDirect(batchSegments * Layout.SEGMENT_SIZE);
         }
     }
 }

@@ -126,7 +126,7 @@ class EngineBehaviourTest {
                 assertEquals(s.id() > vouched, s.verified(), "segment " + s.id() + ": read in full at start only past the record");
             }
             rig.engine.flush();
-            assertEquals(0, rig.engine.unverifiedSlots);
+            assertEquals(0, rig.engine.unverifiedSlots());
         } finally {
             rig.engine.close();
         }

@@ -203,7 +203,7 @@ class RecoveryTest {
                 assertArrayEquals(data[i], readLine(rig.engine, 1, i));
             }
             rig.engine.flush();
-            assertEquals(0, rig.engine.unverifiedSlots, "a flush returns only once every segment is verified");
+            assertEquals(0, rig.engine.unverifiedSlots(), "a flush returns only once every segment is verified");
         } finally {
             rig.engine.close();
         }

@@ -1,0 +1,132 @@
+package io.writeboost.cache;
+
+import io.writeboost.knob.Knob;
+
+import java.io.IOException;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Flushes (fsync) and group commit: waits until segments are written and synced, sealing the
+ * open segment when a flush needs it, and doing the device work on the waiting thread itself
+ * when the cache device is idle. Also the two ways the superblock record is written on
+ * request: a plain commit, and a vouch for everything flushed so far.
+ *
+ * <p>Thread-safe: {@link #awaitDurable} expects the {@link EngineLock} held (it releases it
+ * while waiting or writing); every other method takes it itself and is called without it.
+ */
+final class Durability {
+    private final EngineLock lock;
+    private final Health health;
+    private final SegmentLog segments;
+    private final SegmentVerification verification;
+    private final RecordWriter records;
+    private final BackingStores backings;
+    private final KnobValues knobs;
+    private final Flusher flusher;
+
+    Durability(EngineLock lock, Health health, SegmentLog segments, SegmentVerification verification, RecordWriter records,
+               BackingStores backings, KnobValues knobs, Flusher flusher) {
+        this.lock = lock;
+        this.health = health;
+        this.segments = segments;
+        this.verification = verification;
+        this.records = records;
+        this.backings = backings;
+        this.knobs = knobs;
+        this.flusher = flusher;
+    }
+
+    /** See {@link CacheEngine#flush}. */
+    void flush() throws IOException {
+        sealAndAwait(false);
+        backings.syncPunched();
+    }
+
+    /** See {@link CacheEngine#flushNow}. */
+    void flushNow() throws IOException {
+        sealAndAwait(true);
+        backings.syncPunched();
+    }
+
+    private void sealAndAwait(boolean now) throws IOException {
+        lock.lock();
+        try {
+            health.checkUsable();
+            long target;
+            if (segments.openHasLines()) {
+                target = segments.openId();
+                if (now) {
+                    segments.seal();
+                } else {
+                    segments.sealOpenBy(System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(knobs.get(Knob.BARRIER_DEADLINE_MS)));
+                }
+            } else {
+                target = segments.currentId() - 1;
+            }
+            awaitDurable(target);
+            verification.awaitAll();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Lock held: waits until segment {@code target} and all before it are durable. When the
+     * device is idle, the waiting thread writes and syncs itself ({@link Flusher#runFor}).
+     */
+    void awaitDurable(long target) throws IOException {
+        if (target <= segments.lastDurableId()) {
+            return;
+        }
+        segments.requestSync(target);
+        lock.signalChanged();
+        while (segments.lastDurableId() < target) {
+            health.checkFailure();
+            segments.sealFor(target);
+            if (segments.takeDeviceFor(target)) {
+                try {
+                    flusher.runFor(target);
+                } finally {
+                    segments.releaseDevice();
+                }
+                continue;
+            }
+            try {
+                lock.awaitChanged();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted while waiting for a flush", e);
+            }
+        }
+    }
+
+    /** Writes the superblock record with the current last_migrated id and syncs. */
+    void commitRecord() throws IOException {
+        records.write(lastMigratedId(), false);
+    }
+
+    /**
+     * Makes every flushed segment durable (one sync) and writes a record vouching for them,
+     * so that a start after a crash need not read them in full.
+     */
+    void vouchForFlushed() throws IOException {
+        long migrated;
+        lock.lock();
+        try {
+            awaitDurable(segments.lastFlushedId());
+            migrated = segments.lastMigratedId();
+        } finally {
+            lock.unlock();
+        }
+        records.write(migrated, false);
+    }
+
+    private long lastMigratedId() {
+        lock.lock();
+        try {
+            return segments.lastMigratedId();
+        } finally {
+            lock.unlock();
+        }
+    }
+}

@@ -1,0 +1,62 @@
+package io.writeboost.cache;
+
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * The engine's one lock and its two conditions. Every engine class that keeps mutable state
+ * guards it with this lock (each says which of its methods expect it held); it is held for
+ * index work and RAM copies, never across device I/O.
+ *
+ * <p>Two conditions, so that the I/O path's frequent signals do not wake the daemons:
+ * {@code changed} carries every state change a request or the flusher waits for (space,
+ * flushes, durability, device hand-over); {@code daemons} wakes writeback and the periodic
+ * daemon only for what they act on (a writer needs a ring slot, a drain, a flushed segment
+ * while writeback is allowed, a knob, a stop or a failure). Waking them on every flush as
+ * well cost two needless wake-ups per fsync.
+ */
+final class EngineLock {
+    private final ReentrantLock lock = new ReentrantLock();
+    private final Condition changed = lock.newCondition();
+    private final Condition daemons = lock.newCondition();
+
+    void lock() {
+        lock.lock();
+    }
+
+    void unlock() {
+        lock.unlock();
+    }
+
+    /** Lock held: wakes every thread waiting for the I/O path's state to change. */
+    void signalChanged() {
+        changed.signalAll();
+    }
+
+    /** Lock held: wakes the writeback and periodic daemons. */
+    void wakeDaemons() {
+        daemons.signalAll();
+    }
+
+    /** Lock held: {@link #signalChanged} and {@link #wakeDaemons} (knobs, failures, stops). */
+    void signalAll() {
+        changed.signalAll();
+        daemons.signalAll();
+    }
+
+    /** Lock held: waits for {@link #signalChanged}. */
+    void awaitChanged() throws InterruptedException {
+        changed.await();
+    }
+
+    /** Lock held: waits for {@link #signalChanged} at most {@code nanos}; returns the time left. */
+    long awaitChangedNanos(long nanos) throws InterruptedException {
+        return changed.awaitNanos(nanos);
+    }
+
+    /** Lock held: waits for {@link #wakeDaemons} at most the given time. */
+    void awaitDaemonWork(long time, TimeUnit unit) throws InterruptedException {
+        daemons.await(time, unit);
+    }
+}

@@ -1,0 +1,217 @@
+package io.writeboost.cache;
+
+import io.writeboost.format.Layout;
+import io.writeboost.format.LineKey;
+import io.writeboost.format.SegmentHeader;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+/**
+ * What every cache line holds: its key (device, backing line; tombstone bit for a discard
+ * record), its per-sector dirty bits, and the index from key to the line holding its newest
+ * copy. Lines are numbered {@code slot * 255 + k}; per ring slot the table also keeps how many
+ * lines are in use and the newest segment that superseded one of them (that segment must be
+ * durable before the slot counts as written back).
+ *
+ * <p>A line is in the index while it holds the newest copy of a dirty sector of its key; its
+ * dirty bits then say which sectors the cache holds. Everything lives in primitive arrays:
+ * 8 + 1 bytes per line plus the index's 4 / 0.75.
+ *
+ * <p>Not thread-safe: every method expects the {@link EngineLock} held.
+ */
+final class LineTable {
+    private static final Logger log = LogManager.getLogger(LineTable.class);
+    static final int LPS = Layout.LINES_PER_SEGMENT;
+
+    private final long[] keys;
+    private final byte[] dirty;
+    private final LineIndex index;
+    private final int[] slotLines;
+    private final long[] slotInvalidatedBy;
+    private final long[] dirtyLines = new long[Layout.MAX_DEVICE_ID + 1];
+
+    LineTable(int nrSegments) {
+        int lines = nrSegments * LPS;
+        keys = new long[lines];
+        dirty = new byte[lines];
+        index = new LineIndex(keys, 0.75);
+        slotLines = new int[nrSegments];
+        slotInvalidatedBy = new long[nrSegments];
+    }
+
+    /** The line holding the newest copy of {@code key}, or -1. */
+    int lookup(long key) {
+        return index.get(key);
+    }
+
+    long key(int line) {
+        return keys[line];
+    }
+
+    int dirtyBits(int line) {
+        return dirty[line] & 0xFF;
+    }
+
+    /** Whether {@code line} still holds the indexed copy of its key. */
+    boolean isCurrent(int line) {
+        return index.get(keys[line]) == line;
+    }
+
+    int linesUsed(int slot) {
+        return slotLines[slot];
+    }
+
+    /** The newest segment that superseded a line of {@code slot}, 0 if none. */
+    long invalidatedBy(int slot) {
+        return slotInvalidatedBy[slot];
+    }
+
+    /** Gives the next line of the open segment ({@code k} of {@code slot}) to {@code key}, not dirty yet. */
+    void assign(int slot, int k, long key) {
+        int line = slot * LPS + k;
+        keys[line] = key;
+        dirty[line] = 0;
+        slotLines[slot] = k + 1;
+    }
+
+    /** Marks sectors {@code bits} of a line dirty and indexes it as its key's newest copy. */
+    void makeCurrent(int line, int bits) {
+        setDirty(line, bits);
+        index.put(line);
+    }
+
+    /** ORs more dirty sectors into a line already current (a write into the open segment). */
+    void addDirty(int line, int bits) {
+        setDirty(line, (dirty[line] & 0xFF) | bits);
+    }
+
+    /** An older copy of a key lost to a newer line in segment {@code byId}: not dirty; its slot remembers who. */
+    void supersede(int line, long byId) {
+        setDirty(line, 0);
+        int slot = line / LPS;
+        slotInvalidatedBy[slot] = Math.max(slotInvalidatedBy[slot], byId);
+    }
+
+    /** Drops {@code key}'s current line from the index (its key stays, for the header). */
+    void unindex(long key, int line) {
+        index.remove(key, line);
+    }
+
+    /** A discard of a whole line still in the open segment: the entry itself becomes the tombstone. */
+    void turnIntoTombstone(int line) {
+        long key = keys[line];
+        setDirty(line, 0);
+        index.remove(key, line);
+        keys[line] = key | LineKey.TOMBSTONE;
+    }
+
+    /**
+     * Writeback made sectors {@code bits} of {@code line} durable on the backing store: they
+     * are clean now, unless the line was reused for another key meanwhile. A line left with no
+     * dirty sector leaves the index; reads then go to the backing store.
+     */
+    void clearDirty(int line, long expectedKey, int bits) {
+        if (keys[line] != expectedKey) {
+            return;
+        }
+        int left = (dirty[line] & 0xFF) & ~bits;
+        setDirty(line, left);
+        if (left == 0) {
+            index.remove(expectedKey, line);
+        }
+    }
+
+    /** Forgets what a ring slot held before it takes a new segment. Every line in it is clean by now. */
+    void reclaim(int slot) {
+        int base = slot * LPS;
+        for (int k = 0; k < slotLines[slot]; k++) {
+            int line = base + k;
+            long key = keys[line];
+            if (key > 0) {
+                if (dirty[line] != 0) {
+                    log.error("reusing slot {} while line {} is still dirty; this is a bug", slot, line);
+                    setDirty(line, 0);
+                }
+                index.remove(key, line);
+            }
+            keys[line] = 0;
+        }
+        slotLines[slot] = 0;
+        slotInvalidatedBy[slot] = 0;
+    }
+
+    /**
+     * Loads one segment found by recovery into {@code slot}: its lines supersede older copies
+     * of their keys, tombstones included. Keys of devices this cache does not serve are skipped.
+     */
+    void replay(long id, int slot, int nrLines, long[] segmentKeys, byte[] segmentDirty, boolean[] knownDevice) {
+        slotLines[slot] = nrLines;
+        int base = slot * LPS;
+        for (int k = 0; k < nrLines; k++) {
+            long key = segmentKeys[k];
+            int line = base + k;
+            if (key == 0) {
+                continue;
+            }
+            int dev = LineKey.device(key);
+            if (!knownDevice[dev]) {
+                log.warn("segment {} line {} names device id {}, which this cache does not have; ignored", id, k, dev);
+                continue;
+            }
+            long live = key & ~LineKey.TOMBSTONE;
+            int older = index.get(live);
+            if (older >= 0) {
+                setDirty(older, 0);
+                index.remove(live, older);
+            }
+            keys[line] = key;
+            if (!LineKey.isTombstone(key) && segmentDirty[k] != 0) {
+                setDirty(line, segmentDirty[k] & 0xFF);
+                index.put(line);
+            }
+        }
+    }
+
+    /** Writes the header of a sealed segment from its lines' keys and dirty bits (CRC filled in later). */
+    void encodeHeader(SegmentBuffer s, long nonce) {
+        SegmentHeader.encode(s.data(), s.id(), nonce, s.nrLines(), keys, dirty, s.slot() * LPS);
+    }
+
+    long dirtyLines(int deviceId) {
+        return dirtyLines[deviceId];
+    }
+
+    long[] dirtyLinesByDevice() {
+        return dirtyLines.clone();
+    }
+
+    long totalDirty() {
+        long n = 0;
+        for (long d : dirtyLines) {
+            n += d;
+        }
+        return n;
+    }
+
+    long indexedLines() {
+        return index.size();
+    }
+
+    int lineCount() {
+        return keys.length;
+    }
+
+    /** Heap bytes of the per-line arrays, the index and the per-slot arrays. */
+    long heapBytes() {
+        return (long) keys.length * Long.BYTES + dirty.length + (long) index.capacity() * Integer.BYTES
+                + (long) slotLines.length * (Integer.BYTES + Long.BYTES);
+    }
+
+    private void setDirty(int line, int bits) {
+        int before = dirty[line];
+        dirty[line] = (byte) bits;
+        if ((before == 0) != (bits == 0)) {
+            dirtyLines[LineKey.device(keys[line])] += bits == 0 ? -1 : 1;
+        }
+    }
+}

@@ -1,0 +1,212 @@
+package io.writeboost.cache;
+
+import io.writeboost.device.BlockDevice;
+import io.writeboost.format.Layout;
+import io.writeboost.format.LineKey;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+
+/**
+ * Reads: under the lock, for each line, copies dirty sectors held in RAM and plans the rest
+ * (dirty sectors on the cache device, with the slot's segment id; every other sector as a
+ * backing-store run, coalesced across lines). Without the lock, reads the plan straight into
+ * the caller's buffer. Then, under the lock, checks that every cache-device line read is still
+ * the current copy in a slot holding the same segment; if a slot was reused meanwhile, the
+ * read is redone.
+ *
+ * <p>Thread-safe: takes the {@link EngineLock} itself; each reading thread has its own plan.
+ */
+final class ReadPath {
+    private static final int LPS = Layout.LINES_PER_SEGMENT;
+
+    private final EngineLock lock;
+    private final Health health;
+    private final LineTable lines;
+    private final SegmentLog segments;
+    private final SegmentVerification verification;
+    private final BlockDevice cacheDevice;
+    private final BackingStores backings;
+    private final Stats stats;
+    /** One plan per reading thread (FUSE threads live long): reads take no lock just to get scratch space. */
+    private final ThreadLocal<ReadPlan> readPlan = ThreadLocal.withInitial(ReadPlan::new);
+
+    ReadPath(EngineLock lock, Health health, LineTable lines, SegmentLog segments, SegmentVerification verification,
+             BlockDevice cacheDevice, BackingStores backings, Stats stats) {
+        this.lock = lock;
+        this.health = health;
+        this.lines = lines;
+        this.segments = segments;
+        this.verification = verification;
+        this.cacheDevice = cacheDevice;
+        this.backings = backings;
+        this.stats = stats;
+    }
+
+    /** See {@link CacheEngine#read}; the request is already checked. */
+    void read(int deviceId, long sector, int nSectors, ByteBuffer dst) throws IOException {
+        ReadPlan plan = readPlan.get();
+        boolean counted = false;
+        while (!readOnce(deviceId, sector, nSectors, dst, plan, !counted)) {
+            counted = true;
+        }
+    }
+
+    /** One attempt; false when a cache-device line it read was reused meanwhile (then it is retried). */
+    private boolean readOnce(int dev, long sector, int nSectors, ByteBuffer dst, ReadPlan plan, boolean count) throws IOException {
+        plan.reset();
+        int base = dst.position();
+        long end = sector + nSectors;
+        lock.lock();
+        try {
+            health.checkUsable();
+            for (long s = sector; s < end; ) {
+                int first = (int) (s & 7);
+                int n = (int) Math.min(8 - first, end - s);
+                int mask = ((1 << n) - 1) << first;
+                long lineNo = s >>> 3;
+                int dstLine = base + (int) (((lineNo << 3) - sector) << Layout.SECTOR_SHIFT); // may be negative for the first line
+                int line = lines.lookup(LineKey.of(dev, lineNo));
+                int cached = line >= 0 ? lines.dirtyBits(line) & mask : 0;
+                if (count) {
+                    stats.count(false, line >= 0, line >= 0 && segments.inOpen(line), mask == Layout.FULL_DIRTY);
+                }
+                if (cached != 0) {
+                    SegmentBuffer buf = segments.ramCopy(line / LPS);
+                    if (buf != null) {
+                        int from = SegmentBuffer.lineOffset(line % LPS);
+                        for (int i = SectorRuns.start(cached, 0); i < 8; ) {
+                            int to = SectorRuns.end(cached, i);
+                            dst.put(dstLine + (i << Layout.SECTOR_SHIFT), buf.data(), from + (i << Layout.SECTOR_SHIFT),
+                                    (to - i) << Layout.SECTOR_SHIFT);
+                            i = SectorRuns.start(cached, to);
+                        }
+                    } else {
+                        plan.addCacheLine(line, segments.segmentIn(line / LPS), cached, dstLine);
+                    }
+                }
+                plan.markBacking(s - sector, mask & ~cached, first, n);
+                s += n;
+            }
+            plan.closeBackingRun();
+        } finally {
+            lock.unlock();
+        }
+        ByteBuffer view = dst.duplicate();
+        for (int i = 0; i < plan.cacheLines; i++) {
+            int line = plan.lines[i];
+            if (verification.unverifiedSlots() != 0) {
+                verification.ensureVerified(line / LPS);
+            }
+            long at = SegmentBuffer.deviceOffset(line);
+            int dstLine = plan.dstOffsets[i];
+            int bits = plan.bits[i];
+            for (int from = SectorRuns.start(bits, 0); from < 8; ) {
+                int to = SectorRuns.end(bits, from);
+                view.limit(dstLine + (to << Layout.SECTOR_SHIFT)).position(dstLine + (from << Layout.SECTOR_SHIFT));
+                cacheDevice.read(view, at + ((long) from << Layout.SECTOR_SHIFT));
+                view.clear();
+                from = SectorRuns.start(bits, to);
+            }
+        }
+        BlockDevice backing = backings.get(dev);
+        for (int i = 0; i < plan.backingRuns; i++) {
+            int off = base + (int) (plan.runStart[i] << Layout.SECTOR_SHIFT);
+            view.limit(off + (plan.runLength[i] << Layout.SECTOR_SHIFT)).position(off);
+            backing.read(view, (sector + plan.runStart[i]) << Layout.SECTOR_SHIFT);
+            view.clear();
+        }
+        if (plan.cacheLines == 0) {
+            return true;
+        }
+        lock.lock();
+        try {
+            for (int i = 0; i < plan.cacheLines; i++) {
+                int line = plan.lines[i];
+                if (segments.segmentIn(line / LPS) != plan.segments[i] || !lines.isCurrent(line)) {
+                    return false;
+                }
+            }
+            return true;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Scratch state of one read, reused across reads: the lines to fetch from the cache device
+     * (with the segment id to validate them against) and the sector runs to fetch from the
+     * backing store, in request-relative sectors.
+     */
+    private static final class ReadPlan {
+        int cacheLines;
+        int[] lines = new int[32];
+        long[] segments = new long[32];
+        int[] bits = new int[32];
+        int[] dstOffsets = new int[32];
+
+        int backingRuns;
+        long[] runStart = new long[16];
+        int[] runLength = new int[16];
+        private long openStart = -1;
+        private int openLength;
+
+        void reset() {
+            cacheLines = 0;
+            backingRuns = 0;
+            openStart = -1;
+            openLength = 0;
+        }
+
+        void addCacheLine(int line, long segment, int lineBits, int dstOffset) {
+            if (cacheLines == lines.length) {
+                int n = lines.length * 2;
+                lines = java.util.Arrays.copyOf(lines, n);
+                segments = java.util.Arrays.copyOf(segments, n);
+                bits = java.util.Arrays.copyOf(bits, n);
+                dstOffsets = java.util.Arrays.copyOf(dstOffsets, n);
+            }
+            lines[cacheLines] = line;
+            segments[cacheLines] = segment;
+            bits[cacheLines] = lineBits;
+            dstOffsets[cacheLines] = dstOffset;
+            cacheLines++;
+        }
+
+        /**
+         * Records which of sectors {@code first..first+n-1} of a line need the backing store;
+         * {@code rel} is the request-relative index of sector {@code first}.
+         */
+        void markBacking(long rel, int needBits, int first, int n) {
+            for (int i = first; i < first + n; i++) {
+                long r = rel + (i - first);
+                if ((needBits & (1 << i)) != 0) {
+                    if (openStart >= 0 && openStart + openLength == r) {
+                        openLength++;
+                    } else {
+                        closeBackingRun();
+                        openStart = r;
+                        openLength = 1;
+                    }
+                } else {
+                    closeBackingRun();
+                }
+            }
+        }
+
+        void closeBackingRun() {
+            if (openStart < 0) {
+                return;
+            }
+            if (backingRuns == runStart.length) {
+                runStart = java.util.Arrays.copyOf(runStart, backingRuns * 2);
+                runLength = java.util.Arrays.copyOf(runLength, backingRuns * 2);
+            }
+            runStart[backingRuns] = openStart;
+            runLength[backingRuns] = openLength;
+            backingRuns++;
+            openStart = -1;
+            openLength = 0;
+        }
+    }
+}

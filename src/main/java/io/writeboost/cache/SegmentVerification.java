@@ -1,0 +1,170 @@
+package io.writeboost.cache;
+
+import io.writeboost.device.BlockDevice;
+import io.writeboost.format.Layout;
+import io.writeboost.format.SegmentHeader;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.concurrent.ConcurrentLinkedQueue;
+
+/**
+ * Replayed segments whose checksum is still unchecked, by slot: recovery took their headers on
+ * the superblock record's word that they were written completely (a full read of a large
+ * cache takes longer than a start should). Each is verified before its data is first read, by
+ * the {@link Verifier} in the background, and all of them before any flush is acknowledged or
+ * any writeback starts, so a segment the device corrupted at rest costs nothing that was
+ * acknowledged in this run and nothing already on the backing stores.
+ *
+ * <p>Thread-safe. The per-slot flags are guarded by the {@link EngineLock}; the count of
+ * unverified slots is volatile so that the read path skips every check once it is 0.
+ * {@link #ensureVerified} is called without the lock, {@link #awaitAll} with it.
+ */
+final class SegmentVerification {
+    private static final Logger log = LogManager.getLogger(SegmentVerification.class);
+
+    private final BlockDevice device;
+    private final int cacheId;
+    private final EngineLock lock;
+    private final SegmentLog segments;
+    private final LineTable lines;
+    private final RecordWriter records;
+    private final Health health;
+    private final boolean[] slotUnverified;
+    private volatile int unverifiedSlots;
+    private final ConcurrentLinkedQueue<ByteBuffer> buffers = new ConcurrentLinkedQueue<>();
+    private final long startedNanos = System.nanoTime();
+
+    SegmentVerification(BlockDevice device, int cacheId, EngineLock lock, SegmentLog segments, LineTable lines,
+                        RecordWriter records, Health health) {
+        this.device = device;
+        this.cacheId = cacheId;
+        this.lock = lock;
+        this.segments = segments;
+        this.lines = lines;
+        this.records = records;
+        this.health = health;
+        this.slotUnverified = new boolean[segments.nrSegments()];
+    }
+
+    /** At start, before any other thread runs: recovery loaded {@code slot} from its header alone. */
+    void markUnverified(int slot) {
+        slotUnverified[slot] = true;
+        unverifiedSlots++;
+    }
+
+    /** Slots still unverified. Any thread, no lock. */
+    int unverifiedSlots() {
+        return unverifiedSlots;
+    }
+
+    /** Called without the lock before data is read from the cache device in {@code slot}: verifies its segment first if needed. */
+    void ensureVerified(int slot) throws IOException {
+        if (unverifiedSlots == 0) {
+            return;
+        }
+        long id;
+        int nrLines;
+        lock.lock();
+        try {
+            if (!slotUnverified[slot]) {
+                return;
+            }
+            id = segments.segmentIn(slot);
+            nrLines = lines.linesUsed(slot);
+        } finally {
+            lock.unlock();
+        }
+        ByteBuffer buf = buffers.poll();
+        if (buf == null) {
+            buf = ByteBuffer.allocateDirect(Layout.SEGMENT_SIZE);
+        }
+        try {
+            buf.clear().limit(SegmentHeader.usedBytes(nrLines));
+            device.read(buf, Layout.slotOffset(slot));
+            buf.flip();
+            SegmentHeader h = SegmentHeader.decode(buf);
+            if (h == null || h.id != id || h.nrLines != nrLines || !SegmentHeader.crcValid(buf)) {
+                // Another thread may have verified this slot while we read it, and writeback
+                // reused it since: only a slot still flagged still holds the segment we meant.
+                lock.lock();
+                try {
+                    if (!slotUnverified[slot] || segments.segmentIn(slot) != id) {
+                        return;
+                    }
+                } finally {
+                    lock.unlock();
+                }
+                segmentCorrupt(id, slot);
+            }
+        } finally {
+            buffers.offer(buf);
+        }
+        lock.lock();
+        try {
+            if (slotUnverified[slot]) {
+                slotUnverified[slot] = false;
+                if (--unverifiedSlots == 0) {
+                    log.info("cache {}: every segment replayed at start verified, {} ms after start; flushes and writeback go ahead",
+                            cacheId, (System.nanoTime() - startedNanos) / 1_000_000);
+                    lock.signalAll();
+                }
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * With the lock held: waits until every segment recovery left unverified is verified. A
+     * flush acknowledged before that could be lost after all: if one of them failed, the next
+     * start would replay the log only up to it, dropping everything written after.
+     */
+    void awaitAll() throws IOException {
+        // Verifies what is left itself, alongside the verifier (two readers finish sooner).
+        for (int slot = 0; unverifiedSlots > 0 && slot < slotUnverified.length; slot++) {
+            health.checkUsable();
+            if (slotUnverified[slot]) {
+                lock.unlock();
+                try {
+                    ensureVerified(slot);
+                } finally {
+                    lock.lock();
+                }
+            }
+        }
+        health.checkFailure();
+    }
+
+    long heapBytes() {
+        return slotUnverified.length;
+    }
+
+    /**
+     * A replayed segment fails its checksum: the device changed it after it was written. The
+     * record stops vouching for it, so that the next start verifies it and replays the log up
+     * to the segment before it; this run fails, before any flush was acknowledged.
+     */
+    private void segmentCorrupt(long id, int slot) throws IOException {
+        IOException ex = new IOException("segment " + id + " (slot " + slot + ") on " + device.name()
+                + " fails its checksum: it changed on the device after it was written. The cache stops; the next start "
+                + "replays the log up to the segment before it, and the data of this segment and later ones is lost");
+        records.stopVouchingFrom(id);
+        long migrated;
+        lock.lock();
+        try {
+            migrated = segments.lastMigratedId();
+        } finally {
+            lock.unlock();
+        }
+        try {
+            records.write(migrated, false);
+        } catch (IOException e) {
+            ex.addSuppressed(e);
+        }
+        health.fail(ex);
+        throw ex;
+    }
+}
