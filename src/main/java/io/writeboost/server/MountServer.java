@@ -5,7 +5,6 @@ import io.writeboost.cache.EngineConfig;
 import io.writeboost.cache.Status;
 import io.writeboost.cli.MountOptions;
 import io.writeboost.cli.UsageException;
-import io.writeboost.cli.Version;
 import io.writeboost.device.BlockDevice;
 import io.writeboost.device.FileBlockDevice;
 import io.writeboost.format.FormatException;
