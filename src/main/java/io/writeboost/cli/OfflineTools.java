@@ -11,6 +11,7 @@ import io.writeboost.format.SuperblockRecord;
 import io.writeboost.format.VolumeEntry;
 import io.writeboost.recovery.ReplaySegment;
 import io.writeboost.server.MountServer;
+import io.writeboost.server.RequestException;
 import io.writeboost.tools.CacheInspection;
 import io.writeboost.tools.Progress;
 import org.apache.commons.cli.CommandLine;
@@ -85,7 +86,7 @@ final class OfflineTools {
         } catch (ParseException e) {
             err.println("fuse-mount " + command + ": " + e.getMessage());
             return 2;
-        } catch (UsageException e) {
+        } catch (UsageException | RequestException e) {
             err.println("fuse-mount " + command + ": " + e.getMessage());
             return 2;
         } catch (FormatException e) {
@@ -216,7 +217,7 @@ final class OfflineTools {
         return 0;
     }
 
-    static int writeback(MountOptions m, PrintStream out) throws UsageException, IOException {
+    static int writeback(MountOptions m, PrintStream out) throws UsageException, RequestException, IOException {
         if (m.backings.isEmpty()) {
             throw new UsageException("writeback: the backing stores are required (--backing or --config)");
         }

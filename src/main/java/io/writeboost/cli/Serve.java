@@ -1,6 +1,7 @@
 package io.writeboost.cli;
 
 import io.writeboost.server.MountServer;
+import io.writeboost.server.RequestException;
 import org.apache.logging.log4j.LogManager;
 
 /** Runs a validated mount request; kept apart from Main so no logger exists before logging is configured. */
@@ -11,7 +12,7 @@ final class Serve {
         MountServer server = new MountServer(opts);
         try {
             server.preflight();
-        } catch (UsageException e) {
+        } catch (RequestException e) {
             System.err.println("fuse-mount: " + e.getMessage());
             return 2;
         } catch (Exception e) {

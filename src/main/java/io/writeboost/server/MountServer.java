@@ -4,7 +4,6 @@ import io.writeboost.cache.CacheEngine;
 import io.writeboost.cache.EngineConfig;
 import io.writeboost.cache.Status;
 import io.writeboost.cli.MountOptions;
-import io.writeboost.cli.UsageException;
 import io.writeboost.device.BlockDevice;
 import io.writeboost.device.FileBlockDevice;
 import io.writeboost.format.FormatException;
@@ -54,14 +53,14 @@ public final class MountServer {
      * Checks that need to read the devices, before anything is written: the cache's state
      * against --format/--force, and its volume table against the backing stores given.
      */
-    public void preflight() throws UsageException, IOException {
+    public void preflight() throws RequestException, IOException {
         if (opts.format) {
             if (!Files.exists(opts.cache)) {
                 return;
             }
             try (FileBlockDevice cache = FileBlockDevice.open(opts.cache)) {
                 if (Layout.segmentsFor(cache.size()) < 2) {
-                    throw new UsageException(opts.cache + ": " + cache.size() + " bytes is too small for a cache (at least 3 MiB)");
+                    throw new RequestException(opts.cache + ": " + cache.size() + " bytes is too small for a cache (at least 3 MiB)");
                 }
                 Superblock sb;
                 try {
@@ -74,13 +73,13 @@ public final class MountServer {
                     dirty = Recovery.inspect(cache, sb).dirtyLines();
                 } catch (IOException unreadable) {
                     if (!opts.force) {
-                        throw new UsageException(opts.cache + " holds a writeboost cache whose state cannot be read ("
+                        throw new RequestException(opts.cache + " holds a writeboost cache whose state cannot be read ("
                                 + unreadable.getMessage() + "); add --force to format it anyway");
                     }
                     return;
                 }
                 if (dirty > 0 && !opts.force) {
-                    throw new UsageException(opts.cache + " holds " + dirty + " dirty line(s) not yet written back to "
+                    throw new RequestException(opts.cache + " holds " + dirty + " dirty line(s) not yet written back to "
                             + describe(sb) + "; mount it without --format to keep them, or add --force to discard them");
                 }
             }
@@ -94,27 +93,27 @@ public final class MountServer {
      * backing stores given: their count, each one's name (in order) and size.
      */
     public static void checkVolumeTable(Path cachePath, List<MountOptions.Backing> backings, Integer cacheId)
-            throws UsageException, IOException {
+            throws RequestException, IOException {
         try (FileBlockDevice cache = FileBlockDevice.open(cachePath)) {
             Superblock sb;
             try {
                 sb = Recovery.readSuperblock(cache);
             } catch (FormatException e) {
-                throw new UsageException(cachePath + ": " + e.getMessage() + " (use --format to create a cache)");
+                throw new RequestException(cachePath + ": " + e.getMessage() + " (use --format to create a cache)");
             }
             if (cacheId != null && cacheId != sb.cacheId()) {
-                throw new UsageException(cachePath + " is cache " + sb.cacheId() + ", not --cache-id " + cacheId);
+                throw new RequestException(cachePath + " is cache " + sb.cacheId() + ", not --cache-id " + cacheId);
             }
             List<VolumeEntry> table = sb.volumes();
             if (table.size() != backings.size()) {
-                throw new UsageException(cachePath + " was formatted for " + table.size() + " backing store(s) ("
+                throw new RequestException(cachePath + " was formatted for " + table.size() + " backing store(s) ("
                         + describe(sb) + "), " + backings.size() + " given");
             }
             for (int i = 0; i < table.size(); i++) {
                 VolumeEntry e = table.get(i);
                 MountOptions.Backing b = backings.get(i);
                 if (!e.name().equals(b.name())) {
-                    throw new UsageException("backing #" + (i + 1) + " is named '" + b.name() + "' but " + cachePath
+                    throw new RequestException("backing #" + (i + 1) + " is named '" + b.name() + "' but " + cachePath
                             + " was formatted with '" + e.name() + "' (" + e.path() + ") there; give --backing " + e.name() + "=PATH");
                 }
                 long size;
@@ -122,7 +121,7 @@ public final class MountServer {
                     size = dev.size();
                 }
                 if (size != e.sizeBytes()) {
-                    throw new UsageException("backing store " + b.path() + " has " + size + " bytes but volume '" + e.name()
+                    throw new RequestException("backing store " + b.path() + " has " + size + " bytes but volume '" + e.name()
                             + "' of " + cachePath + " was formatted on " + e.sizeBytes() + " bytes (" + e.path() + "): wrong backing store?");
                 }
             }
