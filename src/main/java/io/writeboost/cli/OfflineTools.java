@@ -12,6 +12,7 @@ import io.writeboost.format.VolumeEntry;
 import io.writeboost.recovery.ReplaySegment;
 import io.writeboost.server.MountServer;
 import io.writeboost.server.RequestException;
+import io.writeboost.server.ServerSettings;
 import io.writeboost.tools.CacheInspection;
 import io.writeboost.tools.Progress;
 import org.apache.commons.cli.CommandLine;
@@ -102,7 +103,7 @@ final class OfflineTools {
         if (m.mountPoint == null || m.backings.isEmpty()) {
             throw new UsageException("volumes: the config needs a mountpoint and at least one backing");
         }
-        for (MountOptions.Backing b : m.backings) {
+        for (ServerSettings.Backing b : m.backings) {
             out.println(m.mountPoint.resolve(b.name()));
         }
         return 0;
@@ -221,7 +222,7 @@ final class OfflineTools {
         if (m.backings.isEmpty()) {
             throw new UsageException("writeback: the backing stores are required (--backing or --config)");
         }
-        for (MountOptions.Backing b : m.backings) {
+        for (ServerSettings.Backing b : m.backings) {
             if (!Files.exists(b.path())) {
                 throw new UsageException(b.path() + ": no such file or device (backing store)");
             }

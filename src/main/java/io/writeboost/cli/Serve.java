@@ -9,7 +9,7 @@ final class Serve {
     private Serve() {}
 
     static int run(MountOptions opts) {
-        MountServer server = new MountServer(opts);
+        MountServer server = new MountServer(opts.settings());
         try {
             server.preflight();
         } catch (RequestException e) {

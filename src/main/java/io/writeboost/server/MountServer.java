@@ -3,7 +3,6 @@ package io.writeboost.server;
 import io.writeboost.cache.CacheEngine;
 import io.writeboost.cache.EngineConfig;
 import io.writeboost.cache.Status;
-import io.writeboost.cli.MountOptions;
 import io.writeboost.device.BlockDevice;
 import io.writeboost.device.FileBlockDevice;
 import io.writeboost.format.FormatException;
@@ -38,15 +37,15 @@ public final class MountServer {
     static final List<String> FUSE_OPTIONS = List.of("direct_io", "big_writes", "max_write=131072", "max_read=131072",
             "default_permissions", "fsname=writeboost", "subtype=writeboost");
 
-    private final MountOptions opts;
+    private final ServerSettings settings;
     private final SystemdNotify notify = SystemdNotify.fromEnvironment();
     private final CountDownLatch stopped = new CountDownLatch(1);
     private volatile boolean signalled;
     private volatile boolean cleanStop;
     private volatile boolean stopping;
 
-    public MountServer(MountOptions opts) {
-        this.opts = opts;
+    public MountServer(ServerSettings settings) {
+        this.settings = settings;
     }
 
     /**
@@ -54,13 +53,13 @@ public final class MountServer {
      * against --format/--force, and its volume table against the backing stores given.
      */
     public void preflight() throws RequestException, IOException {
-        if (opts.format) {
-            if (!Files.exists(opts.cache)) {
+        if (settings.format()) {
+            if (!Files.exists(settings.cache())) {
                 return;
             }
-            try (FileBlockDevice cache = FileBlockDevice.open(opts.cache)) {
+            try (FileBlockDevice cache = FileBlockDevice.open(settings.cache())) {
                 if (Layout.segmentsFor(cache.size()) < 2) {
-                    throw new RequestException(opts.cache + ": " + cache.size() + " bytes is too small for a cache (at least 3 MiB)");
+                    throw new RequestException(settings.cache() + ": " + cache.size() + " bytes is too small for a cache (at least 3 MiB)");
                 }
                 Superblock sb;
                 try {
@@ -72,27 +71,27 @@ public final class MountServer {
                 try {
                     dirty = Recovery.inspect(cache, sb).dirtyLines();
                 } catch (IOException unreadable) {
-                    if (!opts.force) {
-                        throw new RequestException(opts.cache + " holds a writeboost cache whose state cannot be read ("
+                    if (!settings.force()) {
+                        throw new RequestException(settings.cache() + " holds a writeboost cache whose state cannot be read ("
                                 + unreadable.getMessage() + "); add --force to format it anyway");
                     }
                     return;
                 }
-                if (dirty > 0 && !opts.force) {
-                    throw new RequestException(opts.cache + " holds " + dirty + " dirty line(s) not yet written back to "
+                if (dirty > 0 && !settings.force()) {
+                    throw new RequestException(settings.cache() + " holds " + dirty + " dirty line(s) not yet written back to "
                             + describe(sb) + "; mount it without --format to keep them, or add --force to discard them");
                 }
             }
             return;
         }
-        checkVolumeTable(opts.cache, opts.backings, opts.cacheId);
+        checkVolumeTable(settings.cache(), settings.backings(), settings.cacheId());
     }
 
     /**
      * Refuses, before anything is written, a cache whose volume table does not match the
      * backing stores given: their count, each one's name (in order) and size.
      */
-    public static void checkVolumeTable(Path cachePath, List<MountOptions.Backing> backings, Integer cacheId)
+    public static void checkVolumeTable(Path cachePath, List<ServerSettings.Backing> backings, Integer cacheId)
             throws RequestException, IOException {
         try (FileBlockDevice cache = FileBlockDevice.open(cachePath)) {
             Superblock sb;
@@ -111,7 +110,7 @@ public final class MountServer {
             }
             for (int i = 0; i < table.size(); i++) {
                 VolumeEntry e = table.get(i);
-                MountOptions.Backing b = backings.get(i);
+                ServerSettings.Backing b = backings.get(i);
                 if (!e.name().equals(b.name())) {
                     throw new RequestException("backing #" + (i + 1) + " is named '" + b.name() + "' but " + cachePath
                             + " was formatted with '" + e.name() + "' (" + e.path() + ") there; give --backing " + e.name() + "=PATH");
@@ -150,25 +149,25 @@ public final class MountServer {
         List<FileBlockDevice> open = new ArrayList<>();
         CacheEngine engine = null;
         try {
-            Path cachePath = opts.cache.toAbsolutePath();
+            Path cachePath = settings.cache().toAbsolutePath();
             FileBlockDevice cache = Files.exists(cachePath) ? FileBlockDevice.open(cachePath)
-                    : opts.sparse ? FileBlockDevice.createSparse(cachePath, opts.cacheSize)
-                    : createWritten(cachePath, opts.cacheSize);
+                    : settings.sparse() ? FileBlockDevice.createSparse(cachePath, settings.cacheSize())
+                    : createWritten(cachePath, settings.cacheSize());
             open.add(cache);
             Map<Integer, BlockDevice> backings = new LinkedHashMap<>();
             List<VolumeEntry> entries = new ArrayList<>();
-            for (int i = 0; i < opts.backings.size(); i++) {
-                MountOptions.Backing b = opts.backings.get(i);
+            for (int i = 0; i < settings.backings().size(); i++) {
+                ServerSettings.Backing b = settings.backings().get(i);
                 FileBlockDevice dev = FileBlockDevice.open(b.path().toAbsolutePath());
                 open.add(dev);
                 backings.put(i + 1, dev);
                 entries.add(new VolumeEntry(i + 1, dev.size(), b.name(), b.path().toAbsolutePath().toString()));
             }
-            if (opts.format) {
-                CacheEngine.format(cache, opts.effectiveCacheId(), entries);
+            if (settings.format()) {
+                CacheEngine.format(cache, settings.effectiveCacheId(), entries);
             }
             EngineConfig config = new EngineConfig();
-            opts.knobs.forEach(config::knob);
+            settings.knobs().forEach(config::knob);
             engine = CacheEngine.open(cache, backings, config);
             List<Volume> volumes = new ArrayList<>();
             for (VolumeEntry e : engine.superblock().volumes()) {
@@ -200,7 +199,7 @@ public final class MountServer {
                 return;
             }
             signalled = true;
-            log.info("stop requested by signal: unmounting {}", opts.mountPoint);
+            log.info("stop requested by signal: unmounting {}", settings.mountPoint());
             fuse.requestUnmount();
             boolean clean = false;
             try {
@@ -219,12 +218,12 @@ public final class MountServer {
         }, "wb-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
         try {
-            fuse.serve(opts.mountPoint, FUSE_OPTIONS);
+            fuse.serve(settings.mountPoint(), FUSE_OPTIONS);
         } catch (RuntimeException e) {
-            throw new IOException("mounting " + opts.mountPoint + " failed: " + e.getMessage()
+            throw new IOException("mounting " + settings.mountPoint() + " failed: " + e.getMessage()
                     + (e.getCause() != null ? ": " + e.getCause().getMessage() : ""), e);
         }
-        log.info("{} unmounted{}", opts.mountPoint, signalled ? " (signal)" : "");
+        log.info("{} unmounted{}", settings.mountPoint(), signalled ? " (signal)" : "");
         return 0;
     }
 
@@ -234,19 +233,19 @@ public final class MountServer {
             names.append(names.length() == 0 ? "" : ", ").append(v.name()).append(" (").append(v.size() >> 20).append(" MiB on ")
                     .append(v.backingPath()).append(')');
         }
-        log.info("writeboost {} serving {}: cache {} on {} ({} segments); volumes: {}", Version.get(), opts.mountPoint,
-                engine.superblock().cacheId(), opts.cache, engine.superblock().nrSegments(), names);
+        log.info("writeboost {} serving {}: cache {} on {} ({} segments); volumes: {}", Version.get(), settings.mountPoint(),
+                engine.superblock().cacheId(), settings.cache(), engine.superblock().nrSegments(), names);
         notify.send("READY=1\nSTATUS=" + engine.status().summary());
         if (notify.enabled()) {
             startStatusUpdates(engine);
         }
-        if (opts.readyFile != null) {
+        if (settings.readyFile() != null) {
             try {
-                Path tmp = opts.readyFile.resolveSibling(opts.readyFile.getFileName() + ".tmp");
+                Path tmp = settings.readyFile().resolveSibling(settings.readyFile().getFileName() + ".tmp");
                 Files.writeString(tmp, ProcessHandle.current().pid() + "\n");
-                Files.move(tmp, opts.readyFile, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+                Files.move(tmp, settings.readyFile(), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             } catch (IOException e) {
-                log.error("cannot write the ready file {}: {}", opts.readyFile, e.toString());
+                log.error("cannot write the ready file {}: {}", settings.readyFile(), e.toString());
             }
         }
     }
@@ -269,7 +268,7 @@ public final class MountServer {
     private void closeEngine(CacheEngine engine) {
         stopping = true;
         notify.send("STOPPING=1\nSTATUS=stopping: " + engine.status().summary());
-        if (opts.drainOnStop && engine.status().failure() == null) {
+        if (settings.drainOnStop() && engine.status().failure() == null) {
             try {
                 log.info("--drain-on-stop: writing every dirty line back before stopping");
                 engine.drain();
