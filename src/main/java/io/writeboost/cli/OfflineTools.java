@@ -10,7 +10,7 @@ import io.writeboost.format.SegmentHeader;
 import io.writeboost.format.SuperblockRecord;
 import io.writeboost.format.VolumeEntry;
 import io.writeboost.recovery.ReplaySegment;
-import io.writeboost.server.MountServer;
+import io.writeboost.server.Preflight;
 import io.writeboost.server.RequestException;
 import io.writeboost.server.ServerSettings;
 import io.writeboost.tools.CacheInspection;
@@ -227,7 +227,7 @@ final class OfflineTools {
                 throw new UsageException(b.path() + ": no such file or device (backing store)");
             }
         }
-        MountServer.checkVolumeTable(m.cache, m.backings, m.cacheId);
+        Preflight.checkVolumeTable(m.cache, m.backings, m.cacheId);
         List<FileBlockDevice> open = new ArrayList<>();
         try {
             FileBlockDevice cache = FileBlockDevice.open(m.cache.toAbsolutePath());

@@ -5,13 +5,9 @@ import io.writeboost.cache.EngineConfig;
 import io.writeboost.cache.Status;
 import io.writeboost.device.BlockDevice;
 import io.writeboost.device.FileBlockDevice;
-import io.writeboost.format.FormatException;
-import io.writeboost.format.Layout;
-import io.writeboost.format.Superblock;
 import io.writeboost.format.VolumeEntry;
 import io.writeboost.front.WriteboostFs;
 import io.writeboost.fuse.JnrFuseMount;
-import io.writeboost.recovery.Recovery;
 import io.writeboost.volume.Volume;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
@@ -48,83 +44,9 @@ public final class MountServer {
         this.settings = settings;
     }
 
-    /**
-     * Checks that need to read the devices, before anything is written: the cache's state
-     * against --format/--force, and its volume table against the backing stores given.
-     */
+    /** Checks that need to read the devices, before anything is written; see {@link Preflight}. */
     public void preflight() throws RequestException, IOException {
-        if (settings.format()) {
-            if (!Files.exists(settings.cache())) {
-                return;
-            }
-            try (FileBlockDevice cache = FileBlockDevice.open(settings.cache())) {
-                if (Layout.segmentsFor(cache.size()) < 2) {
-                    throw new RequestException(settings.cache() + ": " + cache.size() + " bytes is too small for a cache (at least 3 MiB)");
-                }
-                Superblock sb;
-                try {
-                    sb = Recovery.readSuperblock(cache);
-                } catch (FormatException notACache) {
-                    return;
-                }
-                long dirty;
-                try {
-                    dirty = Recovery.inspect(cache, sb).dirtyLines();
-                } catch (IOException unreadable) {
-                    if (!settings.force()) {
-                        throw new RequestException(settings.cache() + " holds a writeboost cache whose state cannot be read ("
-                                + unreadable.getMessage() + "); add --force to format it anyway");
-                    }
-                    return;
-                }
-                if (dirty > 0 && !settings.force()) {
-                    throw new RequestException(settings.cache() + " holds " + dirty + " dirty line(s) not yet written back to "
-                            + describe(sb) + "; mount it without --format to keep them, or add --force to discard them");
-                }
-            }
-            return;
-        }
-        checkVolumeTable(settings.cache(), settings.backings(), settings.cacheId());
-    }
-
-    /**
-     * Refuses, before anything is written, a cache whose volume table does not match the
-     * backing stores given: their count, each one's name (in order) and size.
-     */
-    public static void checkVolumeTable(Path cachePath, List<ServerSettings.Backing> backings, Integer cacheId)
-            throws RequestException, IOException {
-        try (FileBlockDevice cache = FileBlockDevice.open(cachePath)) {
-            Superblock sb;
-            try {
-                sb = Recovery.readSuperblock(cache);
-            } catch (FormatException e) {
-                throw new RequestException(cachePath + ": " + e.getMessage() + " (use --format to create a cache)");
-            }
-            if (cacheId != null && cacheId != sb.cacheId()) {
-                throw new RequestException(cachePath + " is cache " + sb.cacheId() + ", not --cache-id " + cacheId);
-            }
-            List<VolumeEntry> table = sb.volumes();
-            if (table.size() != backings.size()) {
-                throw new RequestException(cachePath + " was formatted for " + table.size() + " backing store(s) ("
-                        + describe(sb) + "), " + backings.size() + " given");
-            }
-            for (int i = 0; i < table.size(); i++) {
-                VolumeEntry e = table.get(i);
-                ServerSettings.Backing b = backings.get(i);
-                if (!e.name().equals(b.name())) {
-                    throw new RequestException("backing #" + (i + 1) + " is named '" + b.name() + "' but " + cachePath
-                            + " was formatted with '" + e.name() + "' (" + e.path() + ") there; give --backing " + e.name() + "=PATH");
-                }
-                long size;
-                try (FileBlockDevice dev = FileBlockDevice.open(b.path())) {
-                    size = dev.size();
-                }
-                if (size != e.sizeBytes()) {
-                    throw new RequestException("backing store " + b.path() + " has " + size + " bytes but volume '" + e.name()
-                            + "' of " + cachePath + " was formatted on " + e.sizeBytes() + " bytes (" + e.path() + "): wrong backing store?");
-                }
-            }
-        }
+        Preflight.check(settings);
     }
 
     private static FileBlockDevice createWritten(Path path, long size) throws IOException {
@@ -134,14 +56,6 @@ public final class MountServer {
         FileBlockDevice dev = FileBlockDevice.createWritten(path, size);
         log.info("created {} in {} ms", path, (System.nanoTime() - t0) / 1_000_000);
         return dev;
-    }
-
-    private static String describe(Superblock sb) {
-        StringBuilder b = new StringBuilder();
-        for (VolumeEntry v : sb.volumes()) {
-            b.append(b.length() == 0 ? "" : ", ").append(v.name()).append('=').append(v.path());
-        }
-        return b.toString();
     }
 
     /** Formats or recovers, mounts and serves; returns the process exit status. */
