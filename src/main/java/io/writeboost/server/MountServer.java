@@ -44,7 +44,10 @@ public final class MountServer {
         this.settings = settings;
     }
 
-    /** Checks that need to read the devices, before anything is written; see {@link Preflight}. */
+    /**
+     * Checks that need to read the devices, before anything is created or written; see
+     * {@link Preflight}.
+     */
     public void preflight() throws RequestException, IOException {
         Preflight.check(settings);
     }
@@ -63,11 +66,6 @@ public final class MountServer {
         List<FileBlockDevice> open = new ArrayList<>();
         CacheEngine engine = null;
         try {
-            Path cachePath = settings.cache().toAbsolutePath();
-            FileBlockDevice cache = Files.exists(cachePath) ? FileBlockDevice.open(cachePath)
-                    : settings.sparse() ? FileBlockDevice.createSparse(cachePath, settings.cacheSize())
-                    : createWritten(cachePath, settings.cacheSize());
-            open.add(cache);
             Map<Integer, BlockDevice> backings = new LinkedHashMap<>();
             List<VolumeEntry> entries = new ArrayList<>();
             for (int i = 0; i < settings.backings().size(); i++) {
@@ -77,6 +75,12 @@ public final class MountServer {
                 backings.put(i + 1, dev);
                 entries.add(new VolumeEntry(i + 1, dev.size(), b.name(), b.path().toAbsolutePath().toString()));
             }
+            // The cache file last: a backing store that fails to open after all leaves no new file behind.
+            Path cachePath = settings.cache().toAbsolutePath();
+            FileBlockDevice cache = Files.exists(cachePath) ? FileBlockDevice.open(cachePath)
+                    : settings.sparse() ? FileBlockDevice.createSparse(cachePath, settings.cacheSize())
+                    : createWritten(cachePath, settings.cacheSize());
+            open.add(cache);
             if (settings.format()) {
                 CacheEngine.format(cache, settings.effectiveCacheId(), entries);
             }

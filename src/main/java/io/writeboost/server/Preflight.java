@@ -1,5 +1,6 @@
 package io.writeboost.server;
 
+import io.writeboost.cache.CacheEngine;
 import io.writeboost.device.FileBlockDevice;
 import io.writeboost.format.FormatException;
 import io.writeboost.format.Layout;
@@ -13,18 +14,24 @@ import java.nio.file.Path;
 import java.util.List;
 
 /**
- * The checks of a request that need to read its devices, made before anything is written, so
- * that a refusal leaves everything as it was.
+ * The checks of a request that need to read its devices, made before anything is created or
+ * written, so that a refusal leaves everything as it was. A device that cannot be opened as a
+ * file or block device, or that a volume cannot have, is the request's fault, not a failure
+ * of the server: it is a {@link RequestException} like the rest.
  */
 public final class Preflight {
     private Preflight() {}
 
-    /** The cache's state against format/force, or its volume table against the backing stores given. */
+    /**
+     * Every backing store against what a volume can be; then the cache's state against
+     * format/force, or its volume table against the backing stores given.
+     */
     static void check(ServerSettings s) throws RequestException, IOException {
+        long[] sizes = backingSizes(s.backings());
         if (s.format()) {
             checkFormat(s);
         } else {
-            checkVolumeTable(s.cache(), s.backings(), s.cacheId());
+            checkVolumeTable(s.cache(), s.backings(), sizes, s.cacheId());
         }
     }
 
@@ -33,7 +40,7 @@ public final class Preflight {
         if (!Files.exists(s.cache())) {
             return;
         }
-        try (FileBlockDevice cache = FileBlockDevice.open(s.cache())) {
+        try (FileBlockDevice cache = open(s.cache(), "cache")) {
             if (Layout.segmentsFor(cache.size()) < 2) {
                 throw new RequestException(s.cache() + ": " + cache.size() + " bytes is too small for a cache (at least 3 MiB)");
             }
@@ -66,7 +73,12 @@ public final class Preflight {
      */
     public static void checkVolumeTable(Path cachePath, List<ServerSettings.Backing> backings, Integer cacheId)
             throws RequestException, IOException {
-        try (FileBlockDevice cache = FileBlockDevice.open(cachePath)) {
+        checkVolumeTable(cachePath, backings, backingSizes(backings), cacheId);
+    }
+
+    private static void checkVolumeTable(Path cachePath, List<ServerSettings.Backing> backings, long[] sizes, Integer cacheId)
+            throws RequestException, IOException {
+        try (FileBlockDevice cache = open(cachePath, "cache")) {
             Superblock sb;
             try {
                 sb = Recovery.readSuperblock(cache);
@@ -88,15 +100,37 @@ public final class Preflight {
                     throw new RequestException("backing #" + (i + 1) + " is named '" + b.name() + "' but " + cachePath
                             + " was formatted with '" + e.name() + "' (" + e.path() + ") there; give --backing " + e.name() + "=PATH");
                 }
-                long size;
-                try (FileBlockDevice dev = FileBlockDevice.open(b.path())) {
-                    size = dev.size();
-                }
-                if (size != e.sizeBytes()) {
-                    throw new RequestException("backing store " + b.path() + " has " + size + " bytes but volume '" + e.name()
+                if (sizes[i] != e.sizeBytes()) {
+                    throw new RequestException("backing store " + b.path() + " has " + sizes[i] + " bytes but volume '" + e.name()
                             + "' of " + cachePath + " was formatted on " + e.sizeBytes() + " bytes (" + e.path() + "): wrong backing store?");
                 }
             }
+        }
+    }
+
+    /** Opens each backing store once and checks its size by the rule the format applies to volumes. */
+    private static long[] backingSizes(List<ServerSettings.Backing> backings) throws RequestException, IOException {
+        long[] sizes = new long[backings.size()];
+        for (int i = 0; i < sizes.length; i++) {
+            Path path = backings.get(i).path();
+            try (FileBlockDevice dev = open(path, "backing store")) {
+                sizes[i] = dev.size();
+            }
+            try {
+                CacheEngine.checkVolume(i + 1, sizes[i], "backing store " + path);
+            } catch (FormatException e) {
+                throw new RequestException(e.getMessage());
+            }
+        }
+        return sizes;
+    }
+
+    /** /dev/null, /dev/zero, a FIFO: named by the request, they are refused as the request's fault. */
+    private static FileBlockDevice open(Path path, String what) throws RequestException {
+        try {
+            return FileBlockDevice.open(path);
+        } catch (IOException e) {
+            throw new RequestException(e.getMessage() + " (" + what + ")");
         }
     }
 
