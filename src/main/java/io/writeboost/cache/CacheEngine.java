@@ -98,7 +98,8 @@ public final class CacheEngine implements Closeable {
         return sb;
     }
 
-    private static void checkVolume(int deviceId, long size, String name) throws FormatException {
+    /** The rule {@link #format} applies to each volume; public so that a request can be refused before anything is written. */
+    public static void checkVolume(int deviceId, long size, String name) throws FormatException {
         if (deviceId < Layout.MIN_DEVICE_ID || deviceId > Layout.MAX_DEVICE_ID) {
             throw new FormatException("device id " + deviceId + " of " + name + " is outside 1.." + Layout.MAX_DEVICE_ID);
         }

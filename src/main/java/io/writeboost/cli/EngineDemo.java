@@ -8,6 +8,7 @@ import io.writeboost.device.FileBlockDevice;
 import io.writeboost.format.Layout;
 import io.writeboost.format.VolumeEntry;
 import io.writeboost.knob.Knob;
+import io.writeboost.server.Version;
 
 import java.io.IOException;
 import java.io.PrintStream;

@@ -2,6 +2,7 @@ package io.writeboost.cli;
 
 import io.writeboost.knob.Knob;
 import io.writeboost.knob.KnobDoc;
+import io.writeboost.server.Version;
 import org.apache.commons.cli.CommandLine;
 import org.apache.commons.cli.DefaultParser;
 import org.apache.commons.cli.HelpFormatter;

@@ -4,6 +4,8 @@ import io.writeboost.format.Layout;
 import io.writeboost.format.VolumeEntry;
 import io.writeboost.knob.Knob;
 import io.writeboost.knob.KnobException;
+import io.writeboost.server.ServerSettings;
+import io.writeboost.server.ServerSettings.Backing;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -24,10 +26,6 @@ import java.util.regex.Pattern;
  * problem is reported as a {@link UsageException} with a one-line message.
  */
 public final class MountOptions {
-    /** One --backing: the volume's file name in the mount and the backing store's path. */
-    public record Backing(String name, Path path) {
-    }
-
     public Path cache;
     public final List<Backing> backings = new ArrayList<>();
     public boolean format;
@@ -256,7 +254,8 @@ public final class MountOptions {
         return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\");
     }
 
-    public int effectiveCacheId() {
-        return cacheId == null ? 1 : cacheId;
+    /** What the server reads of this request; logging and --foreground stay with the CLI. */
+    ServerSettings settings() {
+        return new ServerSettings(cache, backings, mountPoint, format, force, cacheSize, sparse, cacheId, knobs, drainOnStop, readyFile);
     }
 }

@@ -10,7 +10,9 @@ import io.writeboost.format.SegmentHeader;
 import io.writeboost.format.SuperblockRecord;
 import io.writeboost.format.VolumeEntry;
 import io.writeboost.recovery.ReplaySegment;
-import io.writeboost.server.MountServer;
+import io.writeboost.server.Preflight;
+import io.writeboost.server.RequestException;
+import io.writeboost.server.ServerSettings;
 import io.writeboost.tools.CacheInspection;
 import io.writeboost.tools.Progress;
 import org.apache.commons.cli.CommandLine;
@@ -85,7 +87,7 @@ final class OfflineTools {
         } catch (ParseException e) {
             err.println("fuse-mount " + command + ": " + e.getMessage());
             return 2;
-        } catch (UsageException e) {
+        } catch (UsageException | RequestException e) {
             err.println("fuse-mount " + command + ": " + e.getMessage());
             return 2;
         } catch (FormatException e) {
@@ -101,7 +103,7 @@ final class OfflineTools {
         if (m.mountPoint == null || m.backings.isEmpty()) {
             throw new UsageException("volumes: the config needs a mountpoint and at least one backing");
         }
-        for (MountOptions.Backing b : m.backings) {
+        for (ServerSettings.Backing b : m.backings) {
             out.println(m.mountPoint.resolve(b.name()));
         }
         return 0;
@@ -216,16 +218,16 @@ final class OfflineTools {
         return 0;
     }
 
-    static int writeback(MountOptions m, PrintStream out) throws UsageException, IOException {
+    static int writeback(MountOptions m, PrintStream out) throws UsageException, RequestException, IOException {
         if (m.backings.isEmpty()) {
             throw new UsageException("writeback: the backing stores are required (--backing or --config)");
         }
-        for (MountOptions.Backing b : m.backings) {
+        for (ServerSettings.Backing b : m.backings) {
             if (!Files.exists(b.path())) {
                 throw new UsageException(b.path() + ": no such file or device (backing store)");
             }
         }
-        MountServer.checkVolumeTable(m.cache, m.backings, m.cacheId);
+        Preflight.checkVolumeTable(m.cache, m.backings, m.cacheId);
         List<FileBlockDevice> open = new ArrayList<>();
         try {
             FileBlockDevice cache = FileBlockDevice.open(m.cache.toAbsolutePath());

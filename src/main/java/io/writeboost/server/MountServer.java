@@ -3,18 +3,11 @@ package io.writeboost.server;
 import io.writeboost.cache.CacheEngine;
 import io.writeboost.cache.EngineConfig;
 import io.writeboost.cache.Status;
-import io.writeboost.cli.MountOptions;
-import io.writeboost.cli.UsageException;
-import io.writeboost.cli.Version;
 import io.writeboost.device.BlockDevice;
 import io.writeboost.device.FileBlockDevice;
-import io.writeboost.format.FormatException;
-import io.writeboost.format.Layout;
-import io.writeboost.format.Superblock;
 import io.writeboost.format.VolumeEntry;
 import io.writeboost.front.WriteboostFs;
 import io.writeboost.fuse.JnrFuseMount;
-import io.writeboost.recovery.Recovery;
 import io.writeboost.volume.Volume;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
@@ -40,94 +33,23 @@ public final class MountServer {
     static final List<String> FUSE_OPTIONS = List.of("direct_io", "big_writes", "max_write=131072", "max_read=131072",
             "default_permissions", "fsname=writeboost", "subtype=writeboost");
 
-    private final MountOptions opts;
+    private final ServerSettings settings;
     private final SystemdNotify notify = SystemdNotify.fromEnvironment();
     private final CountDownLatch stopped = new CountDownLatch(1);
     private volatile boolean signalled;
     private volatile boolean cleanStop;
     private volatile boolean stopping;
 
-    public MountServer(MountOptions opts) {
-        this.opts = opts;
+    public MountServer(ServerSettings settings) {
+        this.settings = settings;
     }
 
     /**
-     * Checks that need to read the devices, before anything is written: the cache's state
-     * against --format/--force, and its volume table against the backing stores given.
+     * Checks that need to read the devices, before anything is created or written; see
+     * {@link Preflight}.
      */
-    public void preflight() throws UsageException, IOException {
-        if (opts.format) {
-            if (!Files.exists(opts.cache)) {
-                return;
-            }
-            try (FileBlockDevice cache = FileBlockDevice.open(opts.cache)) {
-                if (Layout.segmentsFor(cache.size()) < 2) {
-                    throw new UsageException(opts.cache + ": " + cache.size() + " bytes is too small for a cache (at least 3 MiB)");
-                }
-                Superblock sb;
-                try {
-                    sb = Recovery.readSuperblock(cache);
-                } catch (FormatException notACache) {
-                    return;
-                }
-                long dirty;
-                try {
-                    dirty = Recovery.inspect(cache, sb).dirtyLines();
-                } catch (IOException unreadable) {
-                    if (!opts.force) {
-                        throw new UsageException(opts.cache + " holds a writeboost cache whose state cannot be read ("
-                                + unreadable.getMessage() + "); add --force to format it anyway");
-                    }
-                    return;
-                }
-                if (dirty > 0 && !opts.force) {
-                    throw new UsageException(opts.cache + " holds " + dirty + " dirty line(s) not yet written back to "
-                            + describe(sb) + "; mount it without --format to keep them, or add --force to discard them");
-                }
-            }
-            return;
-        }
-        checkVolumeTable(opts.cache, opts.backings, opts.cacheId);
-    }
-
-    /**
-     * Refuses, before anything is written, a cache whose volume table does not match the
-     * backing stores given: their count, each one's name (in order) and size.
-     */
-    public static void checkVolumeTable(Path cachePath, List<MountOptions.Backing> backings, Integer cacheId)
-            throws UsageException, IOException {
-        try (FileBlockDevice cache = FileBlockDevice.open(cachePath)) {
-            Superblock sb;
-            try {
-                sb = Recovery.readSuperblock(cache);
-            } catch (FormatException e) {
-                throw new UsageException(cachePath + ": " + e.getMessage() + " (use --format to create a cache)");
-            }
-            if (cacheId != null && cacheId != sb.cacheId()) {
-                throw new UsageException(cachePath + " is cache " + sb.cacheId() + ", not --cache-id " + cacheId);
-            }
-            List<VolumeEntry> table = sb.volumes();
-            if (table.size() != backings.size()) {
-                throw new UsageException(cachePath + " was formatted for " + table.size() + " backing store(s) ("
-                        + describe(sb) + "), " + backings.size() + " given");
-            }
-            for (int i = 0; i < table.size(); i++) {
-                VolumeEntry e = table.get(i);
-                MountOptions.Backing b = backings.get(i);
-                if (!e.name().equals(b.name())) {
-                    throw new UsageException("backing #" + (i + 1) + " is named '" + b.name() + "' but " + cachePath
-                            + " was formatted with '" + e.name() + "' (" + e.path() + ") there; give --backing " + e.name() + "=PATH");
-                }
-                long size;
-                try (FileBlockDevice dev = FileBlockDevice.open(b.path())) {
-                    size = dev.size();
-                }
-                if (size != e.sizeBytes()) {
-                    throw new UsageException("backing store " + b.path() + " has " + size + " bytes but volume '" + e.name()
-                            + "' of " + cachePath + " was formatted on " + e.sizeBytes() + " bytes (" + e.path() + "): wrong backing store?");
-                }
-            }
-        }
+    public void preflight() throws RequestException, IOException {
+        Preflight.check(settings);
     }
 
     private static FileBlockDevice createWritten(Path path, long size) throws IOException {
@@ -139,38 +61,31 @@ public final class MountServer {
         return dev;
     }
 
-    private static String describe(Superblock sb) {
-        StringBuilder b = new StringBuilder();
-        for (VolumeEntry v : sb.volumes()) {
-            b.append(b.length() == 0 ? "" : ", ").append(v.name()).append('=').append(v.path());
-        }
-        return b.toString();
-    }
-
     /** Formats or recovers, mounts and serves; returns the process exit status. */
     public int run() throws IOException {
         List<FileBlockDevice> open = new ArrayList<>();
         CacheEngine engine = null;
         try {
-            Path cachePath = opts.cache.toAbsolutePath();
-            FileBlockDevice cache = Files.exists(cachePath) ? FileBlockDevice.open(cachePath)
-                    : opts.sparse ? FileBlockDevice.createSparse(cachePath, opts.cacheSize)
-                    : createWritten(cachePath, opts.cacheSize);
-            open.add(cache);
             Map<Integer, BlockDevice> backings = new LinkedHashMap<>();
             List<VolumeEntry> entries = new ArrayList<>();
-            for (int i = 0; i < opts.backings.size(); i++) {
-                MountOptions.Backing b = opts.backings.get(i);
+            for (int i = 0; i < settings.backings().size(); i++) {
+                ServerSettings.Backing b = settings.backings().get(i);
                 FileBlockDevice dev = FileBlockDevice.open(b.path().toAbsolutePath());
                 open.add(dev);
                 backings.put(i + 1, dev);
                 entries.add(new VolumeEntry(i + 1, dev.size(), b.name(), b.path().toAbsolutePath().toString()));
             }
-            if (opts.format) {
-                CacheEngine.format(cache, opts.effectiveCacheId(), entries);
+            // The cache file last: a backing store that fails to open after all leaves no new file behind.
+            Path cachePath = settings.cache().toAbsolutePath();
+            FileBlockDevice cache = Files.exists(cachePath) ? FileBlockDevice.open(cachePath)
+                    : settings.sparse() ? FileBlockDevice.createSparse(cachePath, settings.cacheSize())
+                    : createWritten(cachePath, settings.cacheSize());
+            open.add(cache);
+            if (settings.format()) {
+                CacheEngine.format(cache, settings.effectiveCacheId(), entries);
             }
             EngineConfig config = new EngineConfig();
-            opts.knobs.forEach(config::knob);
+            settings.knobs().forEach(config::knob);
             engine = CacheEngine.open(cache, backings, config);
             List<Volume> volumes = new ArrayList<>();
             for (VolumeEntry e : engine.superblock().volumes()) {
@@ -202,7 +117,7 @@ public final class MountServer {
                 return;
             }
             signalled = true;
-            log.info("stop requested by signal: unmounting {}", opts.mountPoint);
+            log.info("stop requested by signal: unmounting {}", settings.mountPoint());
             fuse.requestUnmount();
             boolean clean = false;
             try {
@@ -221,12 +136,12 @@ public final class MountServer {
         }, "wb-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
         try {
-            fuse.serve(opts.mountPoint, FUSE_OPTIONS);
+            fuse.serve(settings.mountPoint(), FUSE_OPTIONS);
         } catch (RuntimeException e) {
-            throw new IOException("mounting " + opts.mountPoint + " failed: " + e.getMessage()
+            throw new IOException("mounting " + settings.mountPoint() + " failed: " + e.getMessage()
                     + (e.getCause() != null ? ": " + e.getCause().getMessage() : ""), e);
         }
-        log.info("{} unmounted{}", opts.mountPoint, signalled ? " (signal)" : "");
+        log.info("{} unmounted{}", settings.mountPoint(), signalled ? " (signal)" : "");
         return 0;
     }
 
@@ -236,19 +151,19 @@ public final class MountServer {
             names.append(names.length() == 0 ? "" : ", ").append(v.name()).append(" (").append(v.size() >> 20).append(" MiB on ")
                     .append(v.backingPath()).append(')');
         }
-        log.info("writeboost {} serving {}: cache {} on {} ({} segments); volumes: {}", Version.get(), opts.mountPoint,
-                engine.superblock().cacheId(), opts.cache, engine.superblock().nrSegments(), names);
+        log.info("writeboost {} serving {}: cache {} on {} ({} segments); volumes: {}", Version.get(), settings.mountPoint(),
+                engine.superblock().cacheId(), settings.cache(), engine.superblock().nrSegments(), names);
         notify.send("READY=1\nSTATUS=" + engine.status().summary());
         if (notify.enabled()) {
             startStatusUpdates(engine);
         }
-        if (opts.readyFile != null) {
+        if (settings.readyFile() != null) {
             try {
-                Path tmp = opts.readyFile.resolveSibling(opts.readyFile.getFileName() + ".tmp");
+                Path tmp = settings.readyFile().resolveSibling(settings.readyFile().getFileName() + ".tmp");
                 Files.writeString(tmp, ProcessHandle.current().pid() + "\n");
-                Files.move(tmp, opts.readyFile, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+                Files.move(tmp, settings.readyFile(), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             } catch (IOException e) {
-                log.error("cannot write the ready file {}: {}", opts.readyFile, e.toString());
+                log.error("cannot write the ready file {}: {}", settings.readyFile(), e.toString());
             }
         }
     }
@@ -271,7 +186,7 @@ public final class MountServer {
     private void closeEngine(CacheEngine engine) {
         stopping = true;
         notify.send("STOPPING=1\nSTATUS=stopping: " + engine.status().summary());
-        if (opts.drainOnStop && engine.status().failure() == null) {
+        if (settings.drainOnStop() && engine.status().failure() == null) {
             try {
                 log.info("--drain-on-stop: writing every dirty line back before stopping");
                 engine.drain();

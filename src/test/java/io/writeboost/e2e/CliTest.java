@@ -13,6 +13,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -49,6 +50,7 @@ class CliTest {
         assertEquals(2, r.status(), "exit status for " + String.join(" ", args) + "; stderr: " + r.stderr());
         assertTrue(r.stderr().contains(expectedMessage), "message '" + expectedMessage + "' in: " + r.stderr());
         assertEquals(1, r.stderr().strip().lines().count(), "one line: " + r.stderr());
+        assertFalse(r.stderr().contains("at io.writeboost") || r.stderr().contains("Exception"), "no stack trace: " + r.stderr());
         assertEquals(cacheSum, Fixture.sha256(cache), "cache file unchanged");
         assertFalse(Files.readString(Path.of("/proc/mounts")).contains(mnt.toString()), "nothing mounted");
     }
@@ -115,6 +117,36 @@ class CliTest {
         refused("is cache 1, not --cache-id 2", mount("--cache-id", "2"));
         refused("no writeboost superblock", "--cache", small.toString(), "--backing", "disk=" + disk, mnt.toString());
         refused("given both as the cache and as a backing store", "--cache", disk.toString(), "--backing", "disk=" + disk, mnt.toString());
+    }
+
+    /** From an issue: these were refused only once the cache file existed, with a stack trace and exit status 1. */
+    @Test
+    void devicesNoVolumeCanLiveOnAreRefusedBeforeAnythingIsCreated() throws Exception {
+        Path odd = dir.resolve("1000-bytes.img");
+        Files.write(odd, new byte[1000]);
+        Path empty = Files.createFile(dir.resolve("empty.img"));
+        Path fresh = dir.resolve("fresh.img");
+        String notADevice = ": neither a regular file nor a block device (backing store)";
+        String[][] cases = {
+            {"/dev/null", "/dev/null" + notADevice},
+            {"/dev/zero", "/dev/zero" + notADevice},
+            {odd.toString(), "backing store " + odd + ": size 1000 is not a positive multiple of 512 bytes"},
+            {empty.toString(), "backing store " + empty + ": size 0 is not a positive multiple of 512 bytes"},
+        };
+        for (String[] c : cases) {
+            refused(c[1], "--foreground", "--cache", fresh.toString(), "--format", "--cache-size", "6M", "--backing", "v=" + c[0],
+                    mnt.toString());
+            assertFalse(Files.exists(fresh), "no cache file created for " + c[0]);
+            refused(c[1], "--foreground", "--cache", cache.toString(), "--format", "--force", "--backing", "disk=" + c[0], mnt.toString());
+            refused(c[1], "--foreground", "--cache", cache.toString(), "--backing", "disk=" + c[0], mnt.toString());
+            refused(c[1], "writeback", "--cache", cache.toString(), "--backing", "disk=" + c[0]);
+        }
+        assertArrayEquals(new byte[1000], Files.readAllBytes(odd), "the 1,000-byte backing store unchanged");
+        assertEquals(0, Files.size(empty), "the empty backing store unchanged");
+        refused("/dev/zero: neither a regular file nor a block device (cache)", "--cache", "/dev/zero", "--format",
+                "--backing", "disk=" + disk, mnt.toString());
+        refused("/dev/zero: neither a regular file nor a block device (cache)", "--cache", "/dev/zero", "--backing", "disk=" + disk,
+                mnt.toString());
     }
 
     @Test

@@ -104,4 +104,24 @@ class LauncherIT {
         assertTrue(r.out().contains("no such file or device"), r.out());
         assertFalse(mounted(mnt));
     }
+
+    /** The command, in both modes: the launcher passes on the status and the message, and no trace. */
+    @Test
+    void aBackingStoreNoVolumeCanLiveOnExits2WithTheMessageAlone(@TempDir Path dir) throws Exception {
+        Path mnt = Files.createDirectories(dir.resolve("mnt"));
+        Path cache = dir.resolve("cache.img");
+        for (boolean foreground : new boolean[] {true, false}) {
+            List<String> args = new java.util.ArrayList<>(List.of("--cache", cache.toString(), "--format", "--cache-size", "6M",
+                    "--backing", "v=/dev/null", "--log-file", dir.resolve("log").toString(), mnt.toString()));
+            if (foreground) {
+                args.add(0, "--foreground");
+            }
+            Run r = launcher(args.toArray(new String[0]));
+            assertEquals(2, r.status(), (foreground ? "foreground: " : "background: ") + r.out());
+            assertTrue(r.out().contains("fuse-mount: /dev/null: neither a regular file nor a block device (backing store)"), r.out());
+            assertFalse(r.out().contains("at io.writeboost") || r.out().contains("Exception"), "no stack trace: " + r.out());
+            assertFalse(Files.exists(cache), "no cache file created");
+            assertFalse(mounted(mnt));
+        }
+    }
 }
