@@ -206,7 +206,7 @@ public final class CacheEngine implements Closeable {
         for (ReplaySegment s : rec.replay()) {
             segments.placeReplayed(s.id(), s.slot());
             if (!s.verified()) {
-                verification.markUnverified(s.slot());
+                verification.markUnverified(s.slot(), s.seq());
                 unverified[n++] = s.slot();
             }
             lines.replay(s.id(), s.slot(), s.nrLines(), s.keys(), s.dirty(), known);
@@ -362,7 +362,7 @@ public final class CacheEngine implements Closeable {
                     lines.totalDirty(), lines.indexedLines(), segments.ramBytesInUse(), segments.maxBuffers(),
                     segments.queuedCount(), stats.snapshot(), segments.draining(), writeback.errors(), writeback.failing(),
                     writeback.backingLoad(), writeback.pausedByLoad(), failure == null ? null : failure.toString(),
-                    flusher.flushedBytes(), writeback.writtenBackBytes());
+                    flusher.flushedBytes(), writeback.writtenBackBytes(), segments.sealedSegments(), segments.sealedLines());
         } finally {
             lock.unlock();
         }

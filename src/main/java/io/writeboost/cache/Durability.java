@@ -11,7 +11,7 @@ import java.util.concurrent.TimeUnit;
  * when the cache device is idle. Also the two ways the superblock record is written on
  * request: a plain commit, and a vouch for everything flushed so far.
  *
- * <p>Thread-safe: {@link #awaitDurable} expects the {@link EngineLock} held (it releases it
+ * <p>Thread-safe: {@link #awaitDurableSegment} expects the {@link EngineLock} held (it releases it
  * while waiting or writing); every other method takes it itself and is called without it.
  */
 final class Durability {
@@ -53,15 +53,12 @@ final class Durability {
         try {
             health.checkUsable();
             long target;
-            if (segments.openHasLines()) {
-                target = segments.openId();
-                if (now) {
-                    segments.seal();
-                } else {
-                    segments.sealOpenBy(System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(knobs.get(Knob.BARRIER_DEADLINE_MS)));
-                }
+            if (now && segments.openHasLines()) {
+                target = SegmentLog.complete(segments.openId());
+                segments.seal();
             } else {
-                target = segments.currentId() - 1;
+                target = segments.endOfLog();
+                segments.flushOpenBy(System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(knobs.get(Knob.BARRIER_DEADLINE_MS)));
             }
             awaitDurable(target);
             verification.awaitAll();
@@ -70,19 +67,25 @@ final class Durability {
         }
     }
 
+    /** Lock held: waits until segment {@code id} and all before it are durable (sealing it if it is open). */
+    void awaitDurableSegment(long id) throws IOException {
+        awaitDurable(SegmentLog.complete(id));
+    }
+
     /**
-     * Lock held: waits until segment {@code target} and all before it are durable. When the
-     * device is idle, the waiting thread writes and syncs itself ({@link Flusher#runFor}).
+     * Lock held: waits until log position {@code target} ({@link SegmentLog#pos}) and all
+     * before it are durable. When the device is idle, the waiting thread writes and syncs
+     * itself ({@link Flusher#runFor}).
      */
-    void awaitDurable(long target) throws IOException {
-        if (target <= segments.lastDurableId()) {
+    private void awaitDurable(long target) throws IOException {
+        if (target <= segments.durablePos()) {
             return;
         }
         segments.requestSync(target);
         lock.signalChanged();
-        while (segments.lastDurableId() < target) {
+        while (segments.durablePos() < target) {
             health.checkFailure();
-            segments.sealFor(target);
+            segments.prepareFor(target);
             if (segments.takeDeviceFor(target)) {
                 try {
                     flusher.runFor(target);
@@ -113,7 +116,7 @@ final class Durability {
         long migrated;
         lock.lock();
         try {
-            awaitDurable(segments.lastFlushedId());
+            awaitDurableSegment(segments.lastFlushedId());
             migrated = segments.lastMigratedId();
         } finally {
             lock.unlock();

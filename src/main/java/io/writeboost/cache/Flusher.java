@@ -39,6 +39,7 @@ final class Flusher extends Daemon {
     private final KnobValues knobs;
     private final SegmentBuffer[] batch = new SegmentBuffer[MAX_BATCH];
     private final ByteBuffer[] batchData = new ByteBuffer[MAX_BATCH];
+    private final int[] positions = new int[MAX_BATCH];
     /** Bytes written to the cache device in segments since start (headers included). */
     private volatile long flushedBytes;
 
@@ -58,6 +59,8 @@ final class Flusher extends Daemon {
     protected void work() throws Exception {
         while (true) {
             SegmentBuffer next = null;
+            SegmentBuffer append = null;
+            int appendSeq = 0, appendLines = 0;
             long syncTarget = -1;
             lock.lock();
             try {
@@ -66,10 +69,9 @@ final class Flusher extends Daemon {
                         return;
                     }
                     long now = System.nanoTime();
-                    long sealAt = segments.sealDeadlineNanos();
                     if (!segments.deviceBusy()) {
                         if (segments.syncDue()) {
-                            syncTarget = segments.lastFlushedId();
+                            syncTarget = segments.flushedPos();
                             segments.takeDevice();
                             break;
                         }
@@ -79,16 +81,23 @@ final class Flusher extends Daemon {
                             break;
                         }
                         // A waiting flush's deadline has passed and the device is free.
-                        if (sealAt != 0 && now - sealAt >= 0) {
-                            segments.sealWaitedFor();
-                            continue;
+                        if (segments.flushDeadlinePassed(now)) {
+                            append = segments.takeAppend();
+                            if (append != null) {
+                                appendSeq = segments.lastAppendSeq();
+                                appendLines = segments.lastAppendLines();
+                                segments.takeDevice();
+                                break;
+                            }
+                            continue; // it may have sealed a full segment instead
                         }
                     }
                     if (health.closing()) {
                         return;
                     }
-                    if (!segments.deviceBusy() && sealAt != 0) {
-                        lock.awaitChangedNanos(sealAt - now);
+                    long deadline = segments.flushDeadlineNanos();
+                    if (!segments.deviceBusy() && deadline != 0) {
+                        lock.awaitChangedNanos(deadline - now);
                     } else {
                         lock.awaitChanged();
                     }
@@ -97,7 +106,9 @@ final class Flusher extends Daemon {
                 lock.unlock();
             }
             try {
-                if (next != null) {
+                if (append != null) {
+                    writeAppend(append, appendSeq, appendLines);
+                } else if (next != null) {
                     writeQueued(Long.MAX_VALUE);
                 } else {
                     sync(syncTarget);
@@ -119,25 +130,39 @@ final class Flusher extends Daemon {
     }
 
     /**
-     * Called by a thread waiting for segment {@code target} to be durable while the device is
-     * idle, with the lock held and the device taken by the caller: writes the queued segments
-     * up to {@code target} and syncs, on the caller's own thread. Handing the work to the
-     * flusher thread and back costs two wake-ups, about as much as the sync itself on a
-     * virtual machine. Returns (lock held) when done, or when {@code target} is not sealed
-     * yet. A failure fails the engine, as in the flusher.
+     * Called by a thread waiting for log position {@code target} to be durable while the
+     * device is idle, with the lock held and the device taken by the caller: writes the queued
+     * segments and the open segment's lines up to {@code target} and syncs, on the caller's
+     * own thread. Handing the work to the flusher thread and back costs two wake-ups, about as
+     * much as the sync itself on a virtual machine. Returns (lock held) when done, or when
+     * nothing more can be written towards {@code target} yet. A failure fails the engine, as
+     * in the flusher.
      */
     void runFor(long target) throws IOException {
-        while (segments.lastDurableId() < target && !health.failed()) {
+        long targetId = SegmentLog.idOf(target);
+        while (segments.durablePos() < target && !health.failed()) {
             long syncTo = -1;
-            if (segments.lastFlushedId() >= target) {
-                syncTo = segments.lastFlushedId();
+            SegmentBuffer append = null;
+            int appendSeq = 0, appendLines = 0;
+            if (segments.flushedPos() >= target) {
+                syncTo = segments.flushedPos();
             } else if (segments.queueEmpty()) {
-                return;
+                if (!segments.flushDeadlinePassed(System.nanoTime()) || segments.currentId() != targetId) {
+                    return;
+                }
+                append = segments.takeAppend();
+                if (append == null) {
+                    continue; // sealed instead, or nothing new
+                }
+                appendSeq = segments.lastAppendSeq();
+                appendLines = segments.lastAppendLines();
             }
             lock.unlock();
             try {
-                if (syncTo < 0) {
-                    writeQueued(target);
+                if (append != null) {
+                    writeAppend(append, appendSeq, appendLines);
+                } else if (syncTo < 0) {
+                    writeQueued(targetId);
                 } else {
                     sync(syncTo);
                 }
@@ -150,7 +175,7 @@ final class Flusher extends Daemon {
         }
     }
 
-    /** Syncs the cache device; everything written before is then durable up to {@code target}. */
+    /** Syncs the cache device; everything written before is then durable up to log position {@code target}. */
     private void sync(long target) throws IOException {
         try {
             device.sync();
@@ -165,10 +190,25 @@ final class Flusher extends Daemon {
         }
     }
 
+    /** Syncs first when segment {@code s} had a header copy written since the last sync (see {@link SegmentBuffer#copyUnsyncedAt}). */
+    private void syncIfCopyUnsynced(SegmentBuffer s) throws IOException {
+        long target;
+        lock.lock();
+        try {
+            if (!s.copyUnsyncedAt(segments.syncs())) {
+                return;
+            }
+            target = segments.flushedPos();
+        } finally {
+            lock.unlock();
+        }
+        sync(target);
+    }
+
     /**
      * Called by the device holder without the lock: takes the head of the flush queue and,
-     * while each is full and the next sits in the following slot, up to {@link #MAX_BATCH}
-     * segments in all (none past {@code upTo}), and writes them with one call.
+     * while each is full, never appended to, and the next sits in the following slot, up to
+     * {@link #MAX_BATCH} segments in all (none past segment {@code upTo}), and writes them.
      */
     private void writeQueued(long upTo) throws IOException {
         int n = 0;
@@ -178,7 +218,8 @@ final class Flusher extends Daemon {
             while (s != null) {
                 batch[n++] = s;
                 SegmentBuffer following = segments.peekQueued();
-                if (n == MAX_BATCH || !s.full() || following == null || following.slot() != s.slot() + 1 || following.id() > upTo) {
+                if (n == MAX_BATCH || !s.full() || !s.writtenWhole() || following == null || !following.writtenWhole()
+                        || following.slot() != s.slot() + 1 || following.id() > upTo) {
                     break;
                 }
                 s = segments.pollQueued();
@@ -186,34 +227,136 @@ final class Flusher extends Daemon {
         } finally {
             lock.unlock();
         }
-        if (n > 0) {
-            write(n);
+        if (n == 1 && !batch[0].writtenWhole()) {
+            writeFinal(batch[0]);
+        } else if (n > 0) {
+            writeWhole(n);
         }
     }
 
     /**
-     * Writes the first {@code n} sealed segments of {@link #batch}, consecutive in the ring,
-     * retrying a failed write twice (rewriting the same bytes at the same place is harmless).
-     * A failed sync is never retried: after one, the kernel may have dropped the pages it
-     * could not write, and a second sync could succeed without them.
+     * Writes the first {@code n} sealed segments of {@link #batch}, consecutive in the ring and
+     * never appended to, with one call: each is its header copy 0, an empty copy 1 and its
+     * lines, so the run is one sequential write.
      */
-    private void write(int n) throws IOException {
+    private void writeWhole(int n) throws IOException {
         long bytes = 0;
         for (int i = 0; i < n; i++) {
-            SegmentHeader.seal(batch[i].data());
-            bytes += SegmentHeader.usedBytes(batch[i].nrLines());
+            SegmentBuffer s = batch[i];
+            SegmentHeader.seal(s.data(), 0, s.dataCrcUpTo(s.nrLines()));
+            bytes += SegmentHeader.usedBytes(s.nrLines());
         }
         SegmentBuffer first = batch[0];
-        String what = n == 1 ? "segment " + first.id() : "segments " + first.id() + ".." + batch[n - 1].id();
-        for (int attempt = 1; ; attempt++) {
+        for (int i = 0; i < n; i++) {
+            batchData[i] = batch[i].data().duplicate().position(0).limit(SegmentHeader.usedBytes(batch[i].nrLines()));
+        }
+        writeRetrying(batchData, n, Layout.slotOffset(first.slot()), first, batch[n - 1].id(), -1, -1);
+        flushedBytes += bytes; // one writer at a time: the device holder
+        lock.lock();
+        try {
             for (int i = 0; i < n; i++) {
-                batchData[i] = batch[i].data().duplicate().position(0).limit(SegmentHeader.usedBytes(batch[i].nrLines()));
+                segments.flushed(batch[i], batch[i].nrLines());
+                batch[i] = null;
+                batchData[i] = null;
             }
+            wakeWritebackIfAllowed();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** The last write of a sealed segment that flushes appended to before: its remaining lines and final header copy. */
+    private void writeFinal(SegmentBuffer s) throws IOException {
+        batch[0] = null;
+        int from;
+        lock.lock();
+        try {
+            from = s.writtenLines();
+        } finally {
+            lock.unlock();
+        }
+        if (from < s.nrLines()) {
+            syncIfCopyUnsynced(s);
+            writeLinesAndCopy(s, from, s.nrLines(), s.sealSeq());
+        }
+        lock.lock();
+        try {
+            segments.flushed(s, s.nrLines());
+            wakeWritebackIfAllowed();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Appends the open segment's first {@code to} lines with header copy {@code seq} (see {@link SegmentLog#takeAppend}). */
+    private void writeAppend(SegmentBuffer s, int seq, int to) throws IOException {
+        int from;
+        lock.lock();
+        try {
+            from = s.writtenLines();
+        } finally {
+            lock.unlock();
+        }
+        syncIfCopyUnsynced(s);
+        writeLinesAndCopy(s, from, to, seq);
+        lock.lock();
+        try {
+            segments.appended(s, to);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Writes lines [from, to) of {@code s} and its header copy {@code seq}, which describes
+     * lines [0, to): one run from the slot's start for a segment's first write, else the new
+     * lines and then the copy. Not synced.
+     */
+    private void writeLinesAndCopy(SegmentBuffer s, int from, int to, int seq) throws IOException {
+        SegmentHeader.seal(s.data(), seq, s.dataCrcUpTo(to));
+        long slotAt = Layout.slotOffset(s.slot());
+        if (from == 0) {
+            batchData[0] = s.data().duplicate().position(0).limit(SegmentHeader.usedBytes(to));
+            writeRetrying(batchData, 1, slotAt, s, s.id(), to, seq);
+            flushedBytes += SegmentHeader.usedBytes(to);
+        } else {
+            if (to > from) {
+                batchData[0] = s.data().duplicate().position(SegmentHeader.lineOffset(from)).limit(SegmentHeader.lineOffset(to));
+                writeRetrying(batchData, 1, slotAt + SegmentHeader.lineOffset(from), s, s.id(), to, seq);
+            }
+            int copyAt = SegmentHeader.copyOffset(seq);
+            batchData[0] = s.data().duplicate().position(copyAt).limit(copyAt + Layout.HEADER_COPY_SIZE);
+            writeRetrying(batchData, 1, slotAt + copyAt, s, s.id(), to, seq);
+            flushedBytes += (long) (to - from) * Layout.LINE_SIZE + Layout.HEADER_COPY_SIZE;
+        }
+        batchData[0] = null;
+    }
+
+    private void wakeWritebackIfAllowed() {
+        // Writeback acts on flushed segments only when a knob lets it run by itself.
+        if (knobs.get(Knob.ALLOW_MIGRATE) == 1 || knobs.get(Knob.FORCE_MIGRATE) == 1) {
+            lock.wakeDaemons();
+        }
+    }
+
+    /**
+     * Writes {@code n} buffers as one run at {@code at}, retrying a failed write twice
+     * (rewriting the same bytes at the same place is harmless). A failed sync is never
+     * retried: after one, the kernel may have dropped the pages it could not write, and a
+     * second sync could succeed without them.
+     */
+    private void writeRetrying(ByteBuffer[] data, int n, long at, SegmentBuffer first, long lastId, int lines, int seq)
+            throws IOException {
+        for (int i = 0; i < n; i++) {
+            positions[i] = data[i].position();
+        }
+        for (int attempt = 1; ; attempt++) {
             try {
-                device.writeThrough(batchData, n, Layout.slotOffset(first.slot()));
-                flushedBytes += bytes; // one writer at a time: the device holder
-                break;
+                device.writeThrough(data, n, at);
+                return;
             } catch (IOException e) {
+                String what = first.id() == lastId && seq >= 0 ? "segment " + lastId + " up to line " + lines + " (header copy " + seq + ")"
+                        : first.id() == lastId ? "segment " + lastId : "segments " + first.id() + ".." + lastId;
                 if (attempt == WRITE_ATTEMPTS) {
                     throw new IOException("writing " + what + " to " + device.name() + " failed "
                             + attempt + " times: " + e.getMessage(), e);
@@ -223,21 +366,10 @@ final class Flusher extends Daemon {
                 if (!pause(attempt * 200L)) {
                     throw new IOException("writing " + what + " abandoned: the cache is stopping", e);
                 }
+                for (int i = 0; i < n; i++) {
+                    data[i].position(positions[i]);
+                }
             }
-        }
-        lock.lock();
-        try {
-            for (int i = 0; i < n; i++) {
-                segments.flushed(batch[i]);
-                batch[i] = null;
-                batchData[i] = null;
-            }
-            // Writeback acts on flushed segments only when a knob lets it run by itself.
-            if (knobs.get(Knob.ALLOW_MIGRATE) == 1 || knobs.get(Knob.FORCE_MIGRATE) == 1) {
-                lock.wakeDaemons();
-            }
-        } finally {
-            lock.unlock();
         }
     }
 

@@ -9,7 +9,7 @@ import org.apache.logging.log4j.Logger;
 /**
  * What every cache line holds: its key (device, backing line; tombstone bit for a discard
  * record), its per-sector dirty bits, and the index from key to the line holding its newest
- * copy. Lines are numbered {@code slot * 255 + k}; per ring slot the table also keeps how many
+ * copy. Lines are numbered {@code slot * 254 + k}; per ring slot the table also keeps how many
  * lines are in use and the newest segment that superseded one of them (that segment must be
  * durable before the slot counts as written back).
  *
@@ -85,11 +85,17 @@ final class LineTable {
         setDirty(line, (dirty[line] & 0xFF) | bits);
     }
 
-    /** An older copy of a key lost to a newer line in segment {@code byId}: not dirty; its slot remembers who. */
-    void supersede(int line, long byId) {
+    /**
+     * An older copy of a key lost to a newer line in segment {@code byId}, in ring slot
+     * {@code bySlot}: not dirty; its slot remembers who, unless it is the same segment (a line
+     * frozen by an append, superseded within the open segment).
+     */
+    void supersede(int line, long byId, int bySlot) {
         setDirty(line, 0);
         int slot = line / LPS;
-        slotInvalidatedBy[slot] = Math.max(slotInvalidatedBy[slot], byId);
+        if (slot != bySlot) {
+            slotInvalidatedBy[slot] = Math.max(slotInvalidatedBy[slot], byId);
+        }
     }
 
     /** Drops {@code key}'s current line from the index (its key stays, for the header). */
@@ -172,9 +178,9 @@ final class LineTable {
         }
     }
 
-    /** Writes the header of a sealed segment from its lines' keys and dirty bits (CRC filled in later). */
-    void encodeHeader(SegmentBuffer s, long nonce) {
-        SegmentHeader.encode(s.data(), s.id(), nonce, s.nrLines(), keys, dirty, s.slot() * LPS);
+    /** Writes header copy {@code seq} of segment {@code s}, describing its first {@code nrLines} lines (CRCs filled in later). */
+    void encodeHeader(SegmentBuffer s, long nonce, int seq, int nrLines) {
+        SegmentHeader.encode(s.data(), s.id(), nonce, nrLines, seq, keys, dirty, s.slot() * LPS);
     }
 
     long dirtyLines(int deviceId) {

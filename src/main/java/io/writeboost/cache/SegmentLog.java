@@ -8,14 +8,19 @@ import java.util.ArrayDeque;
 
 /**
  * The log of segments in the ring: which segment each ring slot holds, the open RAM segment
- * new lines go to, sealed segments queued for the flusher, the RAM buffer pool, and the four
- * ids that say how far the log has come:
+ * new lines go to, sealed segments queued for the flusher, the RAM buffer pool, and how far
+ * the log has come:
  *
  * <pre>
- *   lastMigratedId  <=  lastDurableId  <=  lastFlushedId  <  (queued ...)  <  open id  <  nextId
- *   written back,        synced on the       written to the     sealed, in     taking
- *   slot reusable        cache device        cache device       RAM            writes
+ *   lastMigratedId  <=  durable  <=  flushed  <  (queued ...)  <  open id  <  nextId
+ *   written back,       synced on    written to   sealed, in      taking
+ *   slot reusable       the device   the device   RAM             writes
  * </pre>
+ *
+ * "Flushed" and "durable" are log positions ({@link #pos}): a segment id and a line count,
+ * because a flush appends the open segment's new lines to its slot without sealing it
+ * (format v2's packed flushes); {@link #lastFlushedId} and {@link #lastDurableId} are the
+ * complete segments below them.
  *
  * It also keeps who holds the cache device for segment writes and syncs (one thread at a
  * time: the flusher, or a flush that found it idle), the seal deadline a waiting flush set,
@@ -36,16 +41,25 @@ final class SegmentLog {
     /** The RAM buffer of each slot's segment until it is on the cache device, else null. */
     private final SegmentBuffer[] slotBuffer;
 
+    /** Line count of a complete (sealed and written) segment in a log position. */
+    static final int COMPLETE = 255;
+
     private SegmentBuffer open;
     private long openSinceNanos;
     private long nextId;
-    private long lastFlushedId;
-    private long lastDurableId;
+    private long flushedPos;
+    private long durablePos;
     private long lastMigratedId;
-    private long syncRequestedId;
-    /** When nonzero, the open segment with id {@link #sealDeadlineFor} is sealed at this System.nanoTime(). */
-    private long sealDeadlineNanos;
-    private long sealDeadlineFor;
+    private long syncRequestedPos;
+    /** Syncs of the cache device completed since start. */
+    private long syncs;
+    /** When nonzero, a flush waits for the open segment with id {@link #flushDeadlineFor}: its lines are written at this System.nanoTime(). */
+    private long flushDeadlineNanos;
+    private long flushDeadlineFor;
+    /** Segments sealed since start and the lines they held: the ring's efficiency. */
+    private long sealedSegments, sealedLines;
+    /** What the last {@link #takeAppend} froze: its header copy's sequence number and line count. */
+    private int lastAppendSeq, lastAppendLines;
     private final ArrayDeque<SegmentBuffer> flushQueue = new ArrayDeque<>();
     private boolean deviceBusy;
 
@@ -77,9 +91,50 @@ final class SegmentLog {
     void startAt(long migrated, long nextId) {
         this.lastMigratedId = migrated;
         this.nextId = nextId;
-        this.lastFlushedId = nextId - 1;
-        this.lastDurableId = nextId - 1;
-        this.syncRequestedId = nextId - 1;
+        this.flushedPos = complete(nextId - 1);
+        this.durablePos = flushedPos;
+        this.syncRequestedPos = flushedPos;
+    }
+
+    // ---------------------------------------------------------------- log positions
+
+    /** The position after line {@code lines} of segment {@code id}; {@link #COMPLETE} for the whole segment. */
+    static long pos(long id, int lines) {
+        return (id << 8) | lines;
+    }
+
+    static long complete(long id) {
+        return pos(id, COMPLETE);
+    }
+
+    static long idOf(long pos) {
+        return pos >>> 8;
+    }
+
+    private static boolean isComplete(long pos) {
+        return (pos & 0xFF) == COMPLETE;
+    }
+
+    /** The last complete segment at or below {@code pos}. */
+    private static long completeIdOf(long pos) {
+        return isComplete(pos) ? idOf(pos) : idOf(pos) - 1;
+    }
+
+    /** What a flush must wait for: every line written so far, whether sealed, queued or in the open segment. */
+    long endOfLog() {
+        return open != null && open.nrLines() > 0 ? pos(open.id(), open.nrLines()) : complete(currentId() - 1);
+    }
+
+    long flushedPos() {
+        return flushedPos;
+    }
+
+    long durablePos() {
+        return durablePos;
+    }
+
+    long syncs() {
+        return syncs;
     }
 
     // ---------------------------------------------------------------- the open segment
@@ -101,9 +156,14 @@ final class SegmentLog {
         return open.data();
     }
 
-    /** Whether {@code line} belongs to the open segment (its RAM copy may still change). */
+    /** Whether {@code line} belongs to the open segment. */
     boolean inOpen(int line) {
         return open != null && slotBuffer[line / LPS] == open;
+    }
+
+    /** Whether {@code line} may still be changed in place: in the open segment and not yet frozen for a device write. */
+    boolean mutable(int line) {
+        return inOpen(line) && line % LPS >= open.frozenLines();
     }
 
     /** Appends a line for {@code key} to the open segment (which must have room); returns its line number. */
@@ -170,17 +230,25 @@ final class SegmentLog {
         return true;
     }
 
-    /** Closes the open segment: encodes its header and queues it for the flusher. */
+    /**
+     * Closes the open segment: encodes its final header copy and queues it for the flusher.
+     * The header is encoded now, not at write time: a line of it that a later segment
+     * supersedes meanwhile must still be described as dirty, in case that later segment does
+     * not survive a crash.
+     */
     void seal() {
         SegmentBuffer s = open;
         if (s == null) {
             return;
         }
         open = null;
-        if (sealDeadlineFor == s.id()) {
-            sealDeadlineNanos = 0;
+        if (flushDeadlineFor == s.id()) {
+            flushDeadlineNanos = 0;
         }
-        lines.encodeHeader(s, nonce);
+        int seq = s.seal();
+        lines.encodeHeader(s, nonce, seq, s.nrLines());
+        sealedSegments++;
+        sealedLines += s.nrLines();
         flushQueue.add(s);
         lock.signalChanged();
     }
@@ -193,41 +261,78 @@ final class SegmentLog {
     }
 
     /**
-     * A flush waits for the open segment: seal it at {@code deadlineNanos} (System.nanoTime())
-     * unless an earlier deadline is already set for it.
+     * A flush waits for the open segment's lines: write them at {@code deadlineNanos}
+     * (System.nanoTime()) unless an earlier deadline is already set for it. Nothing to do when
+     * every line is frozen already (a write of them is done or under way).
      */
-    void sealOpenBy(long deadlineNanos) {
+    void flushOpenBy(long deadlineNanos) {
+        if (open == null || !open.hasUnfrozenLines()) {
+            return;
+        }
         long deadline = deadlineNanos == 0 ? 1 : deadlineNanos; // 0 means "no deadline set"
-        if (sealDeadlineFor != open.id() || sealDeadlineNanos == 0 || deadline - sealDeadlineNanos < 0) {
-            sealDeadlineFor = open.id();
-            sealDeadlineNanos = deadline;
+        if (flushDeadlineFor != open.id() || flushDeadlineNanos == 0 || deadline - flushDeadlineNanos < 0) {
+            flushDeadlineFor = open.id();
+            flushDeadlineNanos = deadline;
         }
     }
 
-    /** The pending seal deadline (System.nanoTime()), or 0 when no flush waits for the open segment. */
-    long sealDeadlineNanos() {
-        return sealDeadlineNanos;
+    /** The pending flush deadline (System.nanoTime()), or 0 when no flush waits for the open segment. */
+    long flushDeadlineNanos() {
+        return flushDeadlineNanos;
     }
 
-    /** Seals the open segment a flush waits for once its deadline has passed and the device is free. */
-    void sealWaitedFor() {
-        if (open != null && open.id() == sealDeadlineFor && open.nrLines() > 0) {
-            seal();
-        }
-        sealDeadlineNanos = 0;
+    /** A flush deadline is set and has passed. */
+    boolean flushDeadlinePassed(long now) {
+        return flushDeadlineNanos != 0 && now - flushDeadlineNanos >= 0;
     }
 
     /**
-     * A thread waits for segment {@code target} to be durable: seal the open segment if it is
-     * part of that, at once when nobody set a deadline for it (the request came from inside
-     * the engine), else when the deadline has passed and the device is free.
+     * The device holder serves a passed flush deadline: freezes the open segment's new lines
+     * and encodes the header copy that describes them, and returns the segment to append
+     * ({@link #lastAppendLines()} lines, header copy {@link #lastAppendSeq()}); or seals the
+     * open segment when it is full, or does nothing when no line is new, and returns null then.
      */
-    void sealFor(long target) {
-        if (open != null && open.id() <= target) {
-            if (sealDeadlineNanos == 0) {
+    SegmentBuffer takeAppend() {
+        flushDeadlineNanos = 0;
+        if (open == null || !open.hasUnfrozenLines()) {
+            return null;
+        }
+        if (open.full()) {
+            seal();
+            return null;
+        }
+        lastAppendSeq = open.freezeForWrite();
+        lastAppendLines = open.frozenLines();
+        lines.encodeHeader(open, nonce, lastAppendSeq, lastAppendLines);
+        return open;
+    }
+
+
+    /** Header copy sequence number of the append {@link #takeAppend} returned last. */
+    int lastAppendSeq() {
+        return lastAppendSeq;
+    }
+
+    /** Lines [0, n) the append {@link #takeAppend} returned last covers. */
+    int lastAppendLines() {
+        return lastAppendLines;
+    }
+
+    /**
+     * A thread waits for log position {@code target} to be durable. When that needs the open
+     * segment whole (a request from inside the engine: writeback, vouching), seal it at once,
+     * or, if a flush set a deadline for it, once that has passed and the device is free.
+     * A position inside the open segment needs no seal: the device holder appends.
+     */
+    void prepareFor(long target) {
+        if (open == null) {
+            return;
+        }
+        long tid = idOf(target);
+        if (open.id() < tid || (open.id() == tid && isComplete(target))) {
+            if (flushDeadlineNanos == 0 || flushDeadlineFor != open.id()
+                    || (!deviceBusy && System.nanoTime() - flushDeadlineNanos >= 0)) {
                 seal();
-            } else if (!deviceBusy && System.nanoTime() - sealDeadlineNanos >= 0) {
-                sealWaitedFor();
             }
         }
     }
@@ -260,30 +365,39 @@ final class SegmentLog {
         lock.signalChanged();
     }
 
-    /** Takes the device for a thread waiting for {@code target} when it is idle and {@code target} is sealed. */
+    /**
+     * Takes the device for a thread waiting for {@code target} when it is idle and there is
+     * device work towards {@code target}: it is sealed (queued or written), or written and
+     * waiting for a sync, or inside the open segment whose flush deadline has passed.
+     */
     boolean takeDeviceFor(long target) {
-        if (!deviceBusy && (open == null || open.id() > target)) {
+        if (deviceBusy) {
+            return false;
+        }
+        boolean sealed = open == null || open.id() > idOf(target);
+        if (sealed || flushedPos >= target || (open.id() == idOf(target) && flushDeadlinePassed(System.nanoTime()))) {
             deviceBusy = true;
             return true;
         }
         return false;
     }
 
-    /** Asks for a sync once segment {@code target} is written. */
+    /** Asks for a sync once log position {@code target} is written. */
     void requestSync(long target) {
-        if (syncRequestedId < target) {
-            syncRequestedId = target;
+        if (syncRequestedPos < target) {
+            syncRequestedPos = target;
         }
     }
 
     /** A sync was asked for and everything it covers is written. */
     boolean syncDue() {
-        return syncRequestedId > lastDurableId && lastFlushedId >= syncRequestedId;
+        return syncRequestedPos > durablePos && flushedPos >= syncRequestedPos;
     }
 
-    /** Segment {@code s} is on the cache device: its RAM buffer is free again. */
-    void flushed(SegmentBuffer s) {
-        lastFlushedId = s.id();
+    /** The final write of sealed segment {@code s} is on the cache device: its RAM buffer is free again. */
+    void flushed(SegmentBuffer s, int lines) {
+        s.written(lines, syncs);
+        flushedPos = Math.max(flushedPos, complete(s.id()));
         if (slotBuffer[s.slot()] == s) {
             slotBuffer[s.slot()] = null;
         }
@@ -291,9 +405,17 @@ final class SegmentLog {
         lock.signalChanged();
     }
 
-    /** A sync completed: every segment up to {@code target} is durable. */
+    /** An append of the open segment {@code s}'s first {@code lines} lines is on the cache device. */
+    void appended(SegmentBuffer s, int lines) {
+        s.written(lines, syncs);
+        flushedPos = Math.max(flushedPos, pos(s.id(), lines));
+        lock.signalChanged();
+    }
+
+    /** A sync completed: everything written up to log position {@code target} is durable. */
     void markDurable(long target) {
-        lastDurableId = Math.max(lastDurableId, target);
+        durablePos = Math.max(durablePos, target);
+        syncs++;
         lock.signalChanged();
     }
 
@@ -318,12 +440,22 @@ final class SegmentLog {
         return nrSegments;
     }
 
+    /** The last complete segment written to the device. */
     long lastFlushedId() {
-        return lastFlushedId;
+        return completeIdOf(flushedPos);
     }
 
+    /** The last complete segment written and synced. */
     long lastDurableId() {
-        return lastDurableId;
+        return completeIdOf(durablePos);
+    }
+
+    long sealedSegments() {
+        return sealedSegments;
+    }
+
+    long sealedLines() {
+        return sealedLines;
     }
 
     long lastMigratedId() {
@@ -341,7 +473,7 @@ final class SegmentLog {
 
     /** Everything sealed or flushed has reached the device and been written back, and nothing is open with lines. */
     boolean drained() {
-        return lastMigratedId >= lastFlushedId && !openHasLines() && flushQueue.isEmpty();
+        return lastMigratedId >= lastFlushedId() && !openHasLines() && flushQueue.isEmpty();
     }
 
     int queuedCount() {

@@ -33,6 +33,8 @@ final class SegmentVerification {
     private final RecordWriter records;
     private final Health health;
     private final boolean[] slotUnverified;
+    /** Sequence number of the header copy each unverified slot's segment was loaded from. */
+    private final int[] slotSeq;
     private volatile int unverifiedSlots;
     private final ConcurrentLinkedQueue<ByteBuffer> buffers = new ConcurrentLinkedQueue<>();
     private final long startedNanos = System.nanoTime();
@@ -47,11 +49,13 @@ final class SegmentVerification {
         this.records = records;
         this.health = health;
         this.slotUnverified = new boolean[segments.nrSegments()];
+        this.slotSeq = new int[segments.nrSegments()];
     }
 
-    /** At start, before any other thread runs: recovery loaded {@code slot} from its header alone. */
-    void markUnverified(int slot) {
+    /** At start, before any other thread runs: recovery loaded {@code slot} from its header copy {@code seq} alone. */
+    void markUnverified(int slot, int seq) {
         slotUnverified[slot] = true;
+        slotSeq[slot] = seq;
         unverifiedSlots++;
     }
 
@@ -66,7 +70,7 @@ final class SegmentVerification {
             return;
         }
         long id;
-        int nrLines;
+        int nrLines, seq;
         lock.lock();
         try {
             if (!slotUnverified[slot]) {
@@ -74,6 +78,7 @@ final class SegmentVerification {
             }
             id = segments.segmentIn(slot);
             nrLines = lines.linesUsed(slot);
+            seq = slotSeq[slot];
         } finally {
             lock.unlock();
         }
@@ -85,8 +90,8 @@ final class SegmentVerification {
             buf.clear().limit(SegmentHeader.usedBytes(nrLines));
             device.read(buf, Layout.slotOffset(slot));
             buf.flip();
-            SegmentHeader h = SegmentHeader.decode(buf);
-            if (h == null || h.id != id || h.nrLines != nrLines || !SegmentHeader.crcValid(buf)) {
+            SegmentHeader h = SegmentHeader.decode(buf, SegmentHeader.copyOffset(seq));
+            if (h == null || h.id != id || h.nrLines != nrLines || h.seq != seq || !h.dataValid(buf)) {
                 // Another thread may have verified this slot while we read it, and writeback
                 // reused it since: only a slot still flagged still holds the segment we meant.
                 lock.lock();
@@ -139,7 +144,7 @@ final class SegmentVerification {
     }
 
     long heapBytes() {
-        return slotUnverified.length;
+        return slotUnverified.length * (1L + Integer.BYTES);
     }
 
     /**

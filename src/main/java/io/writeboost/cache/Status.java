@@ -4,14 +4,16 @@ package io.writeboost.cache;
  * A consistent snapshot of the engine for status files and logs.
  *
  * @param flushedBytes bytes written to the cache device in segments since start (headers included)
- * @param writtenBackBytes dirty bytes written to the backing stores since start
+ * @param writtenBackBytes dirty bytes written back and synced on the backing stores since start (counted per committed group)
+ * @param sealedSegments segments sealed since start: ring slots consumed
+ * @param sealedLines lines those segments held
  * @param stats the seed's matrix, indexed by {@link Stats#WRITE} | {@link Stats#HIT} | {@link Stats#ON_BUFFER} | {@link Stats#FULLSIZE}
  */
 public record Status(int cacheId, int nrSegments, long currentSegmentId, int currentSegmentLines, long lastFlushedId,
                      long lastDurableId, long lastMigratedId, long[] dirtyLinesByDevice, long dirtyLines, long indexedLines,
                      long ramBytesInUse, int maxRamBuffers, int segmentsQueuedForFlush, long[] stats, boolean draining,
                      long writebackErrors, String writebackFailing, int[] backingLoadPercent, boolean writebackPausedByLoad,
-                     String failure, long flushedBytes, long writtenBackBytes) {
+                     String failure, long flushedBytes, long writtenBackBytes, long sealedSegments, long sealedLines) {
 
     public long stat(boolean write, boolean hit, boolean onBuffer, boolean fullsize) {
         return stats[(write ? Stats.WRITE : 0) | (hit ? Stats.HIT : 0) | (onBuffer ? Stats.ON_BUFFER : 0) | (fullsize ? Stats.FULLSIZE : 0)];
@@ -22,6 +24,11 @@ public record Status(int cacheId, int nrSegments, long currentSegmentId, int cur
         return dirtyLines + " dirty line(s), last flushed segment " + lastFlushedId + ", last written back " + lastMigratedId
                 + (draining ? ", draining" : "") + (writebackFailing != null ? ", writeback failing: " + writebackFailing : "")
                 + (failure != null ? ", FAILED: " + failure : "");
+    }
+
+    /** Lines stored per ring slot consumed since start (of {@code LINES_PER_SEGMENT}); 0 before the first seal. */
+    public double linesPerSegment() {
+        return sealedSegments == 0 ? 0 : (double) sealedLines / sealedSegments;
     }
 
     /** Segments flushed to the cache device whose dirty data is not yet on the backing store. */

@@ -66,7 +66,8 @@ final class WritePath {
     /**
      * One line's share of a write, lock held (may be released while waiting or fetching).
      *
-     * <p>Key in the open segment: copy the sectors in place. Otherwise take the next line of
+     * <p>Key in the open segment and not yet frozen for a device write: copy the sectors in
+     * place. Otherwise take the next line of
      * the open segment, copy the new sectors in, and if an older copy of the key has dirty
      * sectors this write does not cover, copy those too: from RAM when the older copy's
      * segment is still in a buffer, else from the cache device (read without the lock, then
@@ -82,7 +83,7 @@ final class WritePath {
         try {
             while (true) {
                 int line = lines.lookup(key);
-                if (line >= 0 && segments.inOpen(line)) {
+                if (line >= 0 && segments.mutable(line)) {
                     stats.count(true, true, true, fullsize);
                     copy(src, srcPos, segments.openData(), SegmentBuffer.lineOffset(line % LPS) + (first << Layout.SECTOR_SHIFT),
                             count << Layout.SECTOR_SHIFT);
@@ -117,7 +118,7 @@ final class WritePath {
                     segments.makeRoom(health);
                     continue;
                 }
-                stats.count(true, line >= 0, false, fullsize);
+                stats.count(true, line >= 0, line >= 0 && segments.inOpen(line), fullsize);
                 int fresh = segments.appendLine(key);
                 ByteBuffer open = segments.openData();
                 int dst = SegmentBuffer.lineOffset(fresh % LPS);
@@ -133,7 +134,7 @@ final class WritePath {
                 }
                 copy(src, srcPos, open, dst + (first << Layout.SECTOR_SHIFT), count << Layout.SECTOR_SHIFT);
                 if (line >= 0) {
-                    lines.supersede(line, segments.openId());
+                    lines.supersede(line, segments.openId(), fresh / LPS);
                 }
                 lines.makeCurrent(fresh, mask | keep);
                 return;
@@ -193,7 +194,7 @@ final class WritePath {
             if (line < 0) {
                 return;
             }
-            if (segments.inOpen(line)) {
+            if (segments.mutable(line)) {
                 lines.turnIntoTombstone(line);
                 return;
             }
@@ -201,9 +202,9 @@ final class WritePath {
                 segments.makeRoom(health);
                 continue;
             }
-            segments.appendLine(key | LineKey.TOMBSTONE);
+            int tomb = segments.appendLine(key | LineKey.TOMBSTONE);
             lines.unindex(key, line);
-            lines.supersede(line, segments.openId());
+            lines.supersede(line, segments.openId(), tomb / LPS);
             return;
         }
     }

@@ -57,7 +57,7 @@ final class Writeback extends Daemon {
     private final ReentrantLock batchLock = new ReentrantLock();
     /** Batches that wrote something, counted under batchLock. */
     private volatile long batches;
-    /** Dirty bytes written to the backing stores since start. */
+    /** Dirty bytes written back and synced on the backing stores since start (counted when their group commits). */
     private volatile long writtenBackBytes;
     /** Failures since start, and the last one's message while writeback keeps failing (null once it succeeds). */
     private volatile long errors;
@@ -74,9 +74,17 @@ final class Writeback extends Daemon {
      * store's own random writes with a sync per 16-segment batch, 0.98x with 128 segments).
      */
     static final int GROUP_SEGMENTS = 128;
+    /**
+     * A group also commits once it is this old: on a slow backing store (200 IOPS) a group of
+     * 128 full segments takes minutes to write, and until it commits nr_dirty_caches does not
+     * move and a writer waiting for a ring slot waits for all of it.
+     */
+    static final long GROUP_MAX_NANOS = 2_000_000_000L;
     private final int groupSegments;
     private long groupTo = -1;
     private int groupEntries;
+    private long groupStartNanos;
+    private long groupBytes;
     private int[] groupLines = new int[0];
     private long[] groupKeys = new long[0];
     private int[] groupBits = new int[0];
@@ -306,13 +314,13 @@ final class Writeback extends Daemon {
 
             long sectorsWritten = writeSorted(entries);
             batches++;
-            writtenBackBytes += sectorsWritten << Layout.SECTOR_SHIFT; // written under batchLock only
-            addToGroup(entries, to);
+            addToGroup(entries, to, sectorsWritten << Layout.SECTOR_SHIFT);
             boolean commit;
             lock.lock();
             try {
                 commit = to - segments.lastMigratedId() >= groupSegments || to >= segments.lastFlushedId()
-                        || segments.writersWaitingForSlot() || health.closing();
+                        || segments.writersWaitingForSlot() || health.closing()
+                        || System.nanoTime() - groupStartNanos >= GROUP_MAX_NANOS;
             } finally {
                 lock.unlock();
             }
@@ -328,7 +336,12 @@ final class Writeback extends Daemon {
         }
     }
 
-    private void addToGroup(int entries, long to) {
+    private void addToGroup(int entries, long to, long bytes) {
+        if (groupTo < 0) {
+            groupStartNanos = System.nanoTime();
+            groupBytes = 0;
+        }
+        groupBytes += bytes;
         int needed = groupEntries + entries;
         if (groupLines.length < needed) {
             int n = Math.max(needed, groupLines.length * 2);
@@ -372,11 +385,12 @@ final class Writeback extends Daemon {
             }
             // Lines of the group that newer writes replaced were skipped above; those newer
             // writes must survive a crash before the group's segments can be given up.
-            durability.awaitDurable(invalidators);
+            durability.awaitDurableSegment(invalidators);
         } finally {
             lock.unlock();
         }
         records.write(to, false);
+        writtenBackBytes += groupBytes; // under batchLock only
         lock.lock();
         try {
             segments.markWrittenBack(to);

@@ -121,7 +121,7 @@ final class OfflineTools {
     static int check(Path cachePath, PrintStream out) throws IOException {
         CacheInspection c = inspect(cachePath);
         List<String> problems = new ArrayList<>();
-        out.printf("cache %s: id %d, format version 1, %d segments, formatted %s%n", cachePath, c.superblock.cacheId(),
+        out.printf("cache %s: id %d, format version %d, %d segments, formatted %s%n", cachePath, c.superblock.cacheId(), io.writeboost.format.Superblock.VERSION,
                 c.superblock.nrSegments(), java.time.Instant.ofEpochMilli(c.superblock.formatTimeMillis()));
         for (VolumeEntry v : c.superblock.volumes()) {
             out.printf("  volume %d '%s': %d bytes, formatted on %s%n", v.deviceId(), v.name(), v.sizeBytes(), v.path());

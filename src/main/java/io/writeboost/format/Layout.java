@@ -1,7 +1,7 @@
 package io.writeboost.format;
 
 /**
- * Fixed geometry of format version 1. Every size here is part of the on-disk format
+ * Fixed geometry of format version 2. Every size here is part of the on-disk format
  * (docs/FORMAT.md); changing one is a format change.
  */
 public final class Layout {
@@ -16,8 +16,15 @@ public final class Layout {
     public static final int FULL_DIRTY = 0xFF;
 
     public static final int SEGMENT_SIZE = 1 << 20;
-    public static final int SEGMENT_HEADER_SIZE = LINE_SIZE;
-    public static final int LINES_PER_SEGMENT = (SEGMENT_SIZE - SEGMENT_HEADER_SIZE) / LINE_SIZE; // 255
+    /**
+     * Two 4 KiB copies of the segment header lead every slot. Each write of a segment (its
+     * first, every append a flush makes, its last) writes one copy, the two in turn, so a
+     * torn write can only damage the copy it was writing; the other still describes
+     * everything an earlier flush made durable.
+     */
+    public static final int HEADER_COPY_SIZE = LINE_SIZE;
+    public static final int SEGMENT_HEADER_SIZE = 2 * HEADER_COPY_SIZE;
+    public static final int LINES_PER_SEGMENT = (SEGMENT_SIZE - SEGMENT_HEADER_SIZE) / LINE_SIZE; // 254
 
     /** The first MiB of the cache device holds the superblock header and the two record copies. */
     public static final long SUPERBLOCK_REGION_SIZE = 1 << 20;

@@ -5,57 +5,76 @@ import java.nio.ByteOrder;
 import java.util.zip.CRC32C;
 
 /**
- * Codec of the 4 KiB header at the start of every segment (format version 1, docs/FORMAT.md).
+ * Codec of one copy of a segment header (format version 2, docs/FORMAT.md). A slot starts
+ * with two 4 KiB copies; the copy with sequence number {@code seq} lives at
+ * {@link #copyOffset(int) (seq mod 2) * 4 KiB}.
  *
  * <pre>
- *   0  u32 magic 0x47455342 ("BSEG")     24 u32 crc32c (header with this field 0, then the used lines)
- *   4  u16 version = 1                   28 36 bytes reserved (0)
- *   6  u16 number of lines used (0..255) 64 entries, 12 bytes each, one per used line:
- *   8  u64 segment id                       u64 backing sector of the line, u8 device id (0 = empty),
- *  16  u64 format nonce of the cache        u8 dirty sector bits, u8 flags (bit 0 = tombstone), u8 0
+ *   0  u32 magic 0x47455342 ("BSEG")     28 u32 crc32c of lines [0, nrLines) of the segment
+ *   4  u16 version = 2                   32 u32 sequence number of this copy (0, 1, 2, ...)
+ *   6  u16 number of lines (0..254)      36 28 bytes reserved (0)
+ *   8  u64 segment id                    64 entries, 12 bytes each, one per line:
+ *  16  u64 format nonce of the cache        u64 backing sector of the line, u8 device id (0 = empty),
+ *  24  u32 crc32c of this copy (4 KiB,      u8 dirty sector bits, u8 flags (bit 0 = tombstone,
+ *      this field taken as 0)                bit 1 = clean), u8 0
  * </pre>
  */
 public final class SegmentHeader {
     public static final int MAGIC = 0x47455342;
-    public static final short VERSION = 1;
+    public static final short VERSION = 2;
     public static final int FIXED_SIZE = 64;
     public static final int ENTRY_SIZE = 12;
     public static final int FLAG_TOMBSTONE = 1;
+    /** Reserved for read-cached lines: data equal to the backing store's, never written back, not replayed. */
+    public static final int FLAG_CLEAN = 2;
 
-    private static final int OFF_MAGIC = 0, OFF_VERSION = 4, OFF_NR_LINES = 6, OFF_ID = 8, OFF_NONCE = 16, OFF_CRC = 24;
+    private static final int OFF_MAGIC = 0, OFF_VERSION = 4, OFF_NR_LINES = 6, OFF_ID = 8, OFF_NONCE = 16, OFF_CRC = 24,
+            OFF_DATA_CRC = 28, OFF_SEQ = 32;
 
     public final long id;
     public final long nonce;
     public final int nrLines;
+    public final int seq;
+    public final int dataCrc;
     /** Keys as in {@link LineKey}, 0 for an empty entry, tombstone bit set for a discard record. */
     public final long[] keys;
     public final byte[] dirty;
 
-    private SegmentHeader(long id, long nonce, int nrLines, long[] keys, byte[] dirty) {
+    private SegmentHeader(long id, long nonce, int nrLines, int seq, int dataCrc, long[] keys, byte[] dirty) {
         this.id = id;
         this.nonce = nonce;
         this.nrLines = nrLines;
+        this.seq = seq;
+        this.dataCrc = dataCrc;
         this.keys = keys;
         this.dirty = dirty;
     }
 
+    /** Byte offset, inside the slot, of the header copy with sequence number {@code seq}. */
+    public static int copyOffset(int seq) {
+        return (seq & 1) * Layout.HEADER_COPY_SIZE;
+    }
+
     /**
-     * Writes the header for lines {@code keys[base..base+nrLines)} into the first 4 KiB of
-     * {@code segment} (absolute puts; position untouched). The CRC is filled in by {@link #seal}.
+     * Writes header copy {@code seq} for lines {@code keys[base..base+nrLines)} into
+     * {@code segment} at {@link #copyOffset} (absolute puts; position untouched). The CRCs are
+     * filled in by {@link #seal}.
      */
-    public static void encode(ByteBuffer segment, long id, long nonce, int nrLines, long[] keys, byte[] dirty, int base) {
+    public static void encode(ByteBuffer segment, long id, long nonce, int nrLines, int seq, long[] keys, byte[] dirty, int base) {
+        int at = copyOffset(seq);
         ByteBuffer b = segment.duplicate().order(ByteOrder.LITTLE_ENDIAN);
-        for (int i = 0; i < Layout.SEGMENT_HEADER_SIZE; i += 8) {
-            b.putLong(i, 0L);
+        for (int i = 0; i < Layout.HEADER_COPY_SIZE; i += 8) {
+            b.putLong(at + i, 0L);
         }
-        b.putInt(OFF_MAGIC, MAGIC);
-        b.putShort(OFF_VERSION, VERSION);
-        b.putShort(OFF_NR_LINES, (short) nrLines);
-        b.putLong(OFF_ID, id);
-        b.putLong(OFF_NONCE, nonce);
+        b.putInt(at + OFF_MAGIC, MAGIC);
+        b.putShort(at + OFF_VERSION, VERSION);
+        b.putShort(at + OFF_NR_LINES, (short) nrLines);
+        b.putLong(at + OFF_ID, id);
+        b.putLong(at + OFF_NONCE, nonce);
+        b.putInt(at + OFF_SEQ, seq);
         for (int k = 0; k < nrLines; k++) {
             long key = keys[base + k];
-            int off = FIXED_SIZE + k * ENTRY_SIZE;
+            int off = at + FIXED_SIZE + k * ENTRY_SIZE;
             if (key == 0) {
                 continue;
             }
@@ -66,65 +85,114 @@ public final class SegmentHeader {
         }
     }
 
-    /** Computes and stores the CRC over the header and the used lines that follow it. */
-    public static void seal(ByteBuffer segment) {
+    /** Stores {@code dataCrc} and then the copy's own CRC into header copy {@code seq} of {@code segment}. */
+    public static void seal(ByteBuffer segment, int seq, int dataCrc) {
+        int at = copyOffset(seq);
         ByteBuffer b = segment.duplicate().order(ByteOrder.LITTLE_ENDIAN);
-        b.putInt(OFF_CRC, 0);
-        b.putInt(OFF_CRC, checksum(b, Short.toUnsignedInt(b.getShort(OFF_NR_LINES))));
+        b.putInt(at + OFF_DATA_CRC, dataCrc);
+        b.putInt(at + OFF_CRC, 0);
+        b.putInt(at + OFF_CRC, copyCrc(b, at));
     }
 
-    /** Bytes of a segment that are written and checksummed: the header and its used lines. */
+    /** Bytes of a slot a segment of {@code nrLines} lines occupies: both header copies and its lines. */
     public static int usedBytes(int nrLines) {
         return Layout.SEGMENT_HEADER_SIZE + nrLines * Layout.LINE_SIZE;
     }
 
-    private static int checksum(ByteBuffer b, int nrLines) {
+    /** Byte offset of line {@code k} inside a slot. */
+    public static int lineOffset(int k) {
+        return Layout.SEGMENT_HEADER_SIZE + k * Layout.LINE_SIZE;
+    }
+
+    /** Folds lines [from, to) of {@code segment} (laid out as a slot) into a running data CRC. */
+    public static void updateDataCrc(CRC32C crc, ByteBuffer segment, int from, int to) {
+        if (to > from) {
+            Crc.update(crc, segment, lineOffset(from), (to - from) * Layout.LINE_SIZE);
+        }
+    }
+
+    /** True when lines [0, nrLines) of {@code segment} (laid out as a slot) match this copy's data CRC. */
+    public boolean dataValid(ByteBuffer segment) {
+        if (segment.limit() < usedBytes(nrLines)) {
+            return false;
+        }
         CRC32C crc = new CRC32C();
-        Crc.update(crc, b, 0, OFF_CRC);
-        crc.update(new byte[4]);
-        Crc.update(crc, b, OFF_CRC + 4, usedBytes(nrLines) - OFF_CRC - 4);
-        return (int) crc.getValue();
+        updateDataCrc(crc, segment, 0, nrLines);
+        return (int) crc.getValue() == dataCrc;
     }
 
     /**
-     * Decodes the header in the first 4 KiB of {@code buf}; null when it does not carry the
-     * segment magic and version (a never-written or foreign slot).
+     * Decodes the header copy at {@code offset} of {@code buf}; null when it does not carry the
+     * segment magic and version 2 or fails its own CRC (never written, foreign, or torn).
      */
-    public static SegmentHeader decode(ByteBuffer buf) {
+    public static SegmentHeader decode(ByteBuffer buf, int offset) {
         ByteBuffer b = buf.duplicate().order(ByteOrder.LITTLE_ENDIAN);
-        if (b.getInt(OFF_MAGIC) != MAGIC || b.getShort(OFF_VERSION) != VERSION) {
+        if (b.limit() < offset + Layout.HEADER_COPY_SIZE || b.getInt(offset + OFF_MAGIC) != MAGIC
+                || b.getShort(offset + OFF_VERSION) != VERSION || b.getInt(offset + OFF_CRC) != copyCrc(b, offset)) {
             return null;
         }
-        int nrLines = Short.toUnsignedInt(b.getShort(OFF_NR_LINES));
+        int nrLines = Short.toUnsignedInt(b.getShort(offset + OFF_NR_LINES));
         if (nrLines > Layout.LINES_PER_SEGMENT) {
             return null;
         }
         long[] keys = new long[nrLines];
         byte[] dirty = new byte[nrLines];
         for (int k = 0; k < nrLines; k++) {
-            int off = FIXED_SIZE + k * ENTRY_SIZE;
+            int off = offset + FIXED_SIZE + k * ENTRY_SIZE;
             int dev = Byte.toUnsignedInt(b.get(off + 8));
             if (dev == 0) {
                 continue;
             }
             long sector = b.getLong(off);
             long key = LineKey.of(dev & 0x7F, sector / Layout.SECTORS_PER_LINE);
-            if ((b.get(off + 10) & FLAG_TOMBSTONE) != 0) {
+            int flags = b.get(off + 10);
+            if ((flags & FLAG_TOMBSTONE) != 0) {
                 key |= LineKey.TOMBSTONE;
             }
             keys[k] = key;
-            dirty[k] = b.get(off + 9);
+            dirty[k] = (flags & FLAG_CLEAN) != 0 ? 0 : b.get(off + 9);
         }
-        return new SegmentHeader(b.getLong(OFF_ID), b.getLong(OFF_NONCE), nrLines, keys, dirty);
+        return new SegmentHeader(b.getLong(offset + OFF_ID), b.getLong(offset + OFF_NONCE), nrLines, b.getInt(offset + OFF_SEQ),
+                b.getInt(offset + OFF_DATA_CRC), keys, dirty);
     }
 
-    /** True when the CRC stored in {@code segment} matches its header and used lines. */
-    public static boolean crcValid(ByteBuffer segment) {
-        ByteBuffer b = segment.duplicate().order(ByteOrder.LITTLE_ENDIAN);
-        int nrLines = Short.toUnsignedInt(b.getShort(OFF_NR_LINES));
-        if (nrLines > Layout.LINES_PER_SEGMENT || b.capacity() < usedBytes(nrLines)) {
-            return false;
+    /**
+     * The newer of the two header copies at the start of {@code slotStart} (a buffer laid out
+     * as a slot, at least {@link Layout#SEGMENT_HEADER_SIZE} bytes) that decode and carry
+     * {@code nonce}; null when neither does. {@link #olderCopy} gives the other.
+     */
+    public static SegmentHeader newerCopy(ByteBuffer slotStart, long nonce) {
+        SegmentHeader a = decodeFor(slotStart, 0, nonce), b = decodeFor(slotStart, Layout.HEADER_COPY_SIZE, nonce);
+        if (a == null || b == null) {
+            return a == null ? b : a;
         }
-        return b.getInt(OFF_CRC) == checksum(b, nrLines);
+        return newer(a, b) ? a : b;
+    }
+
+    /** The older of two valid copies of the same segment, or null when there are not two. */
+    public static SegmentHeader olderCopy(ByteBuffer slotStart, long nonce) {
+        SegmentHeader a = decodeFor(slotStart, 0, nonce), b = decodeFor(slotStart, Layout.HEADER_COPY_SIZE, nonce);
+        if (a == null || b == null || a.id != b.id) {
+            return null;
+        }
+        return newer(a, b) ? b : a;
+    }
+
+    /** Copies of different segments (a slot reused) rank by id; of one segment, by sequence. */
+    private static boolean newer(SegmentHeader a, SegmentHeader b) {
+        return a.id != b.id ? a.id > b.id : Integer.compareUnsigned(a.seq, b.seq) > 0;
+    }
+
+    private static SegmentHeader decodeFor(ByteBuffer buf, int offset, long nonce) {
+        SegmentHeader h = decode(buf, offset);
+        return h != null && h.nonce == nonce ? h : null;
+    }
+
+    private static int copyCrc(ByteBuffer b, int at) {
+        CRC32C crc = new CRC32C();
+        Crc.update(crc, b, at, OFF_CRC);
+        crc.update(new byte[4]);
+        Crc.update(crc, b, at + OFF_CRC + 4, Layout.HEADER_COPY_SIZE - OFF_CRC - 4);
+        return (int) crc.getValue();
     }
 }

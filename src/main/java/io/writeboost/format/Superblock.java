@@ -8,12 +8,12 @@ import java.util.List;
 import java.util.zip.CRC32C;
 
 /**
- * The superblock header (format version 1): written once at format, never at run time.
+ * The superblock header (format version 2): written once at format, never at run time.
  *
  * <pre>
  * block 0 (offset 0):
- *   0 u64 magic "WBOOSTSB"   8 u16 version = 1   10 u16 reserved   12 u32 crc32c of bytes [0, REGION) with this field 0
- *  16 u32 segment size (1 MiB)  20 u32 segment header size (4 KiB)  24 u32 lines per segment (255)
+ *   0 u64 magic "WBOOSTSB"   8 u16 version = 2   10 u16 reserved   12 u32 crc32c of bytes [0, REGION) with this field 0
+ *  16 u32 segment size (1 MiB)  20 u32 segment header size (8 KiB: two copies)  24 u32 lines per segment (254)
  *  28 u32 number of segments    32 u32 cache id   36 u32 number of volumes (1..127)
  *  40 u64 format nonce (random, copied into every segment header)   48 u64 format time (ms since epoch)
  * offset 4096: volume table, 256 bytes an entry, in device id order:
@@ -23,7 +23,7 @@ import java.util.zip.CRC32C;
  */
 public record Superblock(int nrSegments, int cacheId, long nonce, long formatTimeMillis, List<VolumeEntry> volumes) {
     public static final long MAGIC = 0x42535453_4F4F4257L; // "WBOOSTSB" little-endian
-    public static final short VERSION = 1;
+    public static final short VERSION = 2;
     public static final int VOLUME_TABLE_OFFSET = 4096;
     public static final int VOLUME_ENTRY_SIZE = 256;
     /** Bytes covered by the header's CRC: block 0 and a volume table of 127 entries, rounded to 4 KiB. */
@@ -68,15 +68,22 @@ public record Superblock(int nrSegments, int cacheId, long nonce, long formatTim
         if (b.capacity() < REGION || b.getLong(0) != MAGIC) {
             throw new FormatException("no writeboost superblock (bad magic): not a formatted cache device");
         }
+        if (b.getShort(8) == 1) {
+            throw new UnsupportedVersionException(1, "the cache holds format version 1, written by an earlier writeboost; this build reads and "
+                    + "writes version " + VERSION + " (packed flushes) and will not guess at the old layout. If it holds dirty data, "
+                    + "write it back with the version that wrote it (`fuse-mount writeback --cache CACHE --backing ...`), then "
+                    + "format it with this one (`--format --force`); nothing was changed");
+        }
         if (b.getShort(8) != VERSION) {
-            throw new FormatException("superblock format version " + b.getShort(8) + " is not supported (this build reads " + VERSION + ")");
+            throw new UnsupportedVersionException(b.getShort(8), "superblock format version " + b.getShort(8)
+                    + " is not supported (this build reads " + VERSION + ")");
         }
         if (b.getInt(12) != crc(b)) {
             throw new FormatException("superblock checksum mismatch: the superblock is corrupt");
         }
         if (b.getInt(16) != Layout.SEGMENT_SIZE || b.getInt(20) != Layout.SEGMENT_HEADER_SIZE
                 || b.getInt(24) != Layout.LINES_PER_SEGMENT) {
-            throw new FormatException("superblock geometry (segment size " + b.getInt(16) + ") differs from format version 1");
+            throw new FormatException("superblock geometry (segment size " + b.getInt(16) + ") differs from format version " + VERSION);
         }
         int nrVolumes = b.getInt(36);
         if (nrVolumes < 1 || nrVolumes > Layout.MAX_DEVICE_ID) {

@@ -135,6 +135,8 @@ public final class ControlFiles {
         line(b, "last_migrated_segment_id", st.lastMigratedId());
         line(b, "segments_awaiting_writeback", st.segmentsAwaitingWriteback());
         line(b, "segments_queued_for_flush", st.segmentsQueuedForFlush());
+        line(b, "ring_lines_per_segment", String.format("%.1f of %d (%d segments sealed since start)", st.linesPerSegment(),
+                Layout.LINES_PER_SEGMENT, st.sealedSegments()));
         line(b, "dirty_lines", st.dirtyLines());
         for (Volume v : volumes) {
             line(b, "dirty_lines." + v.name(), st.dirtyLinesByDevice()[v.deviceId()]);

@@ -12,9 +12,9 @@ public enum Knob {
     FORCE_MIGRATE(Scope.CACHE, "force_migrate", Access.READ_WRITE, 0, 1, 0,
             "1: write back continuously whatever the backing store's load"),
     BARRIER_DEADLINE_MS(Scope.CACHE, "barrier_deadline_ms", Access.READ_WRITE, 0, 60_000, 0,
-            "time (ms) a flush waits for the open RAM segment to fill before sealing it; 0: seal as soon as the "
-                    + "flusher is free (flushes arriving during a segment's write and sync share the next one). "
-                    + "Above 0 fsyncs wait longer but fill segments better (the seed's default was 3)"),
+            "time (ms) a flush waits for more writes before it appends the open segment's new lines to the cache "
+                    + "device; 0: as soon as the device is free (flushes arriving during an append's write and sync share "
+                    + "the next one). Above 0 fsyncs wait longer and share more syncs (the seed's default was 3)"),
     COMMIT_SUPER_BLOCK(Scope.CACHE, "commit_super_block", Access.ACTION, 1, 1, 0,
             "write 1: write the superblock record now"),
     COMMIT_SUPER_BLOCK_INTERVAL(Scope.CACHE, "commit_super_block_interval", Access.READ_WRITE, 0, 86_400, 0,

@@ -23,6 +23,11 @@ import java.util.Map;
  * since the last sync, so anything valid beyond the stop was never acknowledged by a flush;
  * replaying it past a hole could resurrect stale data, so it is erased instead (its header
  * zeroed and synced) and reported, which also keeps the next recovery's prefix unbroken.
+ *
+ * <p>A segment's writes (its first, every append, its last) each write one of its two header
+ * copies. When the newer copy's data fails its checksum but the older copy's holds, the last
+ * append was torn: the segment is replayed as the older copy describes it (what an earlier
+ * flush made durable), replay stops after it, and the torn copy is erased.
  */
 public final class Recovery {
     private static final Logger log = LogManager.getLogger(Recovery.class);
@@ -87,12 +92,14 @@ public final class Recovery {
         SuperblockRecord record = readRecord(cache, sb);
         int n = sb.nrSegments();
 
-        // Pass 1: every slot's header, to know which ids exist and where.
-        SegmentHeader[] headers = readHeaders(cache, n);
+        // Pass 1: every slot's header copies, to know which ids exist and where.
+        SegmentHeader[] headers = new SegmentHeader[n];
+        SegmentHeader[] olderCopies = new SegmentHeader[n];
+        readHeaders(cache, n, sb.nonce(), headers, olderCopies);
         Map<Long, Integer> slotById = new HashMap<>();
         for (int slot = 0; slot < n; slot++) {
             SegmentHeader h = headers[slot];
-            if (h == null || h.nonce != sb.nonce() || h.id <= record.lastMigratedId()) {
+            if (h == null || h.id <= record.lastMigratedId()) {
                 headers[slot] = null;
                 continue;
             }
@@ -115,6 +122,8 @@ public final class Recovery {
         long id = record.lastMigratedId() + 1;
         long vouched = deferVerification ? record.lastFlushedId() : 0;
         boolean torn = false;
+        SegmentHeader tornCopy = null;
+        int tornCopySlot = -1;
         while (slotById.containsKey(id)) {
             int slot = slotById.get(id);
             SegmentHeader h = headers[slot];
@@ -122,14 +131,24 @@ public final class Recovery {
             if (verified) {
                 seg.clear().limit(SegmentHeader.usedBytes(h.nrLines));
                 cache.read(seg, Layout.slotOffset(slot));
-                if (!SegmentHeader.crcValid(seg)) {
+                if (!h.dataValid(seg)) {
                     torn = true;
-                    log.warn("segment {} (slot {}) fails its checksum: a torn or corrupt write; replay stops before it", id, slot);
+                    SegmentHeader older = olderCopies[slot];
+                    if (older != null && older.dataValid(seg)) {
+                        log.info("segment {} (slot {}): its last write (header copy {}, {} lines) fails its checksum, an append "
+                                + "no flush acknowledged; replay takes the segment as its previous copy describes it ({} lines) "
+                                + "and stops after it", id, slot, h.seq, h.nrLines, older.nrLines);
+                        replay.add(new ReplaySegment(older.id, slot, older.seq, older.nrLines, older.keys, older.dirty, true));
+                        tornCopy = h;
+                        tornCopySlot = slot;
+                        id++;
+                    } else {
+                        log.warn("segment {} (slot {}) fails its checksum: a torn or corrupt write; replay stops before it", id, slot);
+                    }
                     break;
                 }
-                h = SegmentHeader.decode(seg);
             }
-            replay.add(new ReplaySegment(h.id, slot, h.nrLines, h.keys, h.dirty, verified));
+            replay.add(new ReplaySegment(h.id, slot, h.seq, h.nrLines, h.keys, h.dirty, verified));
             id++;
         }
         long nextId = id;
@@ -137,18 +156,27 @@ public final class Recovery {
         // Anything at or past the stop point was never covered by a completed flush: erase it.
         List<Long> discarded = new ArrayList<>();
         ByteBuffer zeros = ByteBuffer.allocateDirect(Layout.SEGMENT_HEADER_SIZE);
+        boolean wrote = false;
         for (Map.Entry<Long, Integer> e : slotById.entrySet()) {
             if (e.getKey() >= nextId) {
-                if (e.getKey() > nextId || !torn) {
+                if (e.getKey() > nextId || !torn || tornCopy != null) {
                     discarded.add(e.getKey());
                 }
                 if (repair) {
                     zeros.clear();
                     cache.write(zeros, Layout.slotOffset(e.getValue()));
+                    wrote = true;
                 }
             }
         }
-        if (repair && slotById.keySet().stream().anyMatch(x -> x >= nextId)) {
+        if (repair && tornCopy != null) {
+            // The next start must find the segment as replayed now, not a torn newer copy that
+            // would stop its replay here again, before segments this run is about to write.
+            zeros.clear().limit(Layout.HEADER_COPY_SIZE);
+            cache.write(zeros, Layout.slotOffset(tornCopySlot) + SegmentHeader.copyOffset(tornCopy.seq));
+            wrote = true;
+        }
+        if (wrote) {
             cache.sync();
         }
         discarded.sort(null);
@@ -162,12 +190,13 @@ public final class Recovery {
     }
 
     /**
-     * Every slot's header (null where none decodes). One header sits at the start of each
-     * 1 MiB slot, so these are small reads far apart (too far for the page cache's readahead
-     * to join them): they are issued from several threads to keep the device's queue full.
+     * Every slot's newer and older header copy of the format's nonce (null where none
+     * decodes). The copies sit at the start of each 1 MiB slot, so these are small reads far
+     * apart (too far for the page cache's readahead to join them): they are issued from
+     * several threads to keep the device's queue full.
      */
-    private static SegmentHeader[] readHeaders(BlockDevice cache, int n) throws IOException {
-        SegmentHeader[] headers = new SegmentHeader[n];
+    private static void readHeaders(BlockDevice cache, int n, long nonce, SegmentHeader[] headers, SegmentHeader[] older)
+            throws IOException {
         int threads = Math.max(1, Math.min(HEADER_READERS, n / 64));
         java.util.concurrent.atomic.AtomicInteger next = new java.util.concurrent.atomic.AtomicInteger();
         java.util.concurrent.atomic.AtomicReference<IOException> error = new java.util.concurrent.atomic.AtomicReference<>();
@@ -181,7 +210,8 @@ public final class Recovery {
                     error.compareAndSet(null, e);
                     return;
                 }
-                headers[slot] = SegmentHeader.decode(header);
+                headers[slot] = SegmentHeader.newerCopy(header, nonce);
+                older[slot] = SegmentHeader.olderCopy(header, nonce);
             }
         };
         Thread[] pool = new Thread[threads - 1];
@@ -201,6 +231,5 @@ public final class Recovery {
         if (error.get() != null) {
             throw error.get();
         }
-        return headers;
     }
 }

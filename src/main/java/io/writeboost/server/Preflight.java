@@ -3,6 +3,7 @@ package io.writeboost.server;
 import io.writeboost.cache.CacheEngine;
 import io.writeboost.device.FileBlockDevice;
 import io.writeboost.format.FormatException;
+import io.writeboost.format.UnsupportedVersionException;
 import io.writeboost.format.Layout;
 import io.writeboost.format.Superblock;
 import io.writeboost.format.VolumeEntry;
@@ -47,6 +48,13 @@ public final class Preflight {
             Superblock sb;
             try {
                 sb = Recovery.readSuperblock(cache);
+            } catch (UnsupportedVersionException other) {
+                if (!s.force()) {
+                    throw new RequestException(s.cache() + " holds a writeboost cache of format version " + other.version()
+                            + ", which this build cannot read, so it cannot tell whether it holds dirty data: write it back "
+                            + "with the build that wrote it (`fuse-mount writeback`), or add --force to format it anyway");
+                }
+                return;
             } catch (FormatException notACache) {
                 return;
             }

@@ -52,15 +52,23 @@ public final class CacheInspection {
         for (int s = 0; s < sb.nrSegments(); s++) {
             seg.clear().limit(Layout.SEGMENT_HEADER_SIZE);
             cache.read(seg, Layout.slotOffset(s));
-            SegmentHeader h = SegmentHeader.decode(seg);
-            if (h == null || h.nonce != sb.nonce()) {
+            SegmentHeader h = SegmentHeader.newerCopy(seg, sb.nonce());
+            if (h == null) {
                 slots.add(new Slot(s, SlotState.EMPTY, null));
             } else if (Layout.slotOf(h.id, sb.nrSegments()) != s) {
                 slots.add(new Slot(s, SlotState.WRONG_SLOT, h));
             } else {
+                SegmentHeader older = SegmentHeader.olderCopy(seg, sb.nonce());
                 seg.clear().limit(SegmentHeader.usedBytes(h.nrLines));
                 cache.read(seg, Layout.slotOffset(s));
-                slots.add(new Slot(s, SegmentHeader.crcValid(seg) ? SlotState.VALID : SlotState.BAD_CHECKSUM, h));
+                if (h.dataValid(seg)) {
+                    slots.add(new Slot(s, SlotState.VALID, h));
+                } else if (older != null && older.dataValid(seg)) {
+                    // The last append was torn: the segment is what its previous header copy describes.
+                    slots.add(new Slot(s, SlotState.VALID, older));
+                } else {
+                    slots.add(new Slot(s, SlotState.BAD_CHECKSUM, h));
+                }
             }
             progress.update(s + 1);
         }

@@ -47,6 +47,24 @@ class CrashTest {
     @ParameterizedTest
     @MethodSource("seeds")
     void acknowledgedWritesSurvivePowerLoss(long seed) throws Exception {
+        run(seed, 0);
+    }
+
+    /**
+     * A flush after nearly every write: power cuts land between an append and its sync, tear
+     * appends and the header copies they write, and hit slots reused after appends.
+     */
+    @ParameterizedTest
+    @MethodSource("fsyncSeeds")
+    void acknowledgedAppendsSurvivePowerLoss(long seed) throws Exception {
+        run(seed, 90);
+    }
+
+    static LongStream fsyncSeeds() {
+        return LongStream.range(1001, 1001 + SEEDS / 2);
+    }
+
+    private static void run(long seed, int flushAfterWritePercent) throws Exception {
         Random rnd = new Random(seed * 7919);
         Rig rig = new Rig(5, 2, VOLUME_BYTES, new EngineConfig().ramBuffers(3).knob(Knob.BARRIER_DEADLINE_MS, 1)
                 .knob(Knob.NR_MAX_BATCHED_MIGRATION, 1 + rnd.nextInt(2)).writebackGroupSegments(1 + rnd.nextInt(3)));
@@ -70,6 +88,10 @@ class CrashTest {
                         for (int i = 0; i < n; i++) {
                             model.written(dev, sector + i, id);
                         }
+                        if (rnd.nextInt(100) < flushAfterWritePercent) {
+                            rig.engine.flush();
+                            model.flushed();
+                        }
                     } else if (kind < 82) {
                         rig.engine.flush();
                         model.flushed();
@@ -86,7 +108,10 @@ class CrashTest {
                         Thread.sleep(rnd.nextInt(3));
                     }
                 }
-                if (rnd.nextInt(4) == 0) {
+                if (flushAfterWritePercent > 0 && rnd.nextBoolean()) {
+                    nextId = crashDuringFlushes(rig, model, rnd, nextId);
+                    crashPoints.incrementAndGet();
+                } else if (rnd.nextInt(4) == 0) {
                     rig.crashDuringRecovery(rnd);
                     crashPoints.addAndGet(2);
                 } else {
@@ -98,6 +123,54 @@ class CrashTest {
         } finally {
             rig.engine.close();
         }
+    }
+
+    /**
+     * Power cut in the middle of a flush: a thread writes one line and flushes, over and
+     * over, and the power goes after a random number of its flushes have returned, so the cut
+     * lands between an append's writes and its sync, or inside one of them. Returns the next
+     * write id.
+     */
+    private static long crashDuringFlushes(Rig rig, SectorModel model, Random rnd, long firstId) throws Exception {
+        CacheEngine engine = rig.engine;
+        java.util.concurrent.atomic.AtomicInteger flushes = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.atomic.AtomicLong nextId = new java.util.concurrent.atomic.AtomicLong(firstId);
+        long seed = rnd.nextLong();
+        Thread writer = new Thread(() -> {
+            Random r = new Random(seed);
+            try {
+                while (true) {
+                    int dev = 1 + r.nextInt(2);
+                    int sector = r.nextInt(SECTORS / 8) * 8;
+                    long id = nextId.getAndIncrement();
+                    ByteBuffer data = ByteBuffer.allocate(8 * 512);
+                    for (int i = 0; i < 8; i++) {
+                        SectorModel.stamp(data, i * 512, id, dev, sector + i);
+                        model.written(dev, sector + i, id);
+                    }
+                    engine.write(dev, sector, 8, data);
+                    engine.flush();
+                    model.flushed();
+                    flushes.incrementAndGet();
+                }
+            } catch (java.io.IOException expected) {
+                // the power went
+            }
+        }, "crash-test-writer");
+        writer.start();
+        int wanted = 1 + rnd.nextInt(20);
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (flushes.get() < wanted && writer.isAlive() && System.nanoTime() < deadline) {
+            Thread.onSpinWait();
+        }
+        // Then wait for an append on its way: one or two of its writes issued, no sync yet.
+        int unsynced = 1 + rnd.nextInt(2);
+        while (rig.cache.unsyncedWrites() < unsynced && writer.isAlive() && System.nanoTime() < deadline) {
+            Thread.onSpinWait();
+        }
+        rig.crashAndRecover(rnd);
+        writer.join();
+        return nextId.get();
     }
 
     private static void verifyAndSettle(Rig rig, SectorModel model, long seed, int crash) throws Exception {

@@ -30,6 +30,21 @@ class ModelTest {
     @ParameterizedTest
     @MethodSource("seeds")
     void randomOperationsMatchModel(long seed) throws Exception {
+        run(seed, 0);
+    }
+
+    /** The database pattern: a flush after nearly every write, so segments fill by appends and slots are reused after them. */
+    @ParameterizedTest
+    @MethodSource("fsyncSeeds")
+    void flushesAfterNearlyEveryWriteMatchModel(long seed) throws Exception {
+        run(seed, 90);
+    }
+
+    static LongStream fsyncSeeds() {
+        return LongStream.range(101, 101 + SEEDS / 2);
+    }
+
+    private static void run(long seed, int flushAfterWritePercent) throws Exception {
         Random rnd = new Random(seed);
         Rig rig = new Rig(6, 2, VOLUME_BYTES, new EngineConfig().ramBuffers(3).knob(Knob.BARRIER_DEADLINE_MS, 1)
                 .knob(Knob.NR_MAX_BATCHED_MIGRATION, 1 + rnd.nextInt(2)).writebackGroupSegments(1 + rnd.nextInt(3)));
@@ -45,6 +60,9 @@ class ModelTest {
                     rnd.nextBytes(data);
                     rig.engine.write(dev, sector, n, ByteBuffer.wrap(data));
                     System.arraycopy(data, 0, model[dev], (int) sector * 512, data.length);
+                    if (rnd.nextInt(100) < flushAfterWritePercent) {
+                        rig.engine.flush();
+                    }
                 } else if (kind < 80) {
                     int n = 1 + rnd.nextInt(rnd.nextInt(4) == 0 ? 300 : 24);
                     long sector = pickSector(rnd, n);

@@ -151,16 +151,17 @@ class RecoveryTest {
     }
 
     @Test
-    void corruptHeaderStopsReplayAndLaterSegmentsAreErased() throws Exception {
+    void corruptSegmentStopsReplayAndLaterSegmentsAreErased() throws Exception {
         // Without the verifier thread, the flush below is what finds the damage.
         Rig rig = new Rig(8, 1, VOLUME_BYTES, new EngineConfig().backgroundVerification(false));
         Random rnd = new Random(5);
         byte[][] data = oneLineSegments(rig, rnd, 4);
         rig.engine.close();
-        // Flip a byte inside the entry table of segment 3's header.
+        // Flip a byte inside segment 3's line (its header copy has a checksum of its own; a
+        // damaged copy is as good as none, see corruptHeaderCopy...).
         int slot = Layout.slotOf(3, 8);
         byte[] image = rig.cache.visibleBytes();
-        int at = (int) Layout.slotOffset(slot) + SegmentHeader.FIXED_SIZE + 3;
+        int at = (int) Layout.slotOffset(slot) + SegmentHeader.lineOffset(0) + 3;
         rig.cache.corrupt(at, new byte[] {(byte) (image[at] ^ 0x40)});
         rig.cache = rig.cache.reopen(rig.power);
         rig.open();

@@ -62,6 +62,19 @@ class CliTest {
     }
 
     @Test
+    void aFormatVersion1CacheIsRefusedNotMisreadNorFormattedOver() throws Exception {
+        // The committed golden image of format version 1, with backing stores of its volume table's sizes.
+        try (var in = new java.util.zip.GZIPInputStream(Files.newInputStream(Path.of("test-images/cache-format-v1.img.gz")))) {
+            Files.write(cache, in.readAllBytes());
+        }
+        cacheSum = Fixture.sha256(cache);
+        Path g1 = Fixture.sparse(dir.resolve("g1.img"), 1 << 20), g2 = Fixture.sparse(dir.resolve("g2.img"), 512 << 10);
+        String[] v1 = {"--cache", cache.toString(), "--backing", "golden1=" + g1, "--backing", "golden2=" + g2};
+        refused("format version 1", ImageFileTest.concat(v1, mnt.toString()));
+        refused("format version 1, which this build cannot read", ImageFileTest.concat(v1, "--format", mnt.toString()));
+    }
+
+    @Test
     void missingOrBadArguments() throws Exception {
         refused("--cache is required", "--backing", disk.toString(), mnt.toString());
         refused("at least one --backing is required", "--cache", cache.toString(), mnt.toString());

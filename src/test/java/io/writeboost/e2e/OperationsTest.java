@@ -152,7 +152,7 @@ class OperationsTest {
         long newest = Long.parseLong(last) - 1;
         int segments = (int) Layout.segmentsFor(Files.size(cache));
         try (FileChannel f = FileChannel.open(cache, StandardOpenOption.WRITE)) {
-            f.write(ByteBuffer.wrap(new byte[] {0x5a, 0x5a}), Layout.slotOffset(Layout.slotOf(newest, segments)) + 4096 + 100);
+            f.write(ByteBuffer.wrap(new byte[] {0x5a, 0x5a}), Layout.slotOffset(Layout.slotOf(newest, segments)) + io.writeboost.format.SegmentHeader.lineOffset(0) + 100);
         }
         check = FuseServer.run("check", "--cache", cache.toString());
         assertEquals(1, check.status(), check.stdout());

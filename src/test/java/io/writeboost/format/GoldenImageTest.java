@@ -7,30 +7,34 @@ import org.junit.jupiter.api.Test;
 
 import java.io.InputStream;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.zip.GZIPInputStream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Decodes the committed image of format version 1 field by field. If this fails, the code
+ * Decodes the committed image of format version 2 field by field. If this fails, the code
  * no longer reads caches written by released versions: a format change must be deliberate
- * (a new version number, a new golden image, and a reader for the old one).
+ * (a new version number, a new golden image, and a reader for the old one or a refusal that
+ * says what to do). The version 1 image must be refused, never misread.
  */
 class GoldenImageTest {
-    static byte[] golden() throws Exception {
-        Path p = Path.of("test-images/cache-format-v1.img.gz");
+    static byte[] golden(int version) throws Exception {
+        Path p = Path.of("test-images/cache-format-v" + version + ".img.gz");
         try (InputStream in = new GZIPInputStream(Files.newInputStream(p))) {
             return in.readAllBytes();
         }
     }
 
     @Test
-    void superblockRecordAndHeadersDecode() throws Exception {
-        byte[] img = golden();
+    void superblockRecordAndHeaderCopiesDecode() throws Exception {
+        byte[] img = golden(2);
         assertEquals(Layout.slotOffset(3), img.length);
         ByteBuffer b = ByteBuffer.wrap(img);
 
@@ -40,47 +44,69 @@ class GoldenImageTest {
         assertEquals(0x5742_4F4F_5354_0001L, sb.nonce());
         assertEquals(1_764_000_000_000L, sb.formatTimeMillis());
         assertEquals(GoldenImage.VOLUMES, sb.volumes());
-        assertEquals(0x42535453_4F4F4257L, b.order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong(0), "magic WBOOSTSB");
+        ByteBuffer le = b.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+        assertEquals(0x42535453_4F4F4257L, le.getLong(0), "magic WBOOSTSB");
+        assertEquals(2, le.getShort(8), "format version");
+        assertEquals(8192, le.getInt(20), "segment header size: two copies");
+        assertEquals(254, le.getInt(24), "lines per segment");
 
         SuperblockRecord a = SuperblockRecord.decode(b.duplicate().position((int) SuperblockRecord.OFFSET_A).slice(), sb.nonce());
         SuperblockRecord bb = SuperblockRecord.decode(b.duplicate().position((int) SuperblockRecord.OFFSET_B).slice(), sb.nonce());
         SuperblockRecord newest = a == null ? bb : bb == null || a.sequence() > bb.sequence() ? a : bb;
-        assertEquals(1, newest.sequence(), "format wrote 0, the clean stop wrote 1");
+        assertEquals(2, newest.sequence(), "format wrote 0, the start 1, the clean stop 2");
         assertEquals(0, newest.lastMigratedId());
         assertEquals(2, newest.lastFlushedId());
         assertTrue(newest.cleanShutdown());
 
+        // Segment 1: copy 2 (block 0, after the seal) and copy 1 (block 1, the second append).
         ByteBuffer seg1 = b.duplicate().position((int) Layout.slotOffset(0)).slice();
-        assertTrue(SegmentHeader.crcValid(seg1));
-        SegmentHeader h1 = SegmentHeader.decode(seg1);
-        assertEquals(1, h1.id);
-        assertEquals(sb.nonce(), h1.nonce);
-        assertEquals(3, h1.nrLines);
-        assertEquals(LineKey.of(1, 0), h1.keys[0]);
-        assertEquals((byte) 0xFF, h1.dirty[0]);
-        assertEquals(LineKey.of(1, 1), h1.keys[1]);
-        assertEquals((byte) 0b0000_0110, h1.dirty[1]);
-        assertEquals(LineKey.of(2, 3), h1.keys[2]);
-        assertEquals((byte) 0xFF, h1.dirty[2]);
-        assertEquals(24L, seg1.order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong(SegmentHeader.FIXED_SIZE + 2 * SegmentHeader.ENTRY_SIZE),
+        SegmentHeader c2 = SegmentHeader.decode(seg1, 0);
+        SegmentHeader c1 = SegmentHeader.decode(seg1, 4096);
+        assertEquals(2, c2.seq);
+        assertEquals(1, c1.seq);
+        assertEquals(c2.seq, SegmentHeader.newerCopy(seg1, sb.nonce()).seq);
+        assertEquals(c1.seq, SegmentHeader.olderCopy(seg1, sb.nonce()).seq);
+        assertEquals(1, c2.id);
+        assertEquals(sb.nonce(), c2.nonce);
+        assertEquals(5, c2.nrLines);
+        assertEquals(3, c1.nrLines);
+        assertTrue(c2.dataValid(seg1), "copy 2's data CRC covers lines 0..4");
+        assertTrue(c1.dataValid(seg1), "copy 1's data CRC covers lines 0..2, untouched by later writes");
+        assertEquals(LineKey.of(1, 0), c2.keys[0]);
+        assertEquals((byte) 0, c2.dirty[0], "superseded by the tombstone in the same segment");
+        assertEquals((byte) 0xFF, c1.dirty[0], "copy 1 still has it dirty");
+        assertEquals(LineKey.of(1, 1), c2.keys[1]);
+        assertEquals((byte) 0b0000_0110, c2.dirty[1]);
+        assertEquals(LineKey.of(2, 3), c2.keys[2]);
+        assertEquals(LineKey.of(1, 0) | LineKey.TOMBSTONE, c2.keys[3]);
+        assertEquals(LineKey.of(2, 3), c2.keys[4]);
+        assertEquals((byte) 0xFF, c2.dirty[4]);
+        ByteBuffer seg1le = seg1.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+        assertEquals(24L, seg1le.getLong(SegmentHeader.FIXED_SIZE + 2 * SegmentHeader.ENTRY_SIZE),
                 "entries store the backing sector of the line");
+        assertEquals(0x47455342, seg1le.getInt(0), "magic BSEG");
+        assertEquals(2, seg1le.getShort(4), "header version");
+        assertEquals(2, seg1le.getInt(32), "sequence number at offset 32");
+        assertArrayEquals(GoldenImage.data(1, 1, 0, 8).array(), bytes(seg1, 8192, 4096), "line 0 right after the two copies");
 
+        // Segment 2: written whole, copy 0 in block 0, block 1 empty.
         ByteBuffer seg2 = b.duplicate().position((int) Layout.slotOffset(1)).slice();
-        assertTrue(SegmentHeader.crcValid(seg2));
-        SegmentHeader h2 = SegmentHeader.decode(seg2);
+        SegmentHeader h2 = SegmentHeader.newerCopy(seg2, sb.nonce());
         assertEquals(2, h2.id);
-        assertEquals(2, h2.nrLines);
-        assertEquals(LineKey.of(1, 0) | LineKey.TOMBSTONE, h2.keys[0]);
-        assertEquals(LineKey.of(2, 3), h2.keys[1]);
-        assertEquals((byte) 0xFF, h2.dirty[1]);
+        assertEquals(0, h2.seq);
+        assertEquals(1, h2.nrLines);
+        assertTrue(h2.dataValid(seg2));
+        assertNull(SegmentHeader.decode(seg2, 4096), "block 1 of a segment written whole is empty");
+        assertEquals(LineKey.of(1, 5), h2.keys[0]);
 
-        assertEquals(null, SegmentHeader.decode(b.duplicate().position((int) Layout.slotOffset(2)).slice()), "slot 2 never written");
+        assertNull(SegmentHeader.newerCopy(b.duplicate().position((int) Layout.slotOffset(2)).slice(), sb.nonce()),
+                "slot 2 never written");
     }
 
     @Test
     void engineOpensGoldenImageAndReadsItsData() throws Exception {
         Object power = new Object();
-        PowerLossDevice cache = PowerLossDevice.of("golden", golden(), power);
+        PowerLossDevice cache = PowerLossDevice.of("golden", golden(2), power);
         CacheEngine e = CacheEngine.open(cache, GoldenImage.zeroBackings(power), new EngineConfig());
         try {
             assertEquals(2, e.recovery().replay().size());
@@ -95,10 +121,31 @@ class GoldenImageTest {
             ByteBuffer expected = GoldenImage.data(3, 2, 24, 8);
             expected.put(0, GoldenImage.data(4, 2, 24, 2), 0, 1024);
             assertArrayEquals(expected.array(), got.array(), "dev 2 line 3: two new sectors over the older line");
-            assertEquals(1, e.nrDirtyLines(1));
+            got = ByteBuffer.allocate(4096);
+            e.read(1, 40, 8, got);
+            assertArrayEquals(GoldenImage.data(5, 1, 40, 8).array(), got.array());
+            assertEquals(2, e.nrDirtyLines(1));
             assertEquals(1, e.nrDirtyLines(2));
         } finally {
             e.close();
         }
+    }
+
+    @Test
+    void formatVersion1IsRefusedWithWhatToDo() throws Exception {
+        byte[] v1 = golden(1);
+        Object power = new Object();
+        PowerLossDevice cache = PowerLossDevice.of("golden-v1", v1, power);
+        FormatException ex = assertThrows(FormatException.class,
+                () -> CacheEngine.open(cache, GoldenImage.zeroBackings(power), new EngineConfig()));
+        assertTrue(ex.getMessage().contains("format version 1"), ex.getMessage());
+        assertTrue(ex.getMessage().contains("fuse-mount writeback"), ex.getMessage());
+        assertArrayEquals(v1, cache.visibleBytes(), "nothing was written to the version 1 cache");
+    }
+
+    private static byte[] bytes(ByteBuffer b, int at, int n) {
+        byte[] out = new byte[n];
+        b.get(at, out);
+        return out;
     }
 }
