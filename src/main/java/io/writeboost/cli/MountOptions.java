@@ -42,6 +42,10 @@ public final class MountOptions {
     public String logLevel = "info";
     public Path readyFile;
     public boolean drainOnStop;
+    /** Grant the kernel FUSE_ASYNC_DIO at INIT (--async-dio). */
+    public boolean asyncDio = true;
+    /** Grant FOPEN_PARALLEL_DIRECT_WRITES when a volume file is opened (--parallel-direct-writes). */
+    public boolean parallelDirectWrites = true;
     public Path mountPoint;
 
     private static final Set<String> LEVELS = Set.of("error", "warn", "info", "debug", "trace");

@@ -221,7 +221,7 @@ public final class MountServer {
         }, "wb-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
         try {
-            fuse.serve(opts.mountPoint, FUSE_OPTIONS);
+            fuse.serve(opts.mountPoint, FUSE_OPTIONS, opts.asyncDio, opts.parallelDirectWrites);
         } catch (RuntimeException e) {
             throw new IOException("mounting " + opts.mountPoint + " failed: " + e.getMessage()
                     + (e.getCause() != null ? ": " + e.getCause().getMessage() : ""), e);

@@ -90,7 +90,7 @@ class FuseLoopTest {
         Thread loop = new Thread(() -> {
             try {
                 FuseLoop.run(new String[] {"fuselooptest", "-f", mnt.toString(), "-o", "direct_io,default_permissions"},
-                        fs.fuseOperations(), "t-fuse");
+                        fs.fuseOperations(), "t-fuse", FuseLoop.Grants.ALL);
             } catch (Throwable t) {
                 loopError.set(t);
             }
