@@ -202,6 +202,8 @@ public final class FuseLoop {
         chan = fuse.fuse_session_next_chan(session, null);
         bufsize = fuse.fuse_chan_bufsize(chan);
         fd = fuse.fuse_chan_fd(chan);
+        log.info("kernel features beyond libfuse 2: async direct I/O {}, parallel direct writes {}",
+                grants.asyncDio() ? "on" : "off", grants.parallelDirectWrites() ? "on" : "off");
         if (grants.asyncDio() || grants.parallelDirectWrites()) {
             var closures = runtime.getClosureManager();
             int ptr = runtime.addressSize();
