@@ -6,10 +6,10 @@ import jnr.ffi.Pointer;
 import jnr.ffi.Runtime;
 import jnr.ffi.Struct;
 import jnr.ffi.annotations.Delegate;
-import jnr.ffi.types.size_t;
-import jnr.ffi.types.ssize_t;
 import jnr.ffi.byref.IntByReference;
 import jnr.ffi.byref.PointerByReference;
+import jnr.ffi.types.size_t;
+import jnr.ffi.types.ssize_t;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 import ru.serce.jnrfuse.FuseException;
@@ -34,6 +34,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  * <p>Workers are added when every worker is busy (a slow request such as a drain or an fsync
  * must not stall the others) up to {@link #MAX_WORKERS}, and stay until the unmount: an idle
  * worker only sleeps in read(2) on /dev/fuse.
+ *
+ * <p>The loop also grants the kernel two features libfuse 2 predates ({@link Grants}) by
+ * setting their bits in the INIT and OPEN replies on their way out.
  */
 public final class FuseLoop {
     private static final Logger log = LogManager.getLogger(FuseLoop.class);
