@@ -36,7 +36,7 @@ public final class NullFuse extends FuseStubFS {
     public static void main(String[] args) {
         NullFuse fs = new NullFuse(Long.parseLong(args[1]));
         String options = String.join(",", Arrays.asList("direct_io", "big_writes", "max_write=131072", "max_read=131072",
-                "default_permissions", "fsname=nullfuse", "subtype=nullfuse"));
+                "default_permissions", "fsname=nullfuse", "subtype=nullfuse", "max_background=64", "congestion_threshold=48"));
         String mode = args.length > 2 ? args[2] : "";
         if (!mode.equals("--stock") && !mode.equals("--jnr-binding")) {
             RawDataPath.bind(fs.fuseOperations, fs.rawRead, fs.rawWrite);
