@@ -13,13 +13,14 @@ import java.util.Set;
 /**
  * A mount's settings in a file, for --config: one {@code key = value} per line, {@code #}
  * starts a comment. Keys are the long option names (cache, backing, mountpoint, cache-id,
- * log-file, log-level, drain-on-stop) and knob names (allow_migrate = 1). Options given on the
- * command line override the file. Errors name the file and line.
+ * log-file, log-level, drain-on-stop, async-dio, parallel-direct-writes) and knob names
+ * (allow_migrate = 1). Options given on the command line override the file. Errors name the file and line.
  */
 final class ConfigFile {
     private ConfigFile() {}
 
-    static final Set<String> KEYS = Set.of("cache", "backing", "mountpoint", "cache-id", "log-file", "log-level", "drain-on-stop");
+    static final Set<String> KEYS = Set.of("cache", "backing", "mountpoint", "cache-id", "log-file", "log-level", "drain-on-stop",
+            "async-dio", "parallel-direct-writes");
     /** One-time or per-invocation options that a file read at every boot must not carry. */
     private static final Set<String> COMMAND_LINE_ONLY = Set.of("format", "force", "cache-size", "sparse", "foreground", "ready-file", "config");
 
@@ -76,6 +77,8 @@ final class ConfigFile {
             case "log-file" -> o.logFile = Path.of(value);
             case "log-level" -> o.logLevel = value;
             case "drain-on-stop" -> o.drainOnStop = parseBoolean(key, value);
+            case "async-dio" -> o.asyncDio = parseBoolean(key, value);
+            case "parallel-direct-writes" -> o.parallelDirectWrites = parseBoolean(key, value);
             default -> throw new IllegalArgumentException(key);
         }
     }

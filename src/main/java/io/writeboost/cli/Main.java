@@ -23,7 +23,7 @@ public final class Main {
 
     static final String USAGE = "fuse-mount [--config FILE] --cache CACHE --backing [NAME=]BACKING [--backing ...] "
             + "[--format [--cache-size SIZE [--sparse]] [--force]] [--cache-id N] [-o KNOB=VALUE ...] [--drain-on-stop] "
-            + "[--foreground] [--log-file F] [--log-level L] MOUNTPOINT";
+            + "[--async-dio on|off] [--parallel-direct-writes on|off] [--foreground] [--log-file F] [--log-level L] MOUNTPOINT";
 
     static Options options() {
         Options o = new Options();
@@ -51,9 +51,16 @@ public final class Main {
                         + "Without it the launcher returns once the mount is ready and logs to a file").get());
         o.addOption(Option.builder().longOpt("config").hasArg().argName("FILE")
                 .desc("read settings from FILE: 'key = value' lines (cache, backing, mountpoint, cache-id, log-file, log-level, "
-                        + "drain-on-stop, or a knob name), '#' comments; the command line overrides it").get());
+                        + "drain-on-stop, async-dio, parallel-direct-writes, or a knob name), '#' comments; the command line overrides it").get());
         o.addOption(Option.builder().longOpt("drain-on-stop")
                 .desc("at stop, write every dirty line back and sync the backing stores first, leaving the cache clean").get());
+        o.addOption(Option.builder().longOpt("async-dio").hasArg().argName("on|off")
+                .desc("grant the kernel FUSE_ASYNC_DIO (default on; kernels from 3.10 know it): a loop device's direct "
+                        + "I/O on a volume has many requests in flight instead of one. Older kernels ignore the bit").get());
+        o.addOption(Option.builder().longOpt("parallel-direct-writes").hasArg().argName("on|off")
+                .desc("grant FOPEN_PARALLEL_DIRECT_WRITES when a volume file is opened (default on; kernels from 6.2 know "
+                        + "it): writes to one volume reach the cache together instead of one at a time. Older kernels "
+                        + "ignore the bit").get());
         o.addOption(Option.builder().longOpt("log-file").hasArg().argName("F").desc("append the log to F").get());
         o.addOption(Option.builder().longOpt("log-level").hasArg().argName("L")
                 .desc("error, warn, info (default), debug or trace").get());
@@ -131,7 +138,8 @@ public final class Main {
             ConfigFile.apply(Path.of(cmd.getOptionValue("config")), o);
         }
         // The command line overrides the file: single values replace, a --backing list replaces the file's.
-        for (String single : new String[] {"cache", "cache-id", "log-file", "log-level", "config"}) {
+        for (String single : new String[] {"cache", "cache-id", "log-file", "log-level", "async-dio", "parallel-direct-writes",
+                "config"}) {
             String[] values = cmd.getOptionValues(single);
             if (values != null && values.length > 1) {
                 throw new UsageException("--" + single + " given more than once");

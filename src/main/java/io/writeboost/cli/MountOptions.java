@@ -40,6 +40,10 @@ public final class MountOptions {
     public String logLevel = "info";
     public Path readyFile;
     public boolean drainOnStop;
+    /** Grant the kernel FUSE_ASYNC_DIO at INIT (--async-dio). */
+    public boolean asyncDio = true;
+    /** Grant FOPEN_PARALLEL_DIRECT_WRITES when a volume file is opened (--parallel-direct-writes). */
+    public boolean parallelDirectWrites = true;
     public Path mountPoint;
 
     private static final Set<String> LEVELS = Set.of("error", "warn", "info", "debug", "trace");
@@ -256,6 +260,7 @@ public final class MountOptions {
 
     /** What the server reads of this request; logging and --foreground stay with the CLI. */
     ServerSettings settings() {
-        return new ServerSettings(cache, backings, mountPoint, format, force, cacheSize, sparse, cacheId, knobs, drainOnStop, readyFile);
+        return new ServerSettings(cache, backings, mountPoint, format, force, cacheSize, sparse, cacheId, knobs, drainOnStop, readyFile,
+                asyncDio, parallelDirectWrites);
     }
 }

@@ -67,13 +67,17 @@ public final class JnrFuseMount extends FuseStubFS {
         return write(path.getString(0), buf, size, offset, FuseFileInfo.of(fi));
     }
 
-    /** Mounts and serves until unmounted (blocking); returns after the FUSE loop has ended. */
-    public void serve(Path mountPoint, List<String> options) {
+    /**
+     * Mounts and serves until unmounted (blocking); returns after the FUSE loop has ended.
+     * {@code asyncDio} and {@code parallelDirectWrites} grant the kernel features of the same
+     * names ({@link FuseLoop.Grants}); the latter only for volume files.
+     */
+    public void serve(Path mountPoint, List<String> options, boolean asyncDio, boolean parallelDirectWrites) {
         String[] args = {getFSName(), "-f", mountPoint.toAbsolutePath().toString(), "-o", String.join(",", options)};
         this.mountPoint = mountPoint;
         mounted.set(true);
         try {
-            FuseLoop.run(args, fuseOperations, "wb-fuse");
+            FuseLoop.run(args, fuseOperations, "wb-fuse", new FuseLoop.Grants(asyncDio, parallelDirectWrites));
         } finally {
             // The loop has ended, so the kernel mount is gone: keep jnr-fuse's exit hook
             // from running fusermount on the path again.
@@ -135,7 +139,13 @@ public final class JnrFuseMount extends FuseStubFS {
     public int open(String path, FuseFileInfo fi) {
         int rc = fs.open(path, fi.flags.get());
         if (rc == 0) {
-            fi.fh.set(fs.handleOf(path));
+            long handle = fs.handleOf(path);
+            fi.fh.set(handle);
+            if (handle != 0) {
+                // Volumes only: the engine serves concurrent writes to one volume; a control
+                // file's write is a knob change, kept one at a time as before.
+                FuseLoop.grantParallelDirectWrites();
+            }
         }
         return rc;
     }

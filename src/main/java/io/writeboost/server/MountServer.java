@@ -29,9 +29,14 @@ import java.util.concurrent.TimeUnit;
  */
 public final class MountServer {
     private static final Logger log = LogManager.getLogger(MountServer.class);
-    /** FUSE options: one copy of the data (direct_io), 128 KiB requests, kernel-side permission checks. */
+    /**
+     * FUSE options: one copy of the data (direct_io), 128 KiB requests, kernel-side permission
+     * checks, and room for 64 asynchronous requests in flight (the kernel's default of 12
+     * capped a loop device's asynchronous direct I/O: 4 KiB random writes at queue depth 32
+     * went from 43-47k to 56-64k IOPS).
+     */
     static final List<String> FUSE_OPTIONS = List.of("direct_io", "big_writes", "max_write=131072", "max_read=131072",
-            "default_permissions", "fsname=writeboost", "subtype=writeboost");
+            "default_permissions", "fsname=writeboost", "subtype=writeboost", "max_background=64", "congestion_threshold=48");
 
     private final ServerSettings settings;
     private final SystemdNotify notify = SystemdNotify.fromEnvironment();
@@ -136,7 +141,7 @@ public final class MountServer {
         }, "wb-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
         try {
-            fuse.serve(settings.mountPoint(), FUSE_OPTIONS);
+            fuse.serve(settings.mountPoint(), FUSE_OPTIONS, settings.asyncDio(), settings.parallelDirectWrites());
         } catch (RuntimeException e) {
             throw new IOException("mounting " + settings.mountPoint() + " failed: " + e.getMessage()
                     + (e.getCause() != null ? ": " + e.getCause().getMessage() : ""), e);

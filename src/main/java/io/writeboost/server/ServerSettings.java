@@ -25,9 +25,12 @@ import java.util.Objects;
  * @param knobs       initial knob values
  * @param drainOnStop write every dirty line back before a clean stop
  * @param readyFile   where to write the PID once the mount is ready, or null
+ * @param asyncDio    grant the kernel asynchronous direct I/O (FUSE_ASYNC_DIO) at INIT
+ * @param parallelDirectWrites grant parallel direct writes (FOPEN_PARALLEL_DIRECT_WRITES) when a volume file is opened
  */
 public record ServerSettings(Path cache, List<Backing> backings, Path mountPoint, boolean format, boolean force, Long cacheSize,
-                             boolean sparse, Integer cacheId, Map<Knob, Long> knobs, boolean drainOnStop, Path readyFile) {
+                             boolean sparse, Integer cacheId, Map<Knob, Long> knobs, boolean drainOnStop, Path readyFile,
+                             boolean asyncDio, boolean parallelDirectWrites) {
     /** One backing store: the volume's file name in the mount and the store's path. */
     public record Backing(String name, Path path) {
     }

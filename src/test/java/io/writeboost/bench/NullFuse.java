@@ -19,9 +19,12 @@ import java.util.Arrays;
  * writes return at once, mounted with writeboost's FUSE options and served by writeboost's
  * {@link FuseLoop}, read and write bound as writeboost binds them ({@link RawDataPath}). What
  * it reaches is the ceiling of the Java FUSE transport as writeboost uses it.
- * Usage: NullFuse MOUNTPOINT SIZE_BYTES [--stock | --jnr-binding] (blocks until unmounted);
- * --stock serves it with jnr-fuse's own loop and bindings, --jnr-binding with writeboost's
- * loop and jnr-fuse's bindings, for comparison.
+ * It grants the kernel what writeboost grants (FUSE_ASYNC_DIO, and parallel direct writes to
+ * "null"), so that it stays the ceiling.
+ * Usage: NullFuse MOUNTPOINT SIZE_BYTES [--stock | --jnr-binding | --no-grants] (blocks until
+ * unmounted); --stock serves it with jnr-fuse's own loop and bindings, --jnr-binding with
+ * writeboost's loop and jnr-fuse's bindings, --no-grants without the two kernel features, for
+ * comparison.
  */
 public final class NullFuse extends FuseStubFS {
     private final long size;
@@ -33,7 +36,7 @@ public final class NullFuse extends FuseStubFS {
     public static void main(String[] args) {
         NullFuse fs = new NullFuse(Long.parseLong(args[1]));
         String options = String.join(",", Arrays.asList("direct_io", "big_writes", "max_write=131072", "max_read=131072",
-                "default_permissions", "fsname=nullfuse", "subtype=nullfuse"));
+                "default_permissions", "fsname=nullfuse", "subtype=nullfuse", "max_background=64", "congestion_threshold=48"));
         String mode = args.length > 2 ? args[2] : "";
         if (!mode.equals("--stock") && !mode.equals("--jnr-binding")) {
             RawDataPath.bind(fs.fuseOperations, fs.rawRead, fs.rawWrite);
@@ -42,7 +45,7 @@ public final class NullFuse extends FuseStubFS {
             fs.mount(Path.of(args[0]), true, false, new String[] {"-o", options});
         } else {
             FuseLoop.run(new String[] {"nullfuse", "-f", Path.of(args[0]).toAbsolutePath().toString(), "-o", options},
-                    fs.fuseOperations, "null-fuse");
+                    fs.fuseOperations, "null-fuse", mode.equals("--no-grants") ? FuseLoop.Grants.NONE : FuseLoop.Grants.ALL);
         }
     }
 
@@ -72,7 +75,11 @@ public final class NullFuse extends FuseStubFS {
 
     @Override
     public int open(String path, FuseFileInfo fi) {
-        return path.equals("/null") ? 0 : -Errno.ENOENT.intValue();
+        if (!path.equals("/null")) {
+            return -Errno.ENOENT.intValue();
+        }
+        FuseLoop.grantParallelDirectWrites();
+        return 0;
     }
 
     // What writeboost's binding does per call: fh from the fuse_file_info, the buffer wrapped.

@@ -84,6 +84,7 @@ class CliTest {
         refused("--cache-id x: not a number", mount("--cache-id", "x"));
         refused("--log-level loud", mount("--log-level", "loud"));
         refused("--force only applies with --format", mount("--force"));
+        refused("async-dio = maybe: expected yes or no", mount("--async-dio", "maybe"));
     }
 
     @Test
@@ -205,7 +206,7 @@ class CliTest {
         Result help = FuseServer.run("--help");
         assertEquals(0, help.status());
         for (String opt : new String[] {"--cache", "--backing", "--format", "--cache-size", "--sparse", "--force", "--cache-id", "-o",
-                "--foreground", "--log-file", "--log-level", "--demo", "--version"}) {
+                "--foreground", "--log-file", "--log-level", "--demo", "--version", "--async-dio", "--parallel-direct-writes"}) {
             assertTrue(help.stdout().contains(opt), "--help mentions " + opt);
         }
         for (Knob k : Knob.values()) {

@@ -24,6 +24,7 @@ class Ext4Test {
         Map<String, String> sums = new HashMap<>();
         Random rnd = new Random(7);
         try (FuseServer server = FuseServer.start(mnt, dir.resolve("log"), ImageFileTest.concat(args, "--format", "--cache-size", "48M"))) {
+            assertTrue(Files.readString(server.log).contains("FUSE_ASYNC_DIO granted"), "the loop device's I/O is asynchronous");
             try (Loop loop = Loop.attach(server.file("disk"), "--direct-io=on")) {
                 Loop.run("mkfs.ext4", "-q", loop.device.toString());
                 Loop.run("mount", loop.device.toString(), fs.toString());

@@ -52,12 +52,16 @@ class OperationsTest {
         Fixture.sparse(dir.resolve("disk.img"), 8 << 20);
         Path conf = config("# a comment", "cache = " + dir.resolve("cache.img") + "   # trailing comment",
                 "backing = data=" + dir.resolve("disk.img"), "mountpoint = " + dir.resolve("elsewhere"),
-                "allow_migrate = 1", "barrier_deadline_ms = 7", "", "cache-id = 4");
+                "allow_migrate = 1", "barrier_deadline_ms = 7", "", "cache-id = 4", "async-dio = off", "parallel-direct-writes = no");
         try (FuseServer s = FuseServer.start(mnt, dir.resolve("log"), "--config", conf.toString(), "--format", "--cache-size", "8M",
-                "-o", "allow_migrate=0")) {
+                "-o", "allow_migrate=0", "--async-dio", "on")) {
             assertEquals("0\n", s.read("caches/4/allow_migrate"), "-o overrides the file");
             assertEquals("7\n", s.read("caches/4/barrier_deadline_ms"), "from the file");
             assertTrue(Files.exists(s.file("data")));
+            String log = Files.readString(s.log);
+            assertTrue(log.contains("async direct I/O on, parallel direct writes off"), "the file turns one off, the command line "
+                    + "the other on again");
+            assertTrue(log.contains("FUSE_ASYNC_DIO granted"));
         }
     }
 

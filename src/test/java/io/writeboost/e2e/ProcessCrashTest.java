@@ -125,6 +125,7 @@ class ProcessCrashTest {
         Map<String, String> synced = new HashMap<>();
         Random rnd = new Random(11);
         try (FuseServer s = FuseServer.start(mnt, dir.resolve("log"), ImageFileTest.concat(args, "--format", "--cache-size", "24M"))) {
+            assertTrue(Files.readString(s.log).contains("FUSE_ASYNC_DIO granted"), "the loop device's I/O is asynchronous");
             Loop loop = Loop.attach(s.file("disk"), "--direct-io=on");
             try {
                 Loop.run("mkfs.ext4", "-q", loop.device.toString());

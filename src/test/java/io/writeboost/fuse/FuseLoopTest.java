@@ -1,5 +1,7 @@
 package io.writeboost.fuse;
 
+import com.sun.nio.file.ExtendedOpenOption;
+import io.writeboost.testutil.Loop;
 import jnr.ffi.Pointer;
 import jnr.ffi.types.off_t;
 import jnr.ffi.types.size_t;
@@ -10,13 +12,19 @@ import ru.serce.jnrfuse.FuseStubFS;
 import ru.serce.jnrfuse.struct.FileStat;
 import ru.serce.jnrfuse.struct.FuseFileInfo;
 
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -90,7 +98,7 @@ class FuseLoopTest {
         Thread loop = new Thread(() -> {
             try {
                 FuseLoop.run(new String[] {"fuselooptest", "-f", mnt.toString(), "-o", "direct_io,default_permissions"},
-                        fs.fuseOperations(), "t-fuse");
+                        fs.fuseOperations(), "t-fuse", FuseLoop.Grants.ALL);
             } catch (Throwable t) {
                 loopError.set(t);
             }
@@ -131,5 +139,148 @@ class FuseLoopTest {
         assertFalse(loop.isAlive(), "the loop returns after the unmount");
         assertNull(loopError.get());
         assertFalse(Files.readString(Path.of("/proc/mounts")).contains(mnt.toString()));
+    }
+
+    /**
+     * Two files of 4 MiB: "img" is opened with parallel direct writes granted, "ctl" without.
+     * Reads and writes at or past 1 MiB wait up to {@link #WAIT_MS} for a second one to arrive,
+     * so the most seen in flight at once tells whether the kernel let two through together.
+     * (Anything below 1 MiB, such as udev probing a new loop device, is answered at once.)
+     */
+    static final class Overlap extends FuseStubFS {
+        static final long SIZE = 4 << 20, WATCHED = 1 << 20, WAIT_MS = 700;
+        final AtomicInteger inFlight = new AtomicInteger();
+        final AtomicInteger most = new AtomicInteger();
+
+        @Override
+        public int getattr(String path, FileStat stat) {
+            if (path.equals("/")) {
+                stat.st_mode.set(FileStat.S_IFDIR | 0755);
+                stat.st_nlink.set(2);
+                return 0;
+            }
+            if (path.equals("/img") || path.equals("/ctl")) {
+                stat.st_mode.set(FileStat.S_IFREG | 0600);
+                stat.st_nlink.set(1);
+                stat.st_size.set(SIZE);
+                return 0;
+            }
+            return -ErrorCodes.ENOENT();
+        }
+
+        @Override
+        public int open(String path, FuseFileInfo fi) {
+            if (path.equals("/img")) {
+                FuseLoop.grantParallelDirectWrites();
+            }
+            return 0;
+        }
+
+        @Override
+        public int read(String path, Pointer buf, @size_t long size, @off_t long offset, FuseFileInfo fi) {
+            overlap(offset);
+            return (int) Math.max(0, Math.min(size, SIZE - offset));
+        }
+
+        @Override
+        public int write(String path, Pointer buf, @size_t long size, @off_t long offset, FuseFileInfo fi) {
+            overlap(offset);
+            return (int) size;
+        }
+
+        private void overlap(long offset) {
+            if (offset < WATCHED) {
+                return;
+            }
+            int now = inFlight.incrementAndGet();
+            most.accumulateAndGet(now, Math::max);
+            long deadline = System.nanoTime() + WAIT_MS * 1_000_000;
+            while (inFlight.get() < 2 && System.nanoTime() < deadline) {
+                LockSupport.parkNanos(200_000);
+            }
+            inFlight.decrementAndGet();
+        }
+
+        /** Runs {@code io} on two threads at once, at 1 MiB and 2 MiB; returns the most seen in flight. */
+        int together(IoAt io) throws Exception {
+            most.set(0);
+            CyclicBarrier start = new CyclicBarrier(2);
+            AtomicReference<Exception> failed = new AtomicReference<>();
+            Thread[] threads = new Thread[2];
+            for (int i = 0; i < 2; i++) {
+                long at = (i + 1) * WATCHED;
+                threads[i] = new Thread(() -> {
+                    try {
+                        start.await();
+                        io.run(at);
+                    } catch (Exception e) {
+                        failed.set(e);
+                    }
+                });
+                threads[i].start();
+            }
+            for (Thread t : threads) {
+                t.join(30_000);
+            }
+            if (failed.get() != null) {
+                throw failed.get();
+            }
+            return most.get();
+        }
+
+        ru.serce.jnrfuse.struct.FuseOperations fuseOperations() {
+            return fuseOperations;
+        }
+    }
+
+    interface IoAt {
+        void run(long offset) throws Exception;
+    }
+
+    /** In flight at once: {writes to img, writes to ctl, direct reads of a loop device on img}. */
+    private static int[] measure(Path dir, FuseLoop.Grants grants) throws Exception {
+        Path mnt = Files.createDirectories(dir.resolve("mnt-" + grants.asyncDio() + "-" + grants.parallelDirectWrites()));
+        Overlap fs = new Overlap();
+        AtomicReference<Throwable> loopError = new AtomicReference<>();
+        Thread loop = new Thread(() -> {
+            try {
+                FuseLoop.run(new String[] {"fuselooptest", "-f", mnt.toString(), "-o", "direct_io,default_permissions"},
+                        fs.fuseOperations(), "t-fuse", grants);
+            } catch (Throwable t) {
+                loopError.set(t);
+            }
+        });
+        loop.start();
+        int[] most = new int[3];
+        try {
+            for (int i = 0; i < 100 && !Files.exists(mnt.resolve("img")); i++) {
+                Thread.sleep(50);
+            }
+            for (int k = 0; k < 2; k++) {
+                try (FileChannel f = FileChannel.open(mnt.resolve(k == 0 ? "img" : "ctl"), StandardOpenOption.WRITE)) {
+                    most[k] = fs.together(at -> f.write(ByteBuffer.allocate(4096), at));
+                }
+            }
+            try (Loop dev = Loop.attach(mnt.resolve("img"), "--direct-io=on");
+                 FileChannel f = FileChannel.open(dev.device, StandardOpenOption.READ, ExtendedOpenOption.DIRECT)) {
+                most[2] = fs.together(at -> f.read(ByteBuffer.allocateDirect(8192).alignedSlice(4096).limit(4096), at));
+            }
+        } finally {
+            new ProcessBuilder("fusermount", "-u", mnt.toString()).start().waitFor();
+            loop.join(10_000);
+        }
+        assertNull(loopError.get());
+        return most;
+    }
+
+    @Test
+    void parallelDirectWritesAndAsyncDirectIoWhenGrantedOnly(@TempDir Path dir) throws Exception {
+        int[] granted = measure(dir, FuseLoop.Grants.ALL);
+        int[] none = measure(dir, FuseLoop.Grants.NONE);
+        assertEquals(2, granted[0], "writes to a file opened with parallel direct writes reach the file system together");
+        assertEquals(1, granted[1], "a file opened without the grant gets one write at a time");
+        assertEquals(2, granted[2], "a loop device's direct reads are in flight together with FUSE_ASYNC_DIO");
+        assertEquals(1, none[0], "without the grants, one write at a time");
+        assertEquals(1, none[2], "without FUSE_ASYNC_DIO, the loop device's reads one at a time");
     }
 }
