@@ -30,16 +30,18 @@ import java.util.concurrent.locks.ReentrantLock;
  */
 final class Writeback extends Daemon {
     private static final Logger log = LogManager.getLogger(Writeback.class);
-    /** Longest run written with one call: a contiguous stretch of dirty lines reaches the backing store as one request. */
+    /** Longest run written with one call: a contiguous stretch of dirty lines reaches the backing store in requests this large. */
     private static final int STAGING_BYTES = 4 << 20;
     /**
      * Runs at least this long bypass the page cache (O_DIRECT, where the backing store allows
-     * it and the run is 4 KiB aligned): written through the page cache, a sequential stretch
-     * reached a throttled disk as a trickle of 4 KiB requests (0.8 MB/s at 200 IOPS, bench/slowdisk).
-     * Shorter runs stay buffered, so that the kernel can queue and merge a batch's random
-     * writes before the group's sync.
+     * it and the run is 4 KiB aligned). Written through a block device's page cache, a run
+     * leaves as one request per 4 KiB block (buffer heads), and a throttled disk or a network
+     * block device that counts requests took a sequential stretch at 200 x 4 KiB a second
+     * (0.8 MB/s, bench/slowdisk). Single lines stay buffered: they are one request either way,
+     * and the kernel can queue a batch's random writes before the group's sync instead of
+     * waiting for each.
      */
-    static final int DIRECT_RUN_BYTES = 128 << 10;
+    static final int DIRECT_RUN_BYTES = 32 << 10;
     private static final int LPS = Layout.LINES_PER_SEGMENT;
 
     private ByteBuffer batchBuffer;
