@@ -477,20 +477,10 @@ public final class CacheEngine implements Closeable {
     }
 
     private long totalDirty() {
-        lock.lock();
-        try {
-            return lines.totalDirty();
-        } finally {
-            lock.unlock();
-        }
+        return lock.read(lines::totalDirty);
     }
 
     private long lastMigratedId() {
-        lock.lock();
-        try {
-            return segments.lastMigratedId();
-        } finally {
-            lock.unlock();
-        }
+        return lock.read(segments::lastMigratedId);
     }
 }

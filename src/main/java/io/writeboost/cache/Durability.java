@@ -125,11 +125,6 @@ final class Durability {
     }
 
     private long lastMigratedId() {
-        lock.lock();
-        try {
-            return segments.lastMigratedId();
-        } finally {
-            lock.unlock();
-        }
+        return lock.read(segments::lastMigratedId);
     }
 }

@@ -1,6 +1,7 @@
 package io.writeboost.cache;
 
 import java.util.concurrent.TimeUnit;
+import java.util.function.LongSupplier;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -27,6 +28,16 @@ final class EngineLock {
 
     void unlock() {
         lock.unlock();
+    }
+
+    /** Called without the lock: one value read under it (for cold paths; the lambda may cost an allocation). */
+    long read(LongSupplier value) {
+        lock.lock();
+        try {
+            return value.getAsLong();
+        } finally {
+            lock.unlock();
+        }
     }
 
     /** Lock held: wakes every thread waiting for the I/O path's state to change. */

@@ -268,13 +268,7 @@ final class Flusher extends Daemon {
     /** The last write of a sealed segment that flushes appended to before: its remaining lines and final header copy. */
     private void writeFinal(SegmentBuffer s) throws IOException {
         batch[0] = null;
-        int from;
-        lock.lock();
-        try {
-            from = s.writtenLines();
-        } finally {
-            lock.unlock();
-        }
+        int from = s.writtenLines();
         if (from < s.nrLines()) {
             syncIfCopyUnsynced(s);
             writeLinesAndCopy(s, from, s.nrLines(), s.sealSeq());
@@ -290,13 +284,7 @@ final class Flusher extends Daemon {
 
     /** Appends the open segment's first {@code to} lines with header copy {@code seq} (see {@link SegmentLog#takeAppend}). */
     private void writeAppend(SegmentBuffer s, int seq, int to) throws IOException {
-        int from;
-        lock.lock();
-        try {
-            from = s.writtenLines();
-        } finally {
-            lock.unlock();
-        }
+        int from = s.writtenLines();
         syncIfCopyUnsynced(s);
         writeLinesAndCopy(s, from, to, seq);
         lock.lock();

@@ -41,13 +41,7 @@ final class RecordWriter {
         recordedMigratedId = Math.max(recordedMigratedId, migratedId);
         // Vouch only for segments a completed sync made durable before this record: one
         // merely written could be torn by a crash during the sync that follows.
-        long durableId;
-        lock.lock();
-        try {
-            durableId = segments.lastDurableId();
-        } finally {
-            lock.unlock();
-        }
+        long durableId = lock.read(segments::lastDurableId);
         SuperblockRecord r = new SuperblockRecord(++sequence, nonce, recordedMigratedId, Math.min(durableId, vouchLimit), clean);
         device.write(r.encode(), r.offset());
         device.sync();

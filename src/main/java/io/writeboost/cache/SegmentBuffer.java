@@ -18,8 +18,10 @@ import java.util.zip.CRC32C;
  * new line, so that a crash can only cut a segment back to what an earlier write made
  * durable, never damage it.
  *
- * <p>Not thread-safe: the counters are guarded by the {@link EngineLock}; the running data CRC
- * belongs to the device holder.
+ * <p>Not thread-safe: the counters are guarded by the {@link EngineLock}. Only the device holder
+ * writes {@link #writtenLines()} and the copy's sync count (under the lock) and reads them
+ * (without it: taking the device under the lock orders it after the previous holder); the
+ * running data CRC is the holder's alone.
  */
 final class SegmentBuffer {
     private final ByteBuffer data;

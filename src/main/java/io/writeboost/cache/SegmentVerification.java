@@ -157,15 +157,8 @@ final class SegmentVerification {
                 + " fails its checksum: it changed on the device after it was written. The cache stops; the next start "
                 + "replays the log up to the segment before it, and the data of this segment and later ones is lost");
         records.stopVouchingFrom(id);
-        long migrated;
-        lock.lock();
         try {
-            migrated = segments.lastMigratedId();
-        } finally {
-            lock.unlock();
-        }
-        try {
-            records.write(migrated, false);
+            records.write(lock.read(segments::lastMigratedId), false);
         } catch (IOException e) {
             ex.addSuppressed(e);
         }
