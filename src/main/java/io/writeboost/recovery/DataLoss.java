@@ -98,7 +98,8 @@ public record DataLoss(String cacheName, int cacheId, String cause, List<Long> s
         StringBuilder b = new StringBuilder();
         b.append("cache ").append(cacheId).append(" on ").append(cacheName).append(": acknowledged data is lost: ").append(cause)
                 .append('\n');
-        b.append("  lost segment(s): ").append(segments.isEmpty() ? "none readable" : segments).append('\n');
+        b.append("  lost segment(s): ").append(segments.isEmpty() ? "none found (a segment damaged along with the record "
+                + "cannot be told from one written back long ago)" : segments).append('\n');
         b.append("  dirty lines affected: ").append(dirtyLines)
                 .append(headersLost ? " known; a lost header hides how many more, so every volume is reported whole" : "").append('\n');
         b.append("  volume ranges affected (device, first and last sector):").append(ranges.isEmpty() ? " none" : "").append('\n');
