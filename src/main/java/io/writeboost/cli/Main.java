@@ -214,6 +214,7 @@ public final class Main {
         w.println();
         w.println("Offline tools (the cache not mounted):");
         w.println("  fuse-mount check --cache CACHE                  verify superblock, records, every segment; exit 1 on problems");
+        w.println("                                                  (lost acknowledged data is listed by volume range)");
         w.println("  fuse-mount dump --cache CACHE [--json] [--all]  list segments and their lines (id, device, sector, dirty bits)");
         w.println("  fuse-mount writeback (--config FILE | --cache CACHE --backing [NAME=]PATH ...)");
         w.println("                                                  write every dirty line back without mounting; safe to interrupt");
