@@ -216,7 +216,7 @@ public final class Main {
         w.println("  fuse-mount check --cache CACHE                  verify superblock, records, every segment; exit 1 on problems");
         w.println("                                                  (lost acknowledged data is listed by volume range)");
         w.println("  fuse-mount dump --cache CACHE [--json] [--all]  list segments and their lines (id, device, sector, dirty bits)");
-        w.println("  fuse-mount writeback (--config FILE | --cache CACHE --backing [NAME=]PATH ...)");
+        w.println("  fuse-mount writeback (--config FILE | --cache CACHE --backing [NAME=]PATH ...) [--accept-data-loss]");
         w.println("                                                  write every dirty line back without mounting; safe to interrupt");
         w.println("  fuse-mount volumes --config FILE                print the volume files the config's mount holds");
         w.println();

@@ -36,7 +36,7 @@ import java.util.Map;
  * <pre>
  *   fuse-mount check --cache CACHE                     report; exit 1 when something is wrong
  *   fuse-mount dump --cache CACHE [--json] [--all]     segments and their lines
- *   fuse-mount writeback (--config FILE | --cache CACHE --backing [NAME=]PATH ...)
+ *   fuse-mount writeback (--config FILE | --cache CACHE --backing [NAME=]PATH ...) [--accept-data-loss]
  *   fuse-mount volumes --config FILE                   the volume files a config's mount will hold
  * </pre>
  */
@@ -52,6 +52,8 @@ final class OfflineTools {
         o.addOption(Option.builder().longOpt("config").hasArg().argName("FILE").desc("take cache and backings from FILE").get());
         o.addOption(Option.builder().longOpt("json").desc("dump: one JSON object per segment and line").get());
         o.addOption(Option.builder().longOpt("all").desc("dump: also segments already written back").get());
+        o.addOption(Option.builder().longOpt("accept-data-loss")
+                .desc("writeback: go on when acknowledged data is lost (what is left is written back)").get());
         try {
             CommandLine cmd = new DefaultParser().parse(o, args);
             if (!cmd.getArgList().isEmpty()) {
@@ -82,7 +84,7 @@ final class OfflineTools {
             return switch (command) {
                 case "check" -> check(m.cache, out);
                 case "dump" -> dump(m.cache, cmd.hasOption("json"), cmd.hasOption("all"), out);
-                default -> writeback(m, out);
+                default -> writeback(m, cmd.hasOption("accept-data-loss"), out);
             };
         } catch (ParseException e) {
             err.println("fuse-mount " + command + ": " + e.getMessage());
@@ -257,7 +259,7 @@ final class OfflineTools {
         return 0;
     }
 
-    static int writeback(MountOptions m, PrintStream out) throws UsageException, RequestException, IOException {
+    static int writeback(MountOptions m, boolean acceptDataLoss, PrintStream out) throws UsageException, RequestException, IOException {
         if (m.backings.isEmpty()) {
             throw new UsageException("writeback: the backing stores are required (--backing or --config)");
         }
@@ -277,7 +279,7 @@ final class OfflineTools {
                 open.add(d);
                 backings.put(i + 1, d);
             }
-            CacheEngine engine = CacheEngine.open(cache, backings, new EngineConfig());
+            CacheEngine engine = CacheEngine.open(cache, backings, new EngineConfig().acceptDataLoss(acceptDataLoss));
             try {
                 long dirty = engine.status().dirtyLines();
                 out.printf("writing back %d dirty line(s) from %s%n", dirty, m.cache);
