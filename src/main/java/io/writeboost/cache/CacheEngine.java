@@ -61,6 +61,10 @@ public final class CacheEngine implements Closeable {
     private final Writeback writeback;
     private final Periodic periodic;
     private final Verifier verifier;
+    /** Data loss accepted since the format: from the record, plus this start's. */
+    private final long lostLines;
+    private final long lostRangesTotal;
+    private final List<io.writeboost.format.LostRange> lostRanges;
 
     // ---------------------------------------------------------------- format and open
 
@@ -142,7 +146,7 @@ public final class CacheEngine implements Closeable {
                 throw new IllegalArgumentException(ex.getMessage());
             }
         }
-        RecoveryResult rec = Recovery.run(cache, sb);
+        RecoveryResult rec = Recovery.run(cache, sb, config.acceptDataLoss());
         CacheEngine engine = new CacheEngine(cache, sb, backings, config, rec);
         try {
             // Until the clean stop's record, the cache counts as in use: a crash is seen as one.
@@ -167,7 +171,24 @@ public final class CacheEngine implements Closeable {
         backings = new BackingStores(backingMap);
         lines = new LineTable(nrSegments);
         segments = new SegmentLog(lock, lines, sb.nonce(), nrSegments, Math.min(config.ramBuffers(), nrSegments));
-        records = new RecordWriter(cache, sb.nonce(), lock, segments, rec.recordSequence(), rec.lastMigratedId());
+        // Loss accepted at earlier starts stays in every record until the next format.
+        SuperblockRecord prior = rec.record();
+        List<io.writeboost.format.LostRange> lost = new java.util.ArrayList<>(prior == null ? List.of() : prior.lostRanges());
+        long lostLines = prior == null ? 0 : prior.lostLines();
+        long lostRangesTotal = prior == null ? 0 : prior.lostRangesTotal();
+        if (rec.loss() != null) {
+            lost.addAll(rec.loss().ranges());
+            lostLines += rec.loss().dirtyLines();
+            lostRangesTotal += rec.loss().ranges().size();
+        }
+        records = new RecordWriter(cache, sb.nonce(), lock, segments, rec.recordSequence(), rec.lastMigratedId(), lostLines,
+                lostRangesTotal, lost);
+        this.lostLines = lostLines;
+        this.lostRangesTotal = lostRangesTotal;
+        this.lostRanges = List.copyOf(lost.subList(0, Math.min(lost.size(), SuperblockRecord.MAX_STORED_RANGES)));
+        if (rec.loss() != null) {
+            logAcceptedLoss(rec.loss());
+        }
         verification = new SegmentVerification(cache, cacheId, lock, segments, lines, records, health);
         int[] unverified = applyReplay(rec);
 
@@ -196,6 +217,18 @@ public final class CacheEngine implements Closeable {
         if (verifier != null) {
             verifier.start();
         }
+    }
+
+    /** Every lost range at ERROR: the log is where an operator looks for what to restore. */
+    private static void logAcceptedLoss(io.writeboost.recovery.DataLoss loss) {
+        log.error("cache {}: starting with acknowledged data lost, as --accept-data-loss allows: {}", loss.cacheId(), loss.cause());
+        log.error("cache {}: lost segment(s) {}, {} dirty line(s){}", loss.cacheId(), loss.segments(), loss.dirtyLines(),
+                loss.headersLost() ? " known (a lost header hides the rest: every volume is reported whole)" : "");
+        for (io.writeboost.format.LostRange r : loss.ranges()) {
+            log.error("cache {}: lost range: {}", loss.cacheId(), loss.describe(r));
+        }
+        log.error("cache {}: check the file system on each affected volume (fsck) and restore the ranges above from a backup",
+                loss.cacheId());
     }
 
     /** Loads recovery's segments, in id order; returns the slots left to verify, in id order. */
@@ -362,7 +395,8 @@ public final class CacheEngine implements Closeable {
                     lines.totalDirty(), lines.indexedLines(), segments.ramBytesInUse(), segments.maxBuffers(),
                     segments.queuedCount(), stats.snapshot(), segments.draining(), writeback.errors(), writeback.failing(),
                     writeback.backingLoad(), writeback.pausedByLoad(), failure == null ? null : failure.toString(),
-                    flusher.flushedBytes(), writeback.writtenBackBytes(), segments.sealedSegments(), segments.sealedLines());
+                    flusher.flushedBytes(), writeback.writtenBackBytes(), segments.sealedSegments(), segments.sealedLines(),
+                    lostLines, lostRangesTotal, lostRanges);
         } finally {
             lock.unlock();
         }

@@ -14,6 +14,7 @@ public final class EngineConfig {
     private int writebackGroupSegments = Writeback.GROUP_SEGMENTS;
     private long vouchSegments = Periodic.VOUCH_SEGMENTS;
     private boolean backgroundVerification = true;
+    private boolean acceptDataLoss;
     private final Map<Knob, Long> knobs = new EnumMap<>(Knob.class);
 
     public int ramBuffers() {
@@ -55,6 +56,20 @@ public final class EngineConfig {
     /** Without the verifier thread only reads and flushes verify segments: tests use it to control who gets there first. */
     EngineConfig backgroundVerification(boolean on) {
         backgroundVerification = on;
+        return this;
+    }
+
+    public boolean acceptDataLoss() {
+        return acceptDataLoss;
+    }
+
+    /**
+     * Start even when recovery finds acknowledged data lost (--accept-data-loss): the loss is
+     * logged range by range and kept in the status until the next format. Without it such a
+     * start is refused with a {@link io.writeboost.recovery.LostDataException}.
+     */
+    public EngineConfig acceptDataLoss(boolean accept) {
+        acceptDataLoss = accept;
         return this;
     }
 

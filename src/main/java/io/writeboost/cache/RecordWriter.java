@@ -1,9 +1,11 @@
 package io.writeboost.cache;
 
 import io.writeboost.device.BlockDevice;
+import io.writeboost.format.LostRange;
 import io.writeboost.format.SuperblockRecord;
 
 import java.io.IOException;
+import java.util.List;
 
 /**
  * Writes the superblock record: last_migrated_segment_id, the last segment it vouches for as
@@ -22,18 +24,30 @@ final class RecordWriter {
 
     private long sequence;
     private long recordedMigratedId;
-    /** Highest segment id a record may vouch for as completely written (lowered when one fails its checksum). */
-    private long vouchLimit = Long.MAX_VALUE;
+    /**
+     * Set when a segment a record vouched for failed its checksum: every later record asks the
+     * next start to verify the vouched segments before it starts, so that it finds the damage
+     * and refuses, instead of this run's last record hiding it by vouching for less.
+     */
+    private boolean verifyAtStart;
+    /** Data loss accepted since the format, carried by every record (see {@link SuperblockRecord}). */
+    private final long lostLines;
+    private final long lostRangesTotal;
+    private final List<LostRange> lostRanges;
     /** last_flushed_segment_id of the newest record written: what a start after a crash may take on trust. */
     private volatile long recordedDurableId;
 
-    RecordWriter(BlockDevice device, long nonce, EngineLock lock, SegmentLog segments, long sequence, long migratedId) {
+    RecordWriter(BlockDevice device, long nonce, EngineLock lock, SegmentLog segments, long sequence, long migratedId,
+                 long lostLines, long lostRangesTotal, List<LostRange> lostRanges) {
         this.device = device;
         this.nonce = nonce;
         this.lock = lock;
         this.segments = segments;
         this.sequence = sequence;
         this.recordedMigratedId = migratedId;
+        this.lostLines = lostLines;
+        this.lostRangesTotal = lostRangesTotal;
+        this.lostRanges = List.copyOf(lostRanges);
     }
 
     /** Writes and syncs a record; called without the engine lock. */
@@ -42,15 +56,16 @@ final class RecordWriter {
         // Vouch only for segments a completed sync made durable before this record: one
         // merely written could be torn by a crash during the sync that follows.
         long durableId = lock.read(segments::lastDurableId);
-        SuperblockRecord r = new SuperblockRecord(++sequence, nonce, recordedMigratedId, Math.min(durableId, vouchLimit), clean);
+        SuperblockRecord r = new SuperblockRecord(++sequence, nonce, recordedMigratedId, durableId, clean && !verifyAtStart,
+                verifyAtStart, lostLines, lostRangesTotal, lostRanges);
         device.write(r.encode(), r.offset());
         device.sync();
         recordedDurableId = r.lastFlushedId();
     }
 
-    /** Segment {@code id} failed its checksum: no later record vouches for it or anything after it. */
-    synchronized void stopVouchingFrom(long id) {
-        vouchLimit = Math.min(vouchLimit, id - 1);
+    /** A vouched segment failed its checksum: every later record asks the next start to verify. */
+    synchronized void verifyAtNextStart() {
+        verifyAtStart = true;
     }
 
     /** The last segment the newest record vouches for. Any thread. */

@@ -148,15 +148,18 @@ final class SegmentVerification {
     }
 
     /**
-     * A replayed segment fails its checksum: the device changed it after it was written. The
-     * record stops vouching for it, so that the next start verifies it and replays the log up
-     * to the segment before it; this run fails, before any flush was acknowledged.
+     * A replayed segment fails its checksum: the device changed it after it was written. This
+     * run fails, before any flush was acknowledged over it. The record written now keeps
+     * vouching for the segment (lowering last_flushed_segment_id to hide it would make the
+     * next start cut the log there without a word) and asks the next start to verify every
+     * vouched segment: that start finds this one and refuses until the loss is accepted.
      */
     private void segmentCorrupt(long id, int slot) throws IOException {
         IOException ex = new IOException("segment " + id + " (slot " + slot + ") on " + device.name()
-                + " fails its checksum: it changed on the device after it was written. The cache stops; the next start "
-                + "replays the log up to the segment before it, and the data of this segment and later ones is lost");
-        records.stopVouchingFrom(id);
+                + " fails its checksum: it changed on the device after it was written, and the data a flush acknowledged "
+                + "in it is lost. The cache stops; the next start verifies every segment and refuses, naming what is lost, "
+                + "until the loss is accepted (--accept-data-loss)");
+        records.verifyAtNextStart();
         try {
             records.write(lock.read(segments::lastMigratedId), false);
         } catch (IOException e) {

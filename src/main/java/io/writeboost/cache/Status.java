@@ -7,13 +7,16 @@ package io.writeboost.cache;
  * @param writtenBackBytes dirty bytes written back and synced on the backing stores since start (counted per committed group)
  * @param sealedSegments segments sealed since start: ring slots consumed
  * @param sealedLines lines those segments held
+ * @param lostLines dirty lines given up with --accept-data-loss since the format (0 normally)
+ * @param lostRangesTotal how many ranges they formed; {@code lostRanges} holds the first ones
  * @param stats the seed's matrix, indexed by {@link Stats#WRITE} | {@link Stats#HIT} | {@link Stats#ON_BUFFER} | {@link Stats#FULLSIZE}
  */
 public record Status(int cacheId, int nrSegments, long currentSegmentId, int currentSegmentLines, long lastFlushedId,
                      long lastDurableId, long lastMigratedId, long[] dirtyLinesByDevice, long dirtyLines, long indexedLines,
                      long ramBytesInUse, int maxRamBuffers, int segmentsQueuedForFlush, long[] stats, boolean draining,
                      long writebackErrors, String writebackFailing, int[] backingLoadPercent, boolean writebackPausedByLoad,
-                     String failure, long flushedBytes, long writtenBackBytes, long sealedSegments, long sealedLines) {
+                     String failure, long flushedBytes, long writtenBackBytes, long sealedSegments, long sealedLines,
+                     long lostLines, long lostRangesTotal, java.util.List<io.writeboost.format.LostRange> lostRanges) {
 
     public long stat(boolean write, boolean hit, boolean onBuffer, boolean fullsize) {
         return stats[(write ? Stats.WRITE : 0) | (hit ? Stats.HIT : 0) | (onBuffer ? Stats.ON_BUFFER : 0) | (fullsize ? Stats.FULLSIZE : 0)];
@@ -23,6 +26,7 @@ public record Status(int cacheId, int nrSegments, long currentSegmentId, int cur
     public String summary() {
         return dirtyLines + " dirty line(s), last flushed segment " + lastFlushedId + ", last written back " + lastMigratedId
                 + (draining ? ", draining" : "") + (writebackFailing != null ? ", writeback failing: " + writebackFailing : "")
+                + (lostRangesTotal > 0 ? ", DATA LOST: " + lostLines + " line(s) in " + lostRangesTotal + " range(s)" : "")
                 + (failure != null ? ", FAILED: " + failure : "");
     }
 

@@ -15,12 +15,14 @@ import java.util.Set;
  * starts a comment. Keys are the long option names (cache, backing, mountpoint, cache-id,
  * log-file, log-level, drain-on-stop, async-dio, parallel-direct-writes) and knob names
  * (allow_migrate = 1). Options given on the command line override the file. Errors name the file and line.
+ * {@code accept-data-loss = yes} is refused unless --accept-data-loss is on the command line
+ * too: a file read at every start would otherwise accept every later loss unseen.
  */
 final class ConfigFile {
     private ConfigFile() {}
 
     static final Set<String> KEYS = Set.of("cache", "backing", "mountpoint", "cache-id", "log-file", "log-level", "drain-on-stop",
-            "async-dio", "parallel-direct-writes");
+            "async-dio", "parallel-direct-writes", "accept-data-loss");
     /** One-time or per-invocation options that a file read at every boot must not carry. */
     private static final Set<String> COMMAND_LINE_ONLY = Set.of("format", "force", "cache-size", "sparse", "foreground", "ready-file", "config");
 
@@ -79,6 +81,7 @@ final class ConfigFile {
             case "drain-on-stop" -> o.drainOnStop = parseBoolean(key, value);
             case "async-dio" -> o.asyncDio = parseBoolean(key, value);
             case "parallel-direct-writes" -> o.parallelDirectWrites = parseBoolean(key, value);
+            case "accept-data-loss" -> o.acceptDataLossInFile = parseBoolean(key, value);
             default -> throw new IllegalArgumentException(key);
         }
     }

@@ -23,7 +23,8 @@ public final class Main {
 
     static final String USAGE = "fuse-mount [--config FILE] --cache CACHE --backing [NAME=]BACKING [--backing ...] "
             + "[--format [--cache-size SIZE [--sparse]] [--force]] [--cache-id N] [-o KNOB=VALUE ...] [--drain-on-stop] "
-            + "[--async-dio on|off] [--parallel-direct-writes on|off] [--foreground] [--log-file F] [--log-level L] MOUNTPOINT";
+            + "[--async-dio on|off] [--parallel-direct-writes on|off] [--accept-data-loss] [--foreground] [--log-file F] "
+            + "[--log-level L] MOUNTPOINT";
 
     static Options options() {
         Options o = new Options();
@@ -61,6 +62,10 @@ public final class Main {
                 .desc("grant FOPEN_PARALLEL_DIRECT_WRITES when a volume file is opened (default on; kernels from 6.2 know "
                         + "it): writes to one volume reach the cache together instead of one at a time. Older kernels "
                         + "ignore the bit").get());
+        o.addOption(Option.builder().longOpt("accept-data-loss")
+                .desc("start even when the cache lost data a flush acknowledged (a start without it refuses, exit 2, and names "
+                        + "the lost volume ranges): the ranges go to the log and the status file. Command line only: a config "
+                        + "file's accept-data-loss counts only when this is given too").get());
         o.addOption(Option.builder().longOpt("log-file").hasArg().argName("F").desc("append the log to F").get());
         o.addOption(Option.builder().longOpt("log-level").hasArg().argName("L")
                 .desc("error, warn, info (default), debug or trace").get());
@@ -123,6 +128,7 @@ public final class Main {
         MountOptions opts;
         try {
             opts = parseMount(cmd);
+            opts.commandLine = java.util.List.of(args);
             opts.validate();
         } catch (UsageException e) {
             System.err.println("fuse-mount: " + e.getMessage());
@@ -177,6 +183,11 @@ public final class Main {
             o.drainOnStop = true;
         }
         o.foreground = cmd.hasOption("foreground");
+        o.acceptDataLoss = cmd.hasOption("accept-data-loss");
+        if (o.acceptDataLossInFile && !o.acceptDataLoss) {
+            throw new UsageException("the config file says accept-data-loss, which counts only when --accept-data-loss is on the "
+                    + "command line too: a file read at every start must not accept a loss nobody has seen");
+        }
         if (cmd.hasOption("ready-file")) {
             o.readyFile = Path.of(cmd.getOptionValue("ready-file"));
         }
@@ -203,8 +214,9 @@ public final class Main {
         w.println();
         w.println("Offline tools (the cache not mounted):");
         w.println("  fuse-mount check --cache CACHE                  verify superblock, records, every segment; exit 1 on problems");
+        w.println("                                                  (lost acknowledged data is listed by volume range)");
         w.println("  fuse-mount dump --cache CACHE [--json] [--all]  list segments and their lines (id, device, sector, dirty bits)");
-        w.println("  fuse-mount writeback (--config FILE | --cache CACHE --backing [NAME=]PATH ...)");
+        w.println("  fuse-mount writeback (--config FILE | --cache CACHE --backing [NAME=]PATH ...) [--accept-data-loss]");
         w.println("                                                  write every dirty line back without mounting; safe to interrupt");
         w.println("  fuse-mount volumes --config FILE                print the volume files the config's mount holds");
         w.println();

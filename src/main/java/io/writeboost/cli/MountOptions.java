@@ -45,6 +45,12 @@ public final class MountOptions {
     /** Grant FOPEN_PARALLEL_DIRECT_WRITES when a volume file is opened (--parallel-direct-writes). */
     public boolean parallelDirectWrites = true;
     public Path mountPoint;
+    /** --accept-data-loss: start even when acknowledged data is lost. Never taken from a config file alone. */
+    public boolean acceptDataLoss;
+    /** The config file says accept-data-loss; honoured only when the command line says it too. */
+    boolean acceptDataLossInFile;
+    /** The arguments as given, to print the command that accepts a loss. */
+    public List<String> commandLine = List.of();
 
     private static final Set<String> LEVELS = Set.of("error", "warn", "info", "debug", "trace");
     private static final Set<String> RESERVED_NAMES = Set.of(".", "..", "caches", "devices");
@@ -261,6 +267,6 @@ public final class MountOptions {
     /** What the server reads of this request; logging and --foreground stay with the CLI. */
     ServerSettings settings() {
         return new ServerSettings(cache, backings, mountPoint, format, force, cacheSize, sparse, cacheId, knobs, drainOnStop, readyFile,
-                asyncDio, parallelDirectWrites);
+                asyncDio, parallelDirectWrites, acceptDataLoss);
     }
 }

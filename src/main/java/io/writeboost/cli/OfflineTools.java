@@ -36,7 +36,7 @@ import java.util.Map;
  * <pre>
  *   fuse-mount check --cache CACHE                     report; exit 1 when something is wrong
  *   fuse-mount dump --cache CACHE [--json] [--all]     segments and their lines
- *   fuse-mount writeback (--config FILE | --cache CACHE --backing [NAME=]PATH ...)
+ *   fuse-mount writeback (--config FILE | --cache CACHE --backing [NAME=]PATH ...) [--accept-data-loss]
  *   fuse-mount volumes --config FILE                   the volume files a config's mount will hold
  * </pre>
  */
@@ -52,6 +52,8 @@ final class OfflineTools {
         o.addOption(Option.builder().longOpt("config").hasArg().argName("FILE").desc("take cache and backings from FILE").get());
         o.addOption(Option.builder().longOpt("json").desc("dump: one JSON object per segment and line").get());
         o.addOption(Option.builder().longOpt("all").desc("dump: also segments already written back").get());
+        o.addOption(Option.builder().longOpt("accept-data-loss")
+                .desc("writeback: go on when acknowledged data is lost (what is left is written back)").get());
         try {
             CommandLine cmd = new DefaultParser().parse(o, args);
             if (!cmd.getArgList().isEmpty()) {
@@ -82,7 +84,7 @@ final class OfflineTools {
             return switch (command) {
                 case "check" -> check(m.cache, out);
                 case "dump" -> dump(m.cache, cmd.hasOption("json"), cmd.hasOption("all"), out);
-                default -> writeback(m, out);
+                default -> writeback(m, cmd.hasOption("accept-data-loss"), out);
             };
         } catch (ParseException e) {
             err.println("fuse-mount " + command + ": " + e.getMessage());
@@ -130,7 +132,7 @@ final class OfflineTools {
         if (c.recordA == null || c.recordB == null) {
             out.println("  (one invalid copy is normal right after format, or after a torn record write)");
         }
-        long lastMigrated = c.record.lastMigratedId();
+        long lastMigrated = c.replay.lastMigratedId();
         int empty = 0, valid = 0, stale = 0;
         for (CacheInspection.Slot s : c.slots) {
             switch (s.state()) {
@@ -139,24 +141,45 @@ final class OfflineTools {
                 case BAD_CHECKSUM -> {
                     if (s.id() <= lastMigrated) {
                         stale++;
-                    } else {
+                    } else if (!c.lost(s.id())) {
                         problems.add("segment " + s.id() + " in slot " + s.slot() + " fails its checksum (torn or corrupt)");
                     }
                 }
-                case WRONG_SLOT -> problems.add("slot " + s.slot() + " holds a header for segment " + s.id() + ", which belongs elsewhere");
+                case WRONG_SLOT -> problems.add(c.lost(s.id()) ? "slot " + s.slot() + " holds the header of lost segment "
+                        + s.id() + ", which belongs elsewhere" : "slot " + s.slot() + " holds a header for segment " + s.id() + ", which belongs elsewhere");
             }
         }
         out.printf("segments: %d valid, %d empty, %d old ones with a bad checksum (already written back, harmless)%n", valid, empty, stale);
         out.printf("last migrated segment %d; the next start replays %d segment(s) (%d..%d) and continues at %d%n", lastMigrated,
                 c.replay.replay().size(), lastMigrated + 1, c.replay.nextId() - 1, c.replay.nextId());
-        if (!c.replay.discarded().isEmpty()) {
+        io.writeboost.recovery.DataLoss loss = c.replay.loss();
+        if (loss != null) {
+            // First and whole: this is what the operator must act on.
+            StringBuilder b = new StringBuilder("LOST ACKNOWLEDGED DATA: ").append(loss.cause()).append("; lost segment(s) ")
+                    .append(loss.segments()).append(", ").append(loss.dirtyLines()).append(" dirty line(s)")
+                    .append(loss.headersLost() ? " known (a lost header hides the rest: every volume is listed whole)" : "")
+                    .append("; affected ranges (device, first and last sector):");
+            for (io.writeboost.format.LostRange r : loss.ranges()) {
+                b.append("\n    ").append(loss.describe(r));
+            }
+            b.append("\n  a start refuses until the loss is accepted with --accept-data-loss; then check the file system on "
+                    + "each affected volume and restore these ranges from a backup");
+            problems.add(0, b.toString());
+        } else if (!c.replay.discarded().isEmpty()) {
             problems.add("segment(s) " + c.replay.discarded() + " lie past a gap in the log and would be erased at the next start");
         }
         long[] dirty = c.dirtyLinesByDevice();
         for (VolumeEntry v : c.superblock.volumes()) {
             out.printf("dirty lines of volume %d '%s': %d%n", v.deviceId(), v.name(), dirty[v.deviceId()]);
         }
-        out.println("clean shutdown: " + (c.record.cleanShutdown() ? "yes" : "no (crashed, or still mounted)"));
+        out.println("clean shutdown: " + (c.record == null ? "unknown (no valid record)"
+                : c.record.cleanShutdown() ? "yes" : "no (crashed, or still mounted)"));
+        if (c.record != null && c.record.lostRangesTotal() > 0) {
+            out.printf("data loss accepted since the format: %d line(s) in %d range(s)%n", c.record.lostLines(), c.record.lostRangesTotal());
+            for (io.writeboost.format.LostRange r : c.record.lostRanges()) {
+                out.println("  accepted lost range: " + r);
+            }
+        }
         if (problems.isEmpty()) {
             out.println("OK: no problems found");
             return 0;
@@ -169,12 +192,13 @@ final class OfflineTools {
 
     private static String describe(SuperblockRecord r) {
         return r == null ? "invalid" : "sequence " + r.sequence() + ", last_migrated_segment_id " + r.lastMigratedId()
-                + ", last_flushed_segment_id " + r.lastFlushedId() + (r.cleanShutdown() ? ", clean" : "");
+                + ", last_flushed_segment_id " + r.lastFlushedId() + (r.cleanShutdown() ? ", clean" : "")
+                + (r.verifyAtStart() ? ", a vouched segment failed its checksum in the last run" : "");
     }
 
     static int dump(Path cachePath, boolean json, boolean all, PrintStream out) throws IOException {
         CacheInspection c = inspect(cachePath);
-        long lastMigrated = c.record.lastMigratedId();
+        long lastMigrated = c.replay.lastMigratedId();
         List<CacheInspection.Slot> slots = new ArrayList<>(c.slots);
         slots.removeIf(s -> s.header() == null || (!all && s.id() <= lastMigrated));
         slots.sort(Comparator.comparingLong(CacheInspection.Slot::id));
@@ -188,10 +212,11 @@ final class OfflineTools {
         }
         for (CacheInspection.Slot s : slots) {
             SegmentHeader h = s.header();
-            String state = s.state() == CacheInspection.SlotState.VALID ? (s.id() <= lastMigrated ? "written-back"
-                    : replayed.containsKey(s.id()) ? "dirty" : "unreplayable") : s.state().name().toLowerCase();
+            String state = c.lost(s.id()) ? "lost" : s.state() == CacheInspection.SlotState.VALID ? (s.id() <= lastMigrated
+                    ? "written-back" : replayed.containsKey(s.id()) ? "dirty" : "unreplayable") : s.state().name().toLowerCase();
             if (json) {
-                out.printf("{\"segment\":%d,\"slot\":%d,\"lines\":%d,\"state\":\"%s\"}%n", s.id(), s.slot(), h.nrLines, state);
+                out.printf("{\"segment\":%d,\"slot\":%d,\"lines\":%d,\"state\":\"%s\",\"lost\":%b}%n", s.id(), s.slot(),
+                        h.nrLines, state, c.lost(s.id()));
             } else {
                 out.printf("segment %d slot %d lines %d %s%n", s.id(), s.slot(), h.nrLines, state);
             }
@@ -215,10 +240,26 @@ final class OfflineTools {
                 }
             }
         }
+        // Lost segments with no readable header in their slot still get a line: the loss is
+        // what a reader of the dump must not miss.
+        if (c.replay.loss() != null) {
+            java.util.Set<Long> shown = new java.util.HashSet<>();
+            slots.forEach(s -> shown.add(s.id()));
+            for (long id : c.replay.loss().segments()) {
+                if (!shown.contains(id)) {
+                    int slot = io.writeboost.format.Layout.slotOf(id, c.superblock.nrSegments());
+                    if (json) {
+                        out.printf("{\"segment\":%d,\"slot\":%d,\"lines\":null,\"state\":\"lost\",\"lost\":true}%n", id, slot);
+                    } else {
+                        out.printf("segment %d slot %d lines ? lost (no readable header)%n", id, slot);
+                    }
+                }
+            }
+        }
         return 0;
     }
 
-    static int writeback(MountOptions m, PrintStream out) throws UsageException, RequestException, IOException {
+    static int writeback(MountOptions m, boolean acceptDataLoss, PrintStream out) throws UsageException, RequestException, IOException {
         if (m.backings.isEmpty()) {
             throw new UsageException("writeback: the backing stores are required (--backing or --config)");
         }
@@ -238,7 +279,7 @@ final class OfflineTools {
                 open.add(d);
                 backings.put(i + 1, d);
             }
-            CacheEngine engine = CacheEngine.open(cache, backings, new EngineConfig());
+            CacheEngine engine = CacheEngine.open(cache, backings, new EngineConfig().acceptDataLoss(acceptDataLoss));
             try {
                 long dirty = engine.status().dirtyLines();
                 out.printf("writing back %d dirty line(s) from %s%n", dirty, m.cache);

@@ -157,6 +157,35 @@ public final class SegmentHeader {
     }
 
     /**
+     * A damaged copy whose own CRC holds once its identity fields (magic, version, id, nonce)
+     * and its reserved bytes are set to what they must be: then only those were damaged, and
+     * its line entries are what was written. Null when the CRC still fails (or the line count
+     * is impossible): then nothing in the copy can be trusted.
+     */
+    public static SegmentHeader provenWith(ByteBuffer buf, int offset, long id, long nonce) {
+        ByteBuffer b = ByteBuffer.allocate(Layout.HEADER_COPY_SIZE).order(ByteOrder.LITTLE_ENDIAN);
+        b.put(0, buf, offset, Layout.HEADER_COPY_SIZE);
+        int nrLines = Short.toUnsignedInt(b.getShort(OFF_NR_LINES));
+        if (nrLines > Layout.LINES_PER_SEGMENT) {
+            return null;
+        }
+        b.putInt(OFF_MAGIC, MAGIC);
+        b.putShort(OFF_VERSION, VERSION);
+        b.putLong(OFF_ID, id);
+        b.putLong(OFF_NONCE, nonce);
+        for (int i = OFF_SEQ + 4; i < FIXED_SIZE; i++) {
+            b.put(i, (byte) 0);
+        }
+        for (int i = FIXED_SIZE + nrLines * ENTRY_SIZE; i < Layout.HEADER_COPY_SIZE; i++) {
+            b.put(i, (byte) 0);
+        }
+        for (int k = 0; k < nrLines; k++) {
+            b.put(FIXED_SIZE + k * ENTRY_SIZE + 11, (byte) 0);
+        }
+        return decode(b, 0);
+    }
+
+    /**
      * The newer of the two header copies at the start of {@code slotStart} (a buffer laid out
      * as a slot, at least {@link Layout#SEGMENT_HEADER_SIZE} bytes) that decode and carry
      * {@code nonce}; null when neither does. {@link #olderCopy} gives the other.

@@ -168,6 +168,19 @@ public final class ControlFiles {
         line(b, "write_hit_ratio", ratio(writeHits, writes));
         line(b, "writeback_errors", st.writebackErrors() + (st.writebackFailing() != null ? " (failing now: "
                 + st.writebackFailing() + ")" : ""));
+        // Shown from the start that accepted a loss until the next format: the record carries it.
+        line(b, "lost_lines", st.lostLines());
+        if (st.lostRangesTotal() > 0) {
+            line(b, "lost_ranges", st.lostRangesTotal() + " (device, first and last sector; accepted with --accept-data-loss)");
+            for (io.writeboost.format.LostRange r : st.lostRanges()) {
+                String name = volumes.stream().filter(v -> v.deviceId() == r.device()).map(Volume::name).findFirst().orElse("?");
+                line(b, "lost_range", r.device() + " (" + name + ") " + r.firstSector() + " " + r.lastSector());
+            }
+            if (st.lostRangesTotal() > st.lostRanges().size()) {
+                line(b, "lost_range", "... " + (st.lostRangesTotal() - st.lostRanges().size()) + " more, listed in the log of the "
+                        + "start that accepted them");
+            }
+        }
         line(b, "state", st.failure() != null ? "failed: " + st.failure() : st.draining() ? "draining"
                 : st.writebackFailing() != null ? "degraded: writeback failing, retrying" : "ok");
         return b.toString();

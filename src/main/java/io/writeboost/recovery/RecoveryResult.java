@@ -14,9 +14,12 @@ import java.util.List;
  * @param cleanShutdown  the record says the last stop was clean
  * @param torn           the segment where replay stopped failed its checksum (a torn write), if true
  * @param discarded      ids of valid-looking segments after the stop point, not replayed and erased
+ * @param record         the superblock record recovery went by; null when both copies were damaged
+ * @param loss           acknowledged data that could not be recovered (the caller accepted it), or null
  */
 public record RecoveryResult(long recordSequence, long lastMigratedId, long nextId, List<ReplaySegment> replay,
-                             boolean cleanShutdown, boolean torn, List<Long> discarded, long millis) {
+                             boolean cleanShutdown, boolean torn, List<Long> discarded, long millis,
+                             io.writeboost.format.SuperblockRecord record, DataLoss loss) {
     /** Lines holding data not yet written back, after applying the replay set in order. */
     public long dirtyLines() {
         long n = 0;

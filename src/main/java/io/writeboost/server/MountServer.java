@@ -91,6 +91,7 @@ public final class MountServer {
             }
             EngineConfig config = new EngineConfig();
             settings.knobs().forEach(config::knob);
+            config.acceptDataLoss(settings.acceptDataLoss());
             engine = CacheEngine.open(cache, backings, config);
             List<Volume> volumes = new ArrayList<>();
             for (VolumeEntry e : engine.superblock().volumes()) {

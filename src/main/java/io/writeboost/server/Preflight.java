@@ -60,7 +60,9 @@ public final class Preflight {
             }
             long dirty;
             try {
-                dirty = Recovery.inspect(cache, sb).dirtyLines();
+                io.writeboost.recovery.RecoveryResult r = Recovery.inspect(cache, sb);
+                // Lines of lost segments count: formatting over them ends any hope of saving them.
+                dirty = r.dirtyLines() + (r.loss() == null ? 0 : Math.max(1, r.loss().dirtyLines()));
             } catch (IOException unreadable) {
                 if (!s.force()) {
                     throw new RequestException(s.cache() + " holds a writeboost cache whose state cannot be read ("

@@ -27,10 +27,11 @@ import java.util.Objects;
  * @param readyFile   where to write the PID once the mount is ready, or null
  * @param asyncDio    grant the kernel asynchronous direct I/O (FUSE_ASYNC_DIO) at INIT
  * @param parallelDirectWrites grant parallel direct writes (FOPEN_PARALLEL_DIRECT_WRITES) when a volume file is opened
+ * @param acceptDataLoss start even when recovery finds acknowledged data lost (the operator's decision, --accept-data-loss)
  */
 public record ServerSettings(Path cache, List<Backing> backings, Path mountPoint, boolean format, boolean force, Long cacheSize,
                              boolean sparse, Integer cacheId, Map<Knob, Long> knobs, boolean drainOnStop, Path readyFile,
-                             boolean asyncDio, boolean parallelDirectWrites) {
+                             boolean asyncDio, boolean parallelDirectWrites, boolean acceptDataLoss) {
     /** One backing store: the volume's file name in the mount and the store's path. */
     public record Backing(String name, Path path) {
     }

@@ -28,7 +28,9 @@ public final class CacheInspection {
     }
 
     public final Superblock superblock;
-    public final SuperblockRecord recordA, recordB, record;
+    public final SuperblockRecord recordA, recordB;
+    /** The newest valid record copy; null when both are damaged. */
+    public final SuperblockRecord record;
     public final List<Slot> slots;
     public final RecoveryResult replay;
 
@@ -46,7 +48,7 @@ public final class CacheInspection {
         Superblock sb = Recovery.readSuperblock(cache);
         SuperblockRecord a = Recovery.readRecordCopy(cache, SuperblockRecord.OFFSET_A, sb);
         SuperblockRecord b = Recovery.readRecordCopy(cache, SuperblockRecord.OFFSET_B, sb);
-        SuperblockRecord record = Recovery.readRecord(cache, sb);
+        SuperblockRecord record = Recovery.readRecordOrNull(cache, sb);
         List<Slot> slots = new ArrayList<>();
         ByteBuffer seg = ByteBuffer.allocateDirect(Layout.SEGMENT_SIZE);
         for (int s = 0; s < sb.nrSegments(); s++) {
@@ -73,6 +75,11 @@ public final class CacheInspection {
             progress.update(s + 1);
         }
         return new CacheInspection(sb, a, b, record, slots, Recovery.inspect(cache, sb));
+    }
+
+    /** True when the segment with this id is lost acknowledged data (damaged, or cut off by a damaged one). */
+    public boolean lost(long id) {
+        return replay.loss() != null && replay.loss().segments().contains(id);
     }
 
     /** Dirty lines per device id after applying the replay set in order (index 0 unused). */

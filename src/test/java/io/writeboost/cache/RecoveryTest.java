@@ -1,8 +1,10 @@
 package io.writeboost.cache;
 
 import io.writeboost.format.Layout;
+import io.writeboost.format.LostRange;
 import io.writeboost.format.SegmentHeader;
 import io.writeboost.knob.Knob;
+import io.writeboost.recovery.LostDataException;
 import io.writeboost.testutil.Rig;
 import org.junit.jupiter.api.Test;
 
@@ -151,7 +153,7 @@ class RecoveryTest {
     }
 
     @Test
-    void corruptSegmentStopsReplayAndLaterSegmentsAreErased() throws Exception {
+    void corruptVouchedSegmentFailsTheRunAndTheNextStartRefusesUntilTheLossIsAccepted() throws Exception {
         // Without the verifier thread, the flush below is what finds the damage.
         Rig rig = new Rig(8, 1, VOLUME_BYTES, new EngineConfig().backgroundVerification(false));
         Random rnd = new Random(5);
@@ -171,19 +173,42 @@ class RecoveryTest {
         IOException refused = assertThrows(IOException.class, rig.engine::flush);
         assertTrue(refused.getMessage().contains("segment 3") && refused.getMessage().contains("checksum"), refused.getMessage());
         assertThrows(IOException.class, rig.engine::close);
+        // The failed run's record still vouches for segment 3 and asks for a full check: the
+        // next start finds the damage and refuses, writing nothing. (Before issue 14 it cut
+        // the log before segment 3 and came up as if nothing had happened.)
+        rig.cache = rig.cache.reopen(rig.power);
+        byte[] before = rig.cache.visibleBytes().clone();
+        LostDataException lost = assertThrows(LostDataException.class, rig::open);
+        assertEquals(java.util.List.of(3L, 4L), lost.loss().segments(), "the corrupt segment and the one it cuts off");
+        assertEquals(2, lost.loss().dirtyLines());
+        assertEquals(java.util.List.of(new LostRange(1, 16, 31)), lost.loss().ranges());
+        assertTrue(lost.getMessage().contains("device 1 (vol1) sectors 16-31") && lost.getMessage().contains("--accept-data-loss"),
+                lost.getMessage());
+        assertArrayEquals(before, rig.cache.visibleBytes(), "a refused start writes nothing");
+        assertThrows(LostDataException.class, rig::open, "and refuses again, as long as nobody decides");
+
+        CacheEngine accepted = CacheEngine.open(rig.cache, new java.util.LinkedHashMap<>(rig.backings),
+                new EngineConfig().backgroundVerification(false).acceptDataLoss(true));
+        try {
+            assertEquals(2, accepted.recovery().replay().size());
+            assertEquals(java.util.List.of(3L, 4L), accepted.recovery().discarded());
+            assertArrayEquals(data[0], readLine(accepted, 1, 0));
+            assertArrayEquals(data[1], readLine(accepted, 1, 1));
+            // Segments 3 and 4 are lost, as reported: never garbage, the backing's zeros.
+            assertArrayEquals(new byte[Layout.LINE_SIZE], readLine(accepted, 1, 2));
+            assertArrayEquals(new byte[Layout.LINE_SIZE], readLine(accepted, 1, 3));
+            assertEquals(2, accepted.status().lostLines());
+            accepted.flush();
+        } finally {
+            accepted.close();
+        }
         rig.cache = rig.cache.reopen(rig.power);
         rig.open();
         try {
-            assertEquals(2, rig.engine.recovery().replay().size());
-            assertTrue(rig.engine.recovery().torn());
-            assertEquals(java.util.List.of(4L), rig.engine.recovery().discarded());
-            assertArrayEquals(data[0], readLine(rig.engine, 1, 0));
-            assertArrayEquals(data[1], readLine(rig.engine, 1, 1));
-            // Segments 3 and 4 are lost with the corrupt header: never garbage, the backing's zeros.
-            assertArrayEquals(new byte[Layout.LINE_SIZE], readLine(rig.engine, 1, 2));
-            assertArrayEquals(new byte[Layout.LINE_SIZE], readLine(rig.engine, 1, 3));
-            rig.restart();
             assertEquals(0, rig.engine.recovery().discarded().size(), "erased segments do not come back");
+            assertEquals(null, rig.engine.recovery().loss(), "the accepted loss is not found again");
+            assertEquals(2, rig.engine.status().lostLines(), "the status keeps showing it until the next format");
+            assertEquals(java.util.List.of(new LostRange(1, 16, 31)), rig.engine.status().lostRanges());
         } finally {
             rig.engine.close();
         }
@@ -218,16 +243,8 @@ class RecoveryTest {
         assertTrue(String.valueOf(rig.engine.status().failure()).contains("checksum"), rig.engine.status().failure());
         assertThrows(IOException.class, rig.engine::close);
         rig.cache = rig.cache.reopen(rig.power);
-        rig.open();
-        try {
-            assertTrue(rig.engine.recovery().torn(), "this start verifies segment 2 and stops before it");
-            assertEquals(1, rig.engine.recovery().replay().size());
-            assertArrayEquals(data[0], readLine(rig.engine, 1, 0));
-            assertArrayEquals(new byte[Layout.LINE_SIZE], readLine(rig.engine, 1, 1), "lost with the corrupt segment");
-            rig.engine.flush();
-        } finally {
-            rig.engine.close();
-        }
+        LostDataException lost = assertThrows(LostDataException.class, rig::open, "this start verifies segment 2 and refuses");
+        assertEquals(java.util.List.of(2L, 3L), lost.loss().segments());
     }
 
     @Test

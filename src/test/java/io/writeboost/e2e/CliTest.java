@@ -206,7 +206,8 @@ class CliTest {
         Result help = FuseServer.run("--help");
         assertEquals(0, help.status());
         for (String opt : new String[] {"--cache", "--backing", "--format", "--cache-size", "--sparse", "--force", "--cache-id", "-o",
-                "--foreground", "--log-file", "--log-level", "--demo", "--version", "--async-dio", "--parallel-direct-writes"}) {
+                "--foreground", "--log-file", "--log-level", "--demo", "--version", "--async-dio", "--parallel-direct-writes",
+                "--accept-data-loss"}) {
             assertTrue(help.stdout().contains(opt), "--help mentions " + opt);
         }
         for (Knob k : Knob.values()) {

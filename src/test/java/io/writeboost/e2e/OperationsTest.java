@@ -146,7 +146,8 @@ class OperationsTest {
         check = FuseServer.run("check", "--cache", cache.toString());
         assertTrue(check.stdout().contains("dirty lines of volume 1 'data': 0"), check.stdout());
 
-        // Corrupt the newest segment: check exits 1 and says which.
+        // Corrupt the newest segment: the clean stop vouched for it, so its data is lost
+        // acknowledged data; check exits 1, says which segment and which range.
         try (FuseServer s = FuseServer.start(mnt, dir.resolve("log3"), args)) {
             writeRandom(s, 16 << 20, 10, 4);
             assertEquals(0, s.stop());
@@ -160,8 +161,10 @@ class OperationsTest {
         }
         check = FuseServer.run("check", "--cache", cache.toString());
         assertEquals(1, check.status(), check.stdout());
-        assertTrue(check.stdout().contains("PROBLEM: segment " + newest + " in slot " + Layout.slotOf(newest, segments)
-                + " fails its checksum"), check.stdout());
+        assertTrue(check.stdout().contains("PROBLEM: LOST ACKNOWLEDGED DATA: segment " + newest + " (slot "
+                + Layout.slotOf(newest, segments) + "), which the superblock record vouches for as durable, fails its checksum"),
+                check.stdout());
+        assertTrue(check.stdout().contains("    device 1 (data) sectors "), check.stdout());
         Result notACache = FuseServer.run("check", "--cache", disk.toString());
         assertEquals(1, notACache.status());
         assertTrue(notACache.stderr().contains("not a formatted cache device"), notACache.stderr());

@@ -14,6 +14,7 @@ import java.util.zip.GZIPInputStream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -57,6 +58,20 @@ class GoldenImageTest {
         assertEquals(0, newest.lastMigratedId());
         assertEquals(2, newest.lastFlushedId());
         assertTrue(newest.cleanShutdown());
+        // Record version 2 (issue 14): the verify-at-start flag, accepted data loss, a CRC of the whole 4 KiB.
+        ByteBuffer rec = le.duplicate().position((int) newest.offset()).slice().order(ByteOrder.LITTLE_ENDIAN);
+        assertEquals(0x43524257, rec.getInt(0), "record magic WBRC");
+        assertEquals(2, rec.getShort(4), "record version");
+        assertEquals(1, rec.getShort(6), "flags: clean, no verification asked for");
+        assertEquals(0L, rec.getLong(48), "lost_lines");
+        assertEquals(0, rec.getInt(44), "lost ranges in all");
+        assertEquals(0, rec.getInt(56), "lost ranges stored");
+        assertFalse(newest.verifyAtStart());
+        assertEquals(0, newest.lostLines());
+        ByteBuffer flipped = ByteBuffer.allocate(SuperblockRecord.SIZE);
+        flipped.put(0, rec, 0, SuperblockRecord.SIZE);
+        flipped.put(4000, (byte) 1);
+        assertNull(SuperblockRecord.decode(flipped, sb.nonce()), "the CRC covers the ranges' area too");
 
         // Segment 1: copy 2 (block 0, after the seal) and copy 1 (block 1, the second append).
         ByteBuffer seg1 = b.duplicate().position((int) Layout.slotOffset(0)).slice();
@@ -141,6 +156,21 @@ class GoldenImageTest {
         assertTrue(ex.getMessage().contains("format version 1"), ex.getMessage());
         assertTrue(ex.getMessage().contains("fuse-mount writeback"), ex.getMessage());
         assertArrayEquals(v1, cache.visibleBytes(), "nothing was written to the version 1 cache");
+    }
+
+    /** Caches written before record version 2 carry version 1 records: they still open. */
+    @Test
+    void recordVersion1IsStillRead() {
+        ByteBuffer b = ByteBuffer.allocate(SuperblockRecord.SIZE).order(ByteOrder.LITTLE_ENDIAN);
+        b.putInt(0, 0x43524257).putShort(4, (short) 1).putShort(6, (short) 1).putLong(8, 9).putLong(16, 77).putLong(24, 3)
+                .putLong(32, 5);
+        java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+        crc.update(b.array(), 0, 40);
+        b.putInt(40, (int) crc.getValue());
+        SuperblockRecord r = SuperblockRecord.decode(b, 77);
+        assertEquals(new SuperblockRecord(9, 77, 3, 5, true), r);
+        b.putLong(24, 4);
+        assertNull(SuperblockRecord.decode(b, 77), "its CRC covers bytes [0, 40)");
     }
 
     private static byte[] bytes(ByteBuffer b, int at, int n) {
