@@ -7,13 +7,17 @@ package io.writeboost.cache;
  * @param writtenBackBytes dirty bytes written back and synced on the backing stores since start (counted per committed group)
  * @param sealedSegments segments sealed since start: ring slots consumed
  * @param sealedLines lines those segments held
+ * @param bypassedWrites writes since start whose whole lines went straight to the backing store (sequential_cutoff, write_around_mode)
+ * @param bypassedBytes bytes those writes sent to the backing stores
+ * @param bypassRequests backing-store requests they took once gathered
  * @param stats the seed's matrix, indexed by {@link Stats#WRITE} | {@link Stats#HIT} | {@link Stats#ON_BUFFER} | {@link Stats#FULLSIZE}
  */
 public record Status(int cacheId, int nrSegments, long currentSegmentId, int currentSegmentLines, long lastFlushedId,
                      long lastDurableId, long lastMigratedId, long[] dirtyLinesByDevice, long dirtyLines, long indexedLines,
                      long ramBytesInUse, int maxRamBuffers, int segmentsQueuedForFlush, long[] stats, boolean draining,
                      long writebackErrors, String writebackFailing, int[] backingLoadPercent, boolean writebackPausedByLoad,
-                     String failure, long flushedBytes, long writtenBackBytes, long sealedSegments, long sealedLines) {
+                     String failure, long flushedBytes, long writtenBackBytes, long sealedSegments, long sealedLines,
+                     long bypassedWrites, long bypassedBytes, long bypassRequests) {
 
     public long stat(boolean write, boolean hit, boolean onBuffer, boolean fullsize) {
         return stats[(write ? Stats.WRITE : 0) | (hit ? Stats.HIT : 0) | (onBuffer ? Stats.ON_BUFFER : 0) | (fullsize ? Stats.FULLSIZE : 0)];
