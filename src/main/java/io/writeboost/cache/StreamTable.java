@@ -19,6 +19,13 @@ import io.writeboost.format.Layout;
 final class StreamTable {
     /** Streams tracked per volume: the pieces of a few large requests in flight, plus a stream or two of other writers. */
     static final int STREAMS = 8;
+    /**
+     * A piece that arrives ahead of its predecessors (they are still in flight) starts a
+     * fragment; it counts as part of a stream that ends at most this many sectors before it
+     * (2 MiB: two 1 MiB requests' worth of 128 KiB pieces), so that it bypasses with the
+     * stream instead of landing in the cache. The fragment joins the stream once the gap fills.
+     */
+    static final long REORDER_SECTORS = (2 << 20) >> Layout.SECTOR_SHIFT;
 
     private final long[] start = new long[(Layout.MAX_DEVICE_ID + 1) * STREAMS];
     private final long[] end = new long[start.length];
@@ -69,7 +76,17 @@ final class StreamTable {
             end[s] = e;
         }
         used[s] = ++clock;
-        return end[s] - start[s];
+        long length = end[s] - start[s];
+        if (pred < 0) {
+            long behind = 0;
+            for (int i = base; i < base + STREAMS; i++) {
+                if (i != s && end[i] > start[i] && end[i] < start[s] && start[s] - end[i] <= REORDER_SECTORS) {
+                    behind = Math.max(behind, end[i] - start[i]);
+                }
+            }
+            length += behind;
+        }
+        return length;
     }
 
     /**
