@@ -54,6 +54,8 @@ public final class CacheEngine implements Closeable {
     private final RecordWriter records;
     private final SegmentVerification verification;
     private final Stats stats = new Stats();
+    private final StreamTable streams = new StreamTable();
+    private final BypassWriter bypassWriter;
     private final WritePath writePath;
     private final ReadPath readPath;
     private final Durability durability;
@@ -169,6 +171,7 @@ public final class CacheEngine implements Closeable {
         health = new Health(cacheId, lock);
         knobs = new KnobValues(config.knobs());
         backings = new BackingStores(backingMap);
+        bypassWriter = new BypassWriter(backings);
         lines = new LineTable(nrSegments);
         segments = new SegmentLog(lock, lines, sb.nonce(), nrSegments, Math.min(config.ramBuffers(), nrSegments));
         // Loss accepted at earlier starts stays in every record until the next format.
@@ -195,12 +198,13 @@ public final class CacheEngine implements Closeable {
         flusher = new Flusher(cacheId, health, lock, segments, cache, knobs);
         writeback = new Writeback(cacheId, health, lock, segments, lines, backings, cache, knobs, records, verification,
                 config.writebackGroupSegments());
-        durability = new Durability(lock, health, segments, verification, records, backings, knobs, flusher);
+        durability = new Durability(lock, health, segments, verification, records, backings, knobs, flusher, streams);
         writeback.durability(durability);
         periodic = new Periodic(cacheId, health, lock, segments, records, durability, knobs, config.vouchSegments());
         verifier = unverified.length > 0 && config.backgroundVerification()
                 ? new Verifier(cacheId, health, verification, unverified) : null;
-        writePath = new WritePath(lock, health, lines, segments, verification, cache, backings, writeback, stats);
+        writePath = new WritePath(lock, health, lines, segments, verification, cache, backings, writeback, stats, knobs, streams,
+                bypassWriter);
         readPath = new ReadPath(lock, health, lines, segments, verification, cache, backings, stats);
 
         log.info("cache {} on {}: {} segments, {} volume(s); start {} took {} ms: loaded {} segment(s) not yet written back, "
@@ -396,7 +400,7 @@ public final class CacheEngine implements Closeable {
                     segments.queuedCount(), stats.snapshot(), segments.draining(), writeback.errors(), writeback.failing(),
                     writeback.backingLoad(), writeback.pausedByLoad(), failure == null ? null : failure.toString(),
                     flusher.flushedBytes(), writeback.writtenBackBytes(), segments.sealedSegments(), segments.sealedLines(),
-                    lostLines, lostRangesTotal, lostRanges);
+                    lostLines, lostRangesTotal, lostRanges, bypassWriter.writes(), bypassWriter.bytes(), bypassWriter.requests());
         } finally {
             lock.unlock();
         }

@@ -23,9 +23,10 @@ final class Durability {
     private final BackingStores backings;
     private final KnobValues knobs;
     private final Flusher flusher;
+    private final StreamTable streams;
 
     Durability(EngineLock lock, Health health, SegmentLog segments, SegmentVerification verification, RecordWriter records,
-               BackingStores backings, KnobValues knobs, Flusher flusher) {
+               BackingStores backings, KnobValues knobs, Flusher flusher, StreamTable streams) {
         this.lock = lock;
         this.health = health;
         this.segments = segments;
@@ -34,24 +35,30 @@ final class Durability {
         this.backings = backings;
         this.knobs = knobs;
         this.flusher = flusher;
+        this.streams = streams;
     }
 
-    /** See {@link CacheEngine#flush}. */
+    /**
+     * See {@link CacheEngine#flush}. The log first, then the backing stores bypassed writes
+     * changed: a bypass that dropped cached lines synced its data before its tombstones could
+     * reach the log, so this order never exposes a dropped line's older backing data.
+     */
     void flush() throws IOException {
         sealAndAwait(false);
-        backings.syncPunched();
+        backings.syncChanged();
     }
 
     /** See {@link CacheEngine#flushNow}. */
     void flushNow() throws IOException {
         sealAndAwait(true);
-        backings.syncPunched();
+        backings.syncChanged();
     }
 
     private void sealAndAwait(boolean now) throws IOException {
         lock.lock();
         try {
             health.checkUsable();
+            streams.forgetShort(knobs.get(Knob.SEQUENTIAL_CUTOFF) >> io.writeboost.format.Layout.SECTOR_SHIFT);
             long target;
             if (now && segments.openHasLines()) {
                 target = SegmentLog.complete(segments.openId());

@@ -9,6 +9,9 @@ package io.writeboost.cache;
  * @param sealedLines lines those segments held
  * @param lostLines dirty lines given up with --accept-data-loss since the format (0 normally)
  * @param lostRangesTotal how many ranges they formed; {@code lostRanges} holds the first ones
+ * @param bypassedWrites writes since start whose whole lines went straight to the backing store (sequential_cutoff, write_around_mode)
+ * @param bypassedBytes bytes those writes sent to the backing stores
+ * @param bypassRequests backing-store requests they took once gathered
  * @param stats the seed's matrix, indexed by {@link Stats#WRITE} | {@link Stats#HIT} | {@link Stats#ON_BUFFER} | {@link Stats#FULLSIZE}
  */
 public record Status(int cacheId, int nrSegments, long currentSegmentId, int currentSegmentLines, long lastFlushedId,
@@ -16,7 +19,8 @@ public record Status(int cacheId, int nrSegments, long currentSegmentId, int cur
                      long ramBytesInUse, int maxRamBuffers, int segmentsQueuedForFlush, long[] stats, boolean draining,
                      long writebackErrors, String writebackFailing, int[] backingLoadPercent, boolean writebackPausedByLoad,
                      String failure, long flushedBytes, long writtenBackBytes, long sealedSegments, long sealedLines,
-                     long lostLines, long lostRangesTotal, java.util.List<io.writeboost.format.LostRange> lostRanges) {
+                     long lostLines, long lostRangesTotal, java.util.List<io.writeboost.format.LostRange> lostRanges,
+                     long bypassedWrites, long bypassedBytes, long bypassRequests) {
 
     public long stat(boolean write, boolean hit, boolean onBuffer, boolean fullsize) {
         return stats[(write ? Stats.WRITE : 0) | (hit ? Stats.HIT : 0) | (onBuffer ? Stats.ON_BUFFER : 0) | (fullsize ? Stats.FULLSIZE : 0)];

@@ -3,6 +3,7 @@ package io.writeboost.cache;
 import io.writeboost.device.BlockDevice;
 import io.writeboost.format.Layout;
 import io.writeboost.format.LineKey;
+import io.writeboost.knob.Knob;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -11,10 +12,12 @@ import java.util.ArrayDeque;
 /**
  * Writes and discards: copies a request's sectors into the open RAM segment line by line and
  * indexes them, or drops cached lines and punches the backing store. No device I/O happens on
- * the write path except the rare read of an older copy's sectors a partial write must keep.
+ * the cached write path except the rare read of an older copy's sectors a partial write must
+ * keep. A bypassed write (sequential_cutoff, write_around_mode) sends its whole lines to the
+ * backing store instead and drops the cached copies they overwrite (docs/ENGINE.md, "Bypass").
  *
  * <p>Thread-safe: {@link #write} and {@link #discard} take the {@link EngineLock} themselves;
- * the scratch buffers are guarded by it.
+ * the scratch buffers and the stream table are guarded by it.
  */
 final class WritePath {
     private static final int LPS = Layout.LINES_PER_SEGMENT;
@@ -29,11 +32,15 @@ final class WritePath {
     private final BackingStores backings;
     private final Writeback writeback;
     private final Stats stats;
+    private final KnobValues knobs;
+    private final StreamTable streams;
+    private final BypassWriter bypassWriter;
     /** One-line buffers for older sectors fetched from the cache device (guarded by the lock). */
     private final ArrayDeque<ByteBuffer> lineScratch = new ArrayDeque<>();
 
     WritePath(EngineLock lock, Health health, LineTable lines, SegmentLog segments, SegmentVerification verification,
-              BlockDevice cacheDevice, BackingStores backings, Writeback writeback, Stats stats) {
+              BlockDevice cacheDevice, BackingStores backings, Writeback writeback, Stats stats, KnobValues knobs,
+              StreamTable streams, BypassWriter bypassWriter) {
         this.lock = lock;
         this.health = health;
         this.lines = lines;
@@ -43,24 +50,123 @@ final class WritePath {
         this.backings = backings;
         this.writeback = writeback;
         this.stats = stats;
+        this.knobs = knobs;
+        this.streams = streams;
+        this.bypassWriter = bypassWriter;
     }
 
     /** See {@link CacheEngine#write}; the request is already checked. */
     void write(int deviceId, long sector, int nSectors, ByteBuffer src) throws IOException {
+        long end = sector + nSectors;
+        int srcPos = src.position();
+        // Whole lines [bypassFrom, bypassTo) go to the backing store; empty unless bypassed.
+        long bypassFrom = 0, bypassTo = 0;
         lock.lock();
         try {
             health.checkUsable();
-            long end = sector + nSectors;
-            int srcPos = src.position();
-            for (long s = sector; s < end; ) {
-                int first = (int) (s & 7);
-                int count = (int) Math.min(8 - first, end - s);
-                writeLine(deviceId, s >>> 3, first, count, src, srcPos + (int) ((s - sector) << Layout.SECTOR_SHIFT));
-                s += count;
+            if (bypasses(deviceId, sector, nSectors)) {
+                bypassFrom = (sector + 7) & ~7L;
+                bypassTo = end & ~7L;
+            }
+            if (bypassFrom >= bypassTo) {
+                writeLines(deviceId, sector, end, src, srcPos, sector);
+            } else {
+                writeLines(deviceId, sector, bypassFrom, src, srcPos, sector);
+                writeLines(deviceId, bypassTo, end, src, srcPos, sector);
             }
         } finally {
             lock.unlock();
         }
+        if (bypassFrom < bypassTo) {
+            bypass(deviceId, bypassFrom, (int) (bypassTo - bypassFrom), src, srcPos + (int) ((bypassFrom - sector) << Layout.SECTOR_SHIFT));
+        }
+    }
+
+    /** Lock held: whether this write goes around the cache (its stream and the knobs decide). */
+    private boolean bypasses(int dev, long sector, int nSectors) {
+        long cutoff = knobs.get(Knob.SEQUENTIAL_CUTOFF);
+        boolean stream = cutoff > 0 && streams.observe(dev, sector, nSectors) << Layout.SECTOR_SHIFT >= cutoff;
+        return stream || knobs.get(Knob.WRITE_AROUND_MODE) == 1;
+    }
+
+    /** Lock held: sectors [from, to) of a request that starts at {@code sector}, through the cache. */
+    private void writeLines(int dev, long from, long to, ByteBuffer src, int srcPos, long sector) throws IOException {
+        for (long s = from; s < to; ) {
+            int first = (int) (s & 7);
+            int count = (int) Math.min(8 - first, to - s);
+            writeLine(dev, s >>> 3, first, count, src, srcPos + (int) ((s - sector) << Layout.SECTOR_SHIFT));
+            s += count;
+        }
+    }
+
+    /**
+     * Called without the lock: the whole lines [sector, sector + n) go to the backing store,
+     * and the cache forgets what it held of them. In this order, so that neither a crash nor a
+     * writeback batch can bring back a cached copy over the new data, and a crash never leaves
+     * a line older than what the last completed flush covered (docs/ENGINE.md, "Bypass"):
+     *
+     * <ol>
+     *   <li>write the backing store (gathered with concurrent bypasses, not synced);
+     *   <li>if any line of the range is cached: sync the backing store, then drop those lines
+     *       (tombstones in the log, durable with the next flush). A tombstone may reach the
+     *       cache device before any flush asks for it, so the data it lets through must be
+     *       durable first;
+     *   <li>if a writeback batch ran since step 1 (it may have copied a line before step 2
+     *       dropped it and written that older copy over step 1's), write the range again,
+     *       between batches; if lines were dropped, or a group commit is clearing lines whose
+     *       record is not yet durable, wait for that batch or commit to finish.
+     * </ol>
+     */
+    private void bypass(int dev, long sector, int n, ByteBuffer src, int srcPos) throws IOException {
+        long batchesBefore = writeback.batchesDone();
+        bypassWriter.write(dev, sector, n, src, srcPos);
+        boolean synced = false;
+        boolean dropped = false;
+        boolean settle;
+        lock.lock();
+        try {
+            health.checkUsable();
+            while (!synced && anyCached(dev, sector, n)) {
+                lock.unlock();
+                try {
+                    backings.get(dev).sync();
+                } finally {
+                    lock.lock();
+                }
+                health.checkUsable();
+                synced = true;
+            }
+            for (long line = sector >>> 3, last = (sector + n) >>> 3; line < last; line++) {
+                long key = LineKey.of(dev, line);
+                if (lines.lookup(key) >= 0) {
+                    dropLine(key);
+                    dropped = true;
+                }
+            }
+            settle = dropped || writeback.committing() || writeback.batchesDone() != batchesBefore;
+        } finally {
+            lock.unlock();
+        }
+        if (settle) {
+            writeback.betweenBatches(batches -> {
+                if (batches != batchesBefore) {
+                    ByteBuffer again = src.duplicate();
+                    again.limit(srcPos + (n << Layout.SECTOR_SHIFT)).position(srcPos);
+                    backings.get(dev).write(again, sector << Layout.SECTOR_SHIFT);
+                    backings.changed(dev);
+                }
+            });
+        }
+    }
+
+    /** Lock held: whether any line of sectors [sector, sector + n) (whole lines) is cached. */
+    private boolean anyCached(int dev, long sector, int n) {
+        for (long line = sector >>> 3, last = (sector + n) >>> 3; line < last; line++) {
+            if (lines.lookup(LineKey.of(dev, line)) >= 0) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /**

@@ -68,6 +68,8 @@ final class Writeback extends Daemon {
     private final ReentrantLock batchLock = new ReentrantLock();
     /** Batches that wrote something, counted under batchLock. */
     private volatile long batches;
+    /** Set under the engine lock before a commit clears dirty lines, cleared once its record is durable. */
+    private volatile boolean committing;
     /** Dirty bytes written back and synced on the backing stores since start (counted when their group commits). */
     private volatile long writtenBackBytes;
     /** Failures since start, and the last one's message while writeback keeps failing (null once it succeeds). */
@@ -145,6 +147,35 @@ final class Writeback extends Daemon {
 
     long batchesDone() {
         return batches;
+    }
+
+    /** Something to do on the backing stores between batches: {@code batches} is {@link #batchesDone()} at that moment. */
+    interface BetweenBatches {
+        void run(long batches) throws IOException;
+    }
+
+    /**
+     * Runs {@code action} while no batch runs and no group commits: a batch that copied a line
+     * before the caller dropped it has landed on the backing store, and a commit that cleared
+     * lines has written its record. Called without the engine lock.
+     */
+    void betweenBatches(BetweenBatches action) throws IOException {
+        batchLock.lock();
+        try {
+            action.run(batches);
+        } finally {
+            batchLock.unlock();
+        }
+    }
+
+    /**
+     * Engine lock held: whether a group commit has cleared dirty lines whose record is not yet
+     * durable. Such a line is no longer in the index, yet a crash now would replay it, so a
+     * bypassed write that found its key uncached must wait for the commit
+     * ({@link #betweenBatches}) before it may count as done.
+     */
+    boolean committing() {
+        return committing;
     }
 
     long writtenBackBytes() {
@@ -388,6 +419,7 @@ final class Writeback extends Daemon {
             consecutiveFailures = 0;
             failing = null;
             from = segments.lastMigratedId() + 1;
+            committing = true;
             for (int i = 0; i < groupEntries; i++) {
                 lineTable.clearDirty(groupLines[i], groupKeys[i], groupBits[i]);
             }
@@ -401,6 +433,8 @@ final class Writeback extends Daemon {
             lock.unlock();
         }
         records.write(to, false);
+        // Left set when the record fails: the cleared lines stay replayable until a later commit's record.
+        committing = false;
         writtenBackBytes += groupBytes; // under batchLock only
         lock.lock();
         try {

@@ -149,6 +149,8 @@ public final class ControlFiles {
                 : st.segmentsAwaitingWriteback() > 0 ? "pending" : "idle");
         line(b, "flushed_bytes", st.flushedBytes());
         line(b, "written_back_bytes", st.writtenBackBytes());
+        line(b, "bypassed_writes", st.bypassedWrites());
+        line(b, "bypassed_bytes", st.bypassedBytes() + " (in " + st.bypassRequests() + " backing request(s))");
         line(b, "indexed_lines", st.indexedLines());
         line(b, "ram_buffers_in_use_bytes", st.ramBytesInUse());
         line(b, "ram_buffers_max", st.maxRamBuffers());

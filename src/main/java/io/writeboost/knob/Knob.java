@@ -32,6 +32,15 @@ public enum Knob {
             "segments written back in one batch (sorted and coalesced together; 1 MiB of RAM each)"),
     UPDATE_INTERVAL(Scope.CACHE, "update_interval", Access.READ_WRITE, 1, 3_600, 1,
             "seconds between the writeback daemon's samples of backing load and looks at whether it may run"),
+    SEQUENTIAL_CUTOFF(Scope.CACHE, "sequential_cutoff", Access.READ_WRITE, 0, 1L << 30, 4L << 20,
+            "bytes: a write continuing a sequential stream (per volume, a few streams tracked by where they end) "
+                    + "that has reached this length goes straight to the backing store, its whole 4 KiB lines only; "
+                    + "0: never. A flush forgets streams still shorter than this, so a log that fsyncs as it goes "
+                    + "(a database's WAL, a file system's journal) stays in the cache (bcache's name and default)"),
+    WRITE_AROUND_MODE(Scope.CACHE, "write_around_mode", Access.READ_WRITE, 0, 1, 0,
+            "1: every write's whole 4 KiB lines go straight to the backing store (cached copies are dropped); the "
+                    + "cache keeps only what it already holds and lines a write covers in part "
+                    + "(dm-writeboost's name)"),
     LAST_FLUSHED_SEGMENT_ID(Scope.CACHE, "last_flushed_segment_id", Access.READ_ONLY, 0, Long.MAX_VALUE, 0,
             "id of the newest segment written to the cache device"),
     LAST_MIGRATED_SEGMENT_ID(Scope.CACHE, "last_migrated_segment_id", Access.READ_ONLY, 0, Long.MAX_VALUE, 0,

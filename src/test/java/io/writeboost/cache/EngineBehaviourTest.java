@@ -99,7 +99,8 @@ class EngineBehaviourTest {
 
     @Test
     void theRecordFollowsTheFlushedLogSoThatACrashStartReadsLittleInFull() throws Exception {
-        Rig rig = new Rig(16, 1, VOLUME_BYTES, new EngineConfig().vouchSegments(4));
+        // Sequential segments' worth of data must enter the log here, not bypass it.
+        Rig rig = new Rig(16, 1, VOLUME_BYTES, new EngineConfig().vouchSegments(4).knob(Knob.SEQUENTIAL_CUTOFF, 0));
         Random rnd = new Random(9);
         int lps = io.writeboost.format.Layout.LINES_PER_SEGMENT;
         for (int i = 0; i < 6 * lps + 1; i++) {   // segments 1..6 full and flushed; nobody syncs
@@ -153,7 +154,9 @@ class EngineBehaviourTest {
     void queuedFullSegmentsInConsecutiveSlotsGoOutInOneWrite() throws Exception {
         // A partly filled segment sealed by the periodic daemon: no flush waits, so the
         // flusher thread alone decides how the queue is cut into writes.
-        Rig rig = new Rig(16, 1, VOLUME_BYTES, new EngineConfig().knob(Knob.FLUSH_CURRENT_BUFFER_INTERVAL, 1));
+        // Sequential segments' worth of data must enter the log here, not bypass it.
+        Rig rig = new Rig(16, 1, VOLUME_BYTES, new EngineConfig().knob(Knob.FLUSH_CURRENT_BUFFER_INTERVAL, 1)
+                .knob(Knob.SEQUENTIAL_CUTOFF, 0));
         rig.engine.close();
         GatedDevice gated = new GatedDevice(rig.cache);
         CacheEngine e = CacheEngine.open(gated, new java.util.LinkedHashMap<>(rig.backings), rig.config);

@@ -11,6 +11,7 @@ import java.util.stream.LongStream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Random operations against the engine and against a plain byte array; every read must
@@ -44,15 +45,72 @@ class ModelTest {
         return LongStream.range(101, 101 + SEEDS / 2);
     }
 
+    /**
+     * Sequential runs long enough to bypass the cache (a 32 KiB cutoff), over the hot region's
+     * cached dirty lines, with write_around_mode switched on and off, restarts, drains and
+     * writeback running under them.
+     */
+    @ParameterizedTest
+    @MethodSource("bypassSeeds")
+    void bypassedWritesMatchModel(long seed) throws Exception {
+        run(seed, 20, true);
+    }
+
+    static LongStream bypassSeeds() {
+        return LongStream.range(201, 201 + SEEDS / 2);
+    }
+
+    /** The engine's bypass counters after the last {@link #run} with bypasses, for the check that they happened. */
+    static final java.util.concurrent.atomic.AtomicLong bypassedBytes = new java.util.concurrent.atomic.AtomicLong();
+
+    @org.junit.jupiter.api.AfterAll
+    static void bypassesHappened() {
+        if (bypassedBytes.get() > 0) {
+            System.out.printf("ModelTest: %d bytes bypassed the cache%n", bypassedBytes.get());
+        }
+    }
+
     private static void run(long seed, int flushAfterWritePercent) throws Exception {
+        run(seed, flushAfterWritePercent, false);
+    }
+
+    private static void run(long seed, int flushAfterWritePercent, boolean bypass) throws Exception {
         Random rnd = new Random(seed);
-        Rig rig = new Rig(6, 2, VOLUME_BYTES, new EngineConfig().ramBuffers(3).knob(Knob.BARRIER_DEADLINE_MS, 1)
-                .knob(Knob.NR_MAX_BATCHED_MIGRATION, 1 + rnd.nextInt(2)).writebackGroupSegments(1 + rnd.nextInt(3)));
+        EngineConfig config = new EngineConfig().ramBuffers(3).knob(Knob.BARRIER_DEADLINE_MS, 1)
+                .knob(Knob.NR_MAX_BATCHED_MIGRATION, 1 + rnd.nextInt(2)).writebackGroupSegments(1 + rnd.nextInt(3));
+        if (bypass) {
+            config.knob(Knob.SEQUENTIAL_CUTOFF, 32 << 10);
+        }
+        Rig rig = new Rig(6, 2, VOLUME_BYTES, config);
         byte[][] model = {null, new byte[VOLUME_BYTES], new byte[VOLUME_BYTES]};
+        long bypassedBefore = 0; // by the engines a restart replaced
         try {
             for (int op = 0; op < OPS; op++) {
                 int dev = 1 + rnd.nextInt(2);
                 int kind = rnd.nextInt(100);
+                if (bypass && kind < 12) {
+                    // A stream: chunks of 1..80 sectors one after the other, 40..200 KiB in all,
+                    // starting anywhere (often in the hot region), line-aligned or not.
+                    int total = 80 + rnd.nextInt(320);
+                    long sector = pickSector(rnd, total);
+                    for (int done = 0; done < total; ) {
+                        int n = Math.min(total - done, 1 + rnd.nextInt(80));
+                        byte[] data = new byte[n * 512];
+                        rnd.nextBytes(data);
+                        rig.engine.write(dev, sector + done, n, rnd.nextBoolean() ? ByteBuffer.wrap(data)
+                                : ByteBuffer.allocateDirect(n * 512).put(data).flip());
+                        System.arraycopy(data, 0, model[dev], (int) (sector + done) * 512, data.length);
+                        done += n;
+                    }
+                    if (rnd.nextInt(100) < flushAfterWritePercent) {
+                        rig.engine.flush();
+                    }
+                    continue;
+                }
+                if (bypass && kind < 14) {
+                    rig.engine.setKnob(Knob.WRITE_AROUND_MODE, rnd.nextInt(3) == 0 ? 1 : 0);
+                    continue;
+                }
                 if (kind < 45) {
                     int n = 1 + rnd.nextInt(rnd.nextInt(4) == 0 ? 300 : 24);
                     long sector = pickSector(rnd, n);
@@ -86,8 +144,14 @@ class ModelTest {
                     rig.engine.drain();
                     assertEquals(0, rig.engine.status().dirtyLines(), "drain leaves no dirty line");
                 } else {
+                    bypassedBefore += rig.engine.status().bypassedBytes();
                     rig.restart();
                 }
+            }
+            if (bypass) {
+                long bypassed = bypassedBefore + rig.engine.status().bypassedBytes();
+                assertTrue(bypassed > 0, "seed " + seed + ": some writes bypassed the cache");
+                bypassedBytes.addAndGet(bypassed);
             }
             rig.restart();
             for (int dev = 1; dev <= 2; dev++) {

@@ -27,6 +27,8 @@ public final class PowerLossDevice implements BlockDevice {
     private final List<byte[]> pendingData = new ArrayList<>();
     private boolean dead;
     private long writes, syncs;
+    /** Runs after each completed write, sync or discard (outside the power lock); tests cut the power from it. */
+    public volatile Runnable afterCall;
 
     public PowerLossDevice(String name, int size, Object power) {
         this(name, new byte[size], power);
@@ -69,6 +71,14 @@ public final class PowerLossDevice implements BlockDevice {
             pendingData.add(data);
             writes++;
         }
+        called();
+    }
+
+    private void called() {
+        Runnable r = afterCall;
+        if (r != null) {
+            r.run();
+        }
     }
 
     @Override
@@ -82,6 +92,7 @@ public final class PowerLossDevice implements BlockDevice {
             pendingData.clear();
             syncs++;
         }
+        called();
     }
 
     @Override

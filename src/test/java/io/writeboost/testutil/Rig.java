@@ -60,6 +60,43 @@ public final class Rig {
     }
 
     /**
+     * Arms a power cut right after the {@code calls}-th write or sync any device of the rig
+     * completes from now on (whichever thread makes it): the engine carries on against dead
+     * devices and fails at its next device call. {@link #cutPowerNow} if it has not happened,
+     * then {@link #recoverAfterCut}. Returns the flag that tells whether the cut happened.
+     */
+    public java.util.concurrent.atomic.AtomicBoolean cutPowerAfter(int calls, java.util.Random rnd) {
+        java.util.concurrent.atomic.AtomicInteger left = new java.util.concurrent.atomic.AtomicInteger(calls);
+        java.util.concurrent.atomic.AtomicBoolean cut = new java.util.concurrent.atomic.AtomicBoolean();
+        Runnable hook = () -> {
+            if (left.decrementAndGet() == 0 && !cut.getAndSet(true)) {
+                cutPowerNow(rnd);
+            }
+        };
+        cache.afterCall = hook;
+        backings.values().forEach(b -> b.afterCall = hook);
+        return cut;
+    }
+
+    /** Power cut at this instant, without touching the engine (it may be in the middle of a call). */
+    public synchronized void cutPowerNow(java.util.Random rnd) {
+        Object old = power;
+        power = new Object();
+        synchronized (old) {
+            cache = cache.crash(rnd, power);
+            backings.replaceAll((k, v) -> v.crash(rnd, power));
+        }
+    }
+
+    /** After {@link #cutPowerNow}: the engine is abandoned and a new one recovers from what survived. */
+    public void recoverAfterCut() throws IOException {
+        engine.abort();
+        synchronized (this) {
+            open();
+        }
+    }
+
+    /**
      * Power cut now, then another one at a random instant of the recovery that follows, then a
      * recovery that completes: recovery must survive losing power itself.
      */
