@@ -36,7 +36,6 @@ final class SegmentBuffer {
     private int nextSeq;
     /** Sync count when this segment's last header copy was written (-1: none yet). */
     private long copyEpoch;
-    private boolean sealed;
     /** Header copy sequence number of the final write, set at seal. */
     private int sealSeq = -1;
     private final CRC32C dataCrc = new CRC32C();
@@ -54,7 +53,6 @@ final class SegmentBuffer {
         this.writtenLines = 0;
         this.nextSeq = 0;
         this.copyEpoch = -1;
-        this.sealed = false;
         this.sealSeq = -1;
         this.dataCrc.reset();
         this.crcLines = 0;
@@ -99,10 +97,6 @@ final class SegmentBuffer {
         return writtenLines;
     }
 
-    boolean sealed() {
-        return sealed;
-    }
-
     /** Lines the next write must carry: everything not yet frozen. */
     boolean hasUnfrozenLines() {
         return nrLines > frozenLines;
@@ -116,7 +110,6 @@ final class SegmentBuffer {
 
     /** Lock held: the segment takes no more lines; returns the sequence number of its final header copy. */
     int seal() {
-        sealed = true;
         sealSeq = freezeForWrite();
         return sealSeq;
     }

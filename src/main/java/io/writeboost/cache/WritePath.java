@@ -120,13 +120,12 @@ final class WritePath {
     private void bypass(int dev, long sector, int n, ByteBuffer src, int srcPos) throws IOException {
         long batchesBefore = writeback.batchesDone();
         bypassWriter.write(dev, sector, n, src, srcPos);
-        boolean synced = false;
         boolean dropped = false;
         boolean settle;
         lock.lock();
         try {
             health.checkUsable();
-            while (!synced && anyCached(dev, sector, n)) {
+            if (anyCached(dev, sector, n)) {
                 lock.unlock();
                 try {
                     backings.get(dev).sync();
@@ -134,7 +133,6 @@ final class WritePath {
                     lock.lock();
                 }
                 health.checkUsable();
-                synced = true;
             }
             for (long line = sector >>> 3, last = (sector + n) >>> 3; line < last; line++) {
                 long key = LineKey.of(dev, line);
@@ -262,7 +260,7 @@ final class WritePath {
      * was or zeros, never the older backing copy of a line that is still cached.
      */
     void discard(int deviceId, long sector, long nSectors) throws IOException {
-        long batchesBefore = writeback.punchBetweenBatches(backings, deviceId, sector, nSectors);
+        long batchesBefore = writeback.betweenBatches(batches -> backings.punch(deviceId, sector, nSectors));
         long end = sector + nSectors;
         boolean dropped = false;
         lock.lock();
@@ -289,7 +287,7 @@ final class WritePath {
             lock.unlock();
         }
         if (dropped || writeback.batchesDone() != batchesBefore) {
-            writeback.punchBetweenBatches(backings, deviceId, sector, nSectors);
+            writeback.betweenBatches(batches -> backings.punch(deviceId, sector, nSectors));
         }
     }
 

@@ -131,20 +131,6 @@ final class Writeback extends Daemon {
         this.durability = durability;
     }
 
-    /**
-     * Punches a backing range between batches (a batch that copied older data must land
-     * first); returns the number of batches completed so far. Called without the engine lock.
-     */
-    long punchBetweenBatches(BackingStores stores, int deviceId, long sector, long nSectors) throws IOException {
-        batchLock.lock();
-        try {
-            stores.punch(deviceId, sector, nSectors);
-            return batches;
-        } finally {
-            batchLock.unlock();
-        }
-    }
-
     long batchesDone() {
         return batches;
     }
@@ -157,12 +143,14 @@ final class Writeback extends Daemon {
     /**
      * Runs {@code action} while no batch runs and no group commits: a batch that copied a line
      * before the caller dropped it has landed on the backing store, and a commit that cleared
-     * lines has written its record. Called without the engine lock.
+     * lines has written its record. Returns the number of batches completed so far. Called
+     * without the engine lock.
      */
-    void betweenBatches(BetweenBatches action) throws IOException {
+    long betweenBatches(BetweenBatches action) throws IOException {
         batchLock.lock();
         try {
             action.run(batches);
+            return batches;
         } finally {
             batchLock.unlock();
         }

@@ -2,6 +2,7 @@ package io.writeboost.cache;
 
 import io.writeboost.knob.Knob;
 import io.writeboost.testutil.Rig;
+import io.writeboost.testutil.SectorHistory;
 import io.writeboost.testutil.SectorModel;
 import org.junit.jupiter.api.Test;
 
@@ -28,31 +29,12 @@ class ConcurrencyTest {
     static final int THREADS = 4;
     static final int OPS = Integer.getInteger("concurrency.ops", 2500);
 
-    /** One write's life on one sector: its id (0 = zeros) and when it started and ended. */
-    static final class Event {
-        final long id;
-        final long start;
-        volatile long end = Long.MAX_VALUE;
-
-        Event(long id, long start) {
-            this.id = id;
-            this.start = start;
-        }
-    }
-
-    @SuppressWarnings("unchecked")
-    final List<Event>[] history = new List[SECTORS];
+    final SectorHistory history = new SectorHistory(SECTORS);
     final AtomicLong ids = new AtomicLong(1);
     final AtomicLong readsChecked = new AtomicLong();
 
     @Test
     void overlappingReadersAndWritersSeeLinearizableSectors() throws Exception {
-        for (int s = 0; s < SECTORS; s++) {
-            history[s] = new ArrayList<>();
-            Event initial = new Event(0, Long.MIN_VALUE);
-            initial.end = Long.MIN_VALUE;
-            history[s].add(initial);
-        }
         Rig rig = new Rig(4, 1, 1 << 20, new EngineConfig().ramBuffers(2).knob(Knob.BARRIER_DEADLINE_MS, 1)
                 .knob(Knob.FLUSH_CURRENT_BUFFER_INTERVAL, 1));
         ExecutorService pool = Executors.newFixedThreadPool(THREADS + 1);
@@ -96,9 +78,9 @@ class ConcurrencyTest {
                 for (int i = 0; i < n; i++) {
                     SectorModel.stamp(b, i * 512, id, 1, at + i);
                 }
-                Event[] ev = begin(id, at, n);
+                SectorHistory.Op[] ev = history.begin(id, at, n);
                 e.write(1, at, n, b);
-                end(ev);
+                SectorHistory.acknowledged(ev);
             } else if (kind < 17) {
                 ByteBuffer b = ByteBuffer.allocate(n * 512);
                 long start = System.nanoTime();
@@ -110,61 +92,18 @@ class ConcurrencyTest {
             } else if (kind < 19) {
                 e.flush();
             } else {
-                Event[] ev = begin(0, at, n);
+                SectorHistory.Op[] ev = history.begin(0, at, n);
                 e.discard(1, at, n);
-                end(ev);
+                SectorHistory.acknowledged(ev);
             }
-        }
-    }
-
-    private Event[] begin(long id, int at, int n) {
-        Event[] ev = new Event[n];
-        long start = System.nanoTime();
-        for (int i = 0; i < n; i++) {
-            ev[i] = new Event(id, start);
-            synchronized (history[at + i]) {
-                history[at + i].add(ev[i]);
-            }
-        }
-        return ev;
-    }
-
-    private static void end(Event[] ev) {
-        long end = System.nanoTime();
-        for (Event x : ev) {
-            x.end = end;
         }
     }
 
     private void check(int sector, long id, long readStart, long readEnd) {
-        if (id < 0) {
-            fail("sector " + sector + " read garbage");
+        String why = history.check(sector, id, readStart, readEnd);
+        if (why != null) {
+            fail(why);
         }
-        List<Event> copy;
-        synchronized (history[sector]) {
-            copy = new ArrayList<>(history[sector]);
-        }
-        // The latest start among writes that had ended before the read began: anything that
-        // ended before that start was replaced before the read.
-        long replacedBefore = Long.MIN_VALUE;
-        for (Event w : copy) {
-            if (w.end < readStart && w.start > replacedBefore) {
-                replacedBefore = w.start;
-            }
-        }
-        for (Event w : copy) {
-            if (w.id == id && w.start < readEnd && !(w.end < replacedBefore)) {
-                readsChecked.incrementAndGet();
-                return;
-            }
-        }
-        StringBuilder h = new StringBuilder();
-        for (Event w : copy) {
-            if (w.start != Long.MIN_VALUE && w.end > readStart - 50_000_000L) {
-                h.append(String.format("%n  write %d: [%+d, %+d]", w.id, w.start - readStart, w.end == Long.MAX_VALUE ? 999999999 : w.end - readStart));
-            }
-        }
-        fail("sector " + sector + " returned write " + id + ", which was not visible to a read in [0, +" + (readEnd - readStart)
-                + "] (ns, relative to the read's start); recent history:" + h);
+        readsChecked.incrementAndGet();
     }
 }
