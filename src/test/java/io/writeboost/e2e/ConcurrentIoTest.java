@@ -128,7 +128,7 @@ class ConcurrentIoTest {
     }
 
     /** What one read returned, checked once the round is over (writers record their acknowledgement after it). */
-    record Read(int at, long[] ids, long start, long end) {
+    record Read(int at, long[] ids, long start, long end, boolean viaLoop, String torn) {
     }
 
     /** The threads of one round; {@link #join} stops them (after a kill, their errors are expected). */
@@ -198,7 +198,8 @@ class ConcurrentIoTest {
                 for (int i = 0; i < r.ids.length; i++) {
                     String why = history.check(r.at + i, r.ids[i], r.start, r.end);
                     if (why != null) {
-                        fail("a read during the run: " + why);
+                        fail("a read during the run (" + r.ids.length + " sectors at " + r.at + (r.viaLoop ? ", via the loop device" : "")
+                                + "): " + why + (r.torn == null ? "" : "; torn sectors: " + r.torn));
                     }
                     n++;
                 }
@@ -209,6 +210,10 @@ class ConcurrentIoTest {
         private void work(Random rnd, int first, int span, boolean viaLoop) {
             // Through the loop device every request must be in whole 4 KiB blocks, aligned.
             int unit = viaLoop ? 8 : 1;
+            // Page-aligned buffers on the file too: the kernel cuts a direct_io request into
+            // FUSE requests of at most 32 pages, so a buffer that starts inside a page (a heap
+            // buffer's temporary copy) is cut inside a sector, and the halves of that sector
+            // are separate requests, each atomic on its own (docs/FUSE.md, "Atomicity").
             ByteBuffer aligned = ByteBuffer.allocateDirect((256 << 9) + 4096).alignedSlice(4096);
             try {
                 while (!stop) {
@@ -218,7 +223,7 @@ class ConcurrentIoTest {
                     operations.incrementAndGet();
                     if (kind < 9) {
                         long id = ids.getAndIncrement();
-                        ByteBuffer b = viaLoop ? aligned.clear().limit(n * 512).slice() : ByteBuffer.allocate(n * 512);
+                        ByteBuffer b = aligned.clear().limit(n * 512).slice();
                         for (int i = 0; i < n; i++) {
                             SectorModel.stamp(b, i * 512, id, 1, at + i);
                         }
@@ -229,7 +234,7 @@ class ConcurrentIoTest {
                         }
                         SectorHistory.acknowledged(op);
                     } else if (kind < 16) {
-                        ByteBuffer b = viaLoop ? aligned.clear().limit(n * 512).slice() : ByteBuffer.allocate(n * 512);
+                        ByteBuffer b = aligned.clear().limit(n * 512).slice();
                         long start = System.nanoTime();
                         FileChannel f = viaLoop ? device : file;
                         while (b.hasRemaining()) {
@@ -239,10 +244,15 @@ class ConcurrentIoTest {
                         }
                         long end = System.nanoTime();
                         long[] got = new long[n];
+                        StringBuilder torn = null;
                         for (int i = 0; i < n; i++) {
                             got[i] = SectorModel.decode(b, i * 512, 1, at + i);
+                            if (got[i] < 0) {
+                                torn = (torn == null ? new StringBuilder() : torn.append(" | "))
+                                        .append(at + i).append(": ").append(SectorModel.describe(b, i * 512));
+                            }
                         }
-                        reads.add(new Read(at, got, start, end));
+                        reads.add(new Read(at, got, start, end, viaLoop, torn == null ? null : torn.toString()));
                     } else if (kind < 18) {
                         long start = System.nanoTime();
                         (viaLoop ? device : file).force(false);

@@ -93,4 +93,27 @@ public final class SectorModel {
         }
         return id;
     }
+
+    /**
+     * What a sector that {@link #decode} calls garbage holds, as runs of 16-byte stamps:
+     * "[0,256) write 17 (sector 9); [256,512) zeros", to tell a torn copy from foreign data.
+     */
+    public static String describe(ByteBuffer buf, int index) {
+        StringBuilder d = new StringBuilder();
+        int runStart = 0;
+        String run = null;
+        for (int i = 0; i <= 512; i += 16) {
+            String here = null;
+            if (i < 512) {
+                long id = buf.getLong(index + i), tag = buf.getLong(index + i + 8);
+                here = id == 0 && tag == 0 ? "zeros" : "write " + id + " (dev " + (tag >>> 48) + " sector " + (tag & 0xFFFFFFFFFFFFL) + ")";
+            }
+            if (run != null && !run.equals(here)) {
+                d.append(d.length() == 0 ? "" : "; ").append('[').append(runStart).append(',').append(i).append(") ").append(run);
+                runStart = i;
+            }
+            run = here;
+        }
+        return d.toString();
+    }
 }
