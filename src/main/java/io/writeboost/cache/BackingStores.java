@@ -4,6 +4,7 @@ import io.writeboost.device.BlockDevice;
 import io.writeboost.format.Layout;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 
@@ -12,6 +13,10 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  * their last sync: punched by a discard or written by a bypassed write. Such a change is
  * durable once its store is synced; the next flush does that.
  *
+ * <p>The engine's reads and writes of the stores' sectors go through here, so that none
+ * overlaps another that changes the same sectors ({@link BackingRanges}); {@link #get} is for
+ * syncs, sizes and load probes.
+ *
  * <p>Thread-safe: the device table is fixed at start; the changed flags are atomic.
  */
 final class BackingStores {
@@ -19,6 +24,7 @@ final class BackingStores {
     private final long[] sectors = new long[Layout.MAX_DEVICE_ID + 1];
     private final boolean[] known = new boolean[Layout.MAX_DEVICE_ID + 1];
     private final AtomicIntegerArray changedSinceSync = new AtomicIntegerArray(Layout.MAX_DEVICE_ID + 1);
+    private final BackingRanges ranges = new BackingRanges();
 
     BackingStores(Map<Integer, BlockDevice> byId) {
         for (Map.Entry<Integer, BlockDevice> e : byId.entrySet()) {
@@ -48,9 +54,56 @@ final class BackingStores {
         }
     }
 
+    /** Reads {@code dst.remaining()} bytes (whole sectors) of a store from {@code sector} on. */
+    void read(int dev, ByteBuffer dst, long sector) throws IOException {
+        int entry = ranges.acquireRead(dev, sector, sector + (dst.remaining() >> Layout.SECTOR_SHIFT));
+        try {
+            devices[dev].read(dst, sector << Layout.SECTOR_SHIFT);
+        } finally {
+            ranges.release(entry);
+        }
+    }
+
+    /**
+     * Writes {@code src.remaining()} bytes (whole sectors) to a store from {@code sector} on,
+     * not synced; {@code through}: past the page cache where the store allows it
+     * ({@link BlockDevice#writeThrough}).
+     */
+    void write(int dev, ByteBuffer src, long sector, boolean through) throws IOException {
+        int entry = ranges.acquireWrite(dev, sector, sector + (src.remaining() >> Layout.SECTOR_SHIFT));
+        try {
+            if (through) {
+                devices[dev].writeThrough(src, sector << Layout.SECTOR_SHIFT);
+            } else {
+                devices[dev].write(src, sector << Layout.SECTOR_SHIFT);
+            }
+        } finally {
+            ranges.release(entry);
+        }
+    }
+
+    /** The first {@code n} buffers as one run from {@code sector} on, past the page cache where allowed; not synced. */
+    void writeThrough(int dev, ByteBuffer[] srcs, int n, long sector) throws IOException {
+        long bytes = 0;
+        for (int i = 0; i < n; i++) {
+            bytes += srcs[i].remaining();
+        }
+        int entry = ranges.acquireWrite(dev, sector, sector + (bytes >> Layout.SECTOR_SHIFT));
+        try {
+            devices[dev].writeThrough(srcs, n, sector << Layout.SECTOR_SHIFT);
+        } finally {
+            ranges.release(entry);
+        }
+    }
+
     /** Punches a range of a store (not synced; {@link #syncChanged} does that). */
     void punch(int dev, long sector, long nSectors) throws IOException {
-        devices[dev].discard(sector << Layout.SECTOR_SHIFT, nSectors << Layout.SECTOR_SHIFT);
+        int entry = ranges.acquireWrite(dev, sector, sector + nSectors);
+        try {
+            devices[dev].discard(sector << Layout.SECTOR_SHIFT, nSectors << Layout.SECTOR_SHIFT);
+        } finally {
+            ranges.release(entry);
+        }
         changedSinceSync.set(dev, 1);
     }
 

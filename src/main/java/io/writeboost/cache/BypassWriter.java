@@ -1,6 +1,5 @@
 package io.writeboost.cache;
 
-import io.writeboost.device.BlockDevice;
 import io.writeboost.format.Layout;
 
 import java.io.IOException;
@@ -185,15 +184,13 @@ final class BypassWriter {
                 j++;
             }
             try {
-                BlockDevice target = backings.get(first.dev);
-                long at = first.sector << Layout.SECTOR_SHIFT;
                 if (j - i == 1) {
-                    target.writeThrough(first.data.duplicate(), at);
+                    backings.write(first.dev, first.data.duplicate(), first.sector, true);
                 } else {
                     for (int k = i; k < j; k++) {
                         run[k - i] = batch.get(k).data.duplicate();
                     }
-                    target.writeThrough(run, j - i, at);
+                    backings.writeThrough(first.dev, run, j - i, first.sector);
                 }
                 backings.changed(first.dev);
                 requests.incrementAndGet();

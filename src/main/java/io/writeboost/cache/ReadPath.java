@@ -109,11 +109,10 @@ final class ReadPath {
                 from = SectorRuns.start(bits, to);
             }
         }
-        BlockDevice backing = backings.get(dev);
         for (int i = 0; i < plan.backingRuns; i++) {
             int off = base + (int) (plan.runStart[i] << Layout.SECTOR_SHIFT);
             view.limit(off + (plan.runLength[i] << Layout.SECTOR_SHIFT)).position(off);
-            backing.read(view, (sector + plan.runStart[i]) << Layout.SECTOR_SHIFT);
+            backings.read(dev, view, sector + plan.runStart[i]);
             view.clear();
         }
         if (plan.cacheLines == 0) {

@@ -150,7 +150,7 @@ final class WritePath {
                 if (batches != batchesBefore) {
                     ByteBuffer again = src.duplicate();
                     again.limit(srcPos + (n << Layout.SECTOR_SHIFT)).position(srcPos);
-                    backings.get(dev).write(again, sector << Layout.SECTOR_SHIFT);
+                    backings.write(dev, again, sector, false);
                     backings.changed(dev);
                 }
             });

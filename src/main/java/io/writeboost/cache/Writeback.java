@@ -478,12 +478,7 @@ final class Writeback extends Daemon {
         }
         staging.flip();
         long sectors = staging.remaining() >> Layout.SECTOR_SHIFT;
-        BlockDevice target = backings.get(dev);
-        if (staging.remaining() >= DIRECT_RUN_BYTES) {
-            target.writeThrough(staging, startSector << Layout.SECTOR_SHIFT);
-        } else {
-            target.write(staging, startSector << Layout.SECTOR_SHIFT);
-        }
+        backings.write(dev, staging, startSector, staging.remaining() >= DIRECT_RUN_BYTES);
         touched[dev] = true;
         staging.clear();
         return sectors;
