@@ -13,6 +13,8 @@ import io.writeboost.format.VolumeEntry;
 import org.apache.logging.log4j.Level;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.core.config.Configurator;
+import io.writeboost.testutil.QuietLogs;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -49,6 +51,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  * anywhere. The logs are silenced during the trials (each one logs the damage it meets); the
  * counts are printed at the end. -Dcorrupt.trials raises the count of random trials.
  */
+@ExtendWith(QuietLogs.class)
 class CorruptionTest {
     static final int TRIALS = Integer.getInteger("corrupt.trials", 400);
     static final int SEGMENTS = 6;

@@ -3,6 +3,8 @@ package io.writeboost.cache;
 import io.writeboost.knob.Knob;
 import io.writeboost.testutil.Rig;
 import io.writeboost.testutil.SectorModel;
+import io.writeboost.testutil.QuietLogs;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -25,6 +27,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  * read tells exactly which write it came from, or that it is garbage. Seeds and crashes per
  * seed can be raised with -Dcrash.seeds and -Dcrash.points for long runs.
  */
+@ExtendWith(QuietLogs.class)
 class CrashTest {
     static final int SEEDS = Integer.getInteger("crash.seeds", 24);
     static final int CRASHES_PER_SEED = Integer.getInteger("crash.points", 12);

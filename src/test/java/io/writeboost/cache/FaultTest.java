@@ -6,6 +6,8 @@ import io.writeboost.format.VolumeEntry;
 import io.writeboost.knob.Knob;
 import io.writeboost.testutil.FaultyDevice;
 import io.writeboost.testutil.PowerLossDevice;
+import io.writeboost.testutil.QuietLogs;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
@@ -22,6 +24,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** EIO from the cache device and the backing store: retried, reported, refused; never silently dropped. */
+@ExtendWith(QuietLogs.class)
 class FaultTest {
     static final int VOLUME = 4 << 20;
     final Object power = new Object();

@@ -6,6 +6,8 @@ import io.writeboost.format.SegmentHeader;
 import io.writeboost.knob.Knob;
 import io.writeboost.recovery.LostDataException;
 import io.writeboost.testutil.Rig;
+import io.writeboost.testutil.QuietLogs;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
@@ -19,6 +21,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Recovery after ring wrap-around, a torn last segment and a corrupt header; what a clean stop leaves. */
+@ExtendWith(QuietLogs.class)
 class RecoveryTest {
     static final int VOLUME_BYTES = 4 << 20;
 
