@@ -258,11 +258,18 @@ final class WritePath {
      * in between (it may have copied a line of the range to the backing store and let it go),
      * the range is punched again. Punching first means a concurrent reader sees the data as it
      * was or zeros, never the older backing copy of a line that is still cached.
+     *
+     * <p>The same second punch, which waits for the batch lock, also waits out a group commit
+     * that is clearing lines while its record is not durable yet: such a commit may have let a
+     * line of the range go between the first punch and the lookup, with no batch in between (a
+     * commit on its own, when writeback pauses), and until its record is on the device a crash
+     * replays that line over the discard. Once the commit is done the record covers it.
      */
     void discard(int deviceId, long sector, long nSectors) throws IOException {
         long batchesBefore = writeback.betweenBatches(batches -> backings.punch(deviceId, sector, nSectors));
         long end = sector + nSectors;
         boolean dropped = false;
+        boolean committing;
         lock.lock();
         try {
             health.checkUsable();
@@ -283,10 +290,11 @@ final class WritePath {
                 }
                 s += n;
             }
+            committing = writeback.committing();
         } finally {
             lock.unlock();
         }
-        if (dropped || writeback.batchesDone() != batchesBefore) {
+        if (dropped || committing || writeback.batchesDone() != batchesBefore) {
             writeback.betweenBatches(batches -> backings.punch(deviceId, sector, nSectors));
         }
     }
