@@ -219,6 +219,9 @@ public final class Main {
         w.println("  fuse-mount writeback (--config FILE | --cache CACHE --backing [NAME=]PATH ...) [--accept-data-loss]");
         w.println("                                                  write every dirty line back without mounting; safe to interrupt");
         w.println("  fuse-mount volumes --config FILE                print the volume files the config's mount holds");
+        w.println("  fuse-mount upgrade (--config FILE | --cache CACHE --backing [NAME=]PATH ...)");
+        w.println("                                                  a format version 1 cache: write its dirty data back, then");
+        w.println("                                                  format it as version 2 (same cache id and volumes)");
         w.println();
         w.println("Knobs (control files; -o takes the read-write ones):");
         for (Knob k : Knob.values()) {

@@ -7,9 +7,12 @@ import io.writeboost.device.FileBlockDevice;
 import io.writeboost.format.FormatException;
 import io.writeboost.format.LineKey;
 import io.writeboost.format.SegmentHeader;
+import io.writeboost.format.Superblock;
 import io.writeboost.format.SuperblockRecord;
 import io.writeboost.format.VolumeEntry;
+import io.writeboost.recovery.Recovery;
 import io.writeboost.recovery.ReplaySegment;
+import io.writeboost.recovery.UpgradeFromV1;
 import io.writeboost.server.Preflight;
 import io.writeboost.server.RequestException;
 import io.writeboost.server.ServerSettings;
@@ -38,17 +41,18 @@ import java.util.Map;
  *   fuse-mount dump --cache CACHE [--json] [--all]     segments and their lines
  *   fuse-mount writeback (--config FILE | --cache CACHE --backing [NAME=]PATH ...) [--accept-data-loss]
  *   fuse-mount volumes --config FILE                   the volume files a config's mount will hold
+ *   fuse-mount upgrade (--config FILE | --cache CACHE --backing [NAME=]PATH ...)   a format version 1 cache to version 2
  * </pre>
  */
 final class OfflineTools {
-    static final List<String> COMMANDS = List.of("check", "dump", "writeback", "volumes");
+    static final List<String> COMMANDS = List.of("check", "dump", "writeback", "volumes", "upgrade");
 
     private OfflineTools() {}
 
     static int run(String command, String[] args, PrintStream out, PrintStream err) {
         Options o = new Options();
         o.addOption(Option.builder().longOpt("cache").hasArg().argName("CACHE").desc("the cache device").get());
-        o.addOption(Option.builder().longOpt("backing").hasArg().argName("[NAME=]PATH").desc("backing store (writeback)").get());
+        o.addOption(Option.builder().longOpt("backing").hasArg().argName("[NAME=]PATH").desc("backing store (writeback, upgrade)").get());
         o.addOption(Option.builder().longOpt("config").hasArg().argName("FILE").desc("take cache and backings from FILE").get());
         o.addOption(Option.builder().longOpt("json").desc("dump: one JSON object per segment and line").get());
         o.addOption(Option.builder().longOpt("all").desc("dump: also segments already written back").get());
@@ -84,6 +88,7 @@ final class OfflineTools {
             return switch (command) {
                 case "check" -> check(m.cache, out);
                 case "dump" -> dump(m.cache, cmd.hasOption("json"), cmd.hasOption("all"), out);
+                case "upgrade" -> upgrade(m, out);
                 default -> writeback(m, cmd.hasOption("accept-data-loss"), out);
             };
         } catch (ParseException e) {
@@ -296,6 +301,63 @@ final class OfflineTools {
             } finally {
                 engine.close();
             }
+            return 0;
+        } finally {
+            for (FileBlockDevice d : open) {
+                d.close();
+            }
+        }
+    }
+
+    /**
+     * Upgrades a format version 1 cache in place: writes its dirty data back to the backing
+     * stores and syncs them ({@link UpgradeFromV1}, which only reads the cache), then formats
+     * it as version 2 with the same cache id and volume table. Interrupted before the format,
+     * it runs again from the start; the format itself comes only after the data is safe.
+     */
+    static int upgrade(MountOptions m, PrintStream out) throws UsageException, RequestException, IOException {
+        if (m.backings.isEmpty()) {
+            throw new UsageException("upgrade: the backing stores are required (--backing or --config)");
+        }
+        for (ServerSettings.Backing b : m.backings) {
+            if (!Files.exists(b.path())) {
+                throw new UsageException(b.path() + ": no such file or device (backing store)");
+            }
+        }
+        List<FileBlockDevice> open = new ArrayList<>();
+        try {
+            FileBlockDevice cache = FileBlockDevice.open(m.cache.toAbsolutePath());
+            open.add(cache);
+            Superblock sb;
+            try {
+                sb = UpgradeFromV1.superblock(cache);
+            } catch (FormatException e) {
+                try {
+                    Superblock current = Recovery.readSuperblock(cache);
+                    out.printf("%s is already format version %d (cache %d): nothing to upgrade%n", m.cache, Superblock.VERSION,
+                            current.cacheId());
+                    return 0;
+                } catch (FormatException notCurrent) {
+                    throw e;
+                }
+            }
+            Preflight.checkVolumeTable(m.cache, sb, m.backings, m.cacheId);
+            Map<Integer, BlockDevice> backings = new LinkedHashMap<>();
+            for (int i = 0; i < m.backings.size(); i++) {
+                FileBlockDevice d = FileBlockDevice.open(m.backings.get(i).path().toAbsolutePath());
+                open.add(d);
+                backings.put(sb.volumes().get(i).deviceId(), d);
+            }
+            out.printf("%s: format version 1, cache %d, %d volume(s); writing its dirty data back%n", m.cache, sb.cacheId(),
+                    sb.volumes().size());
+            UpgradeFromV1.Result r = UpgradeFromV1.writeBack(cache, sb, backings);
+            out.printf("wrote back %d line(s) (%d sectors) and punched %d discarded line(s) from segments %s; the backing stores "
+                    + "are synced%n", r.lines(), r.sectors(), r.punched(),
+                    r.firstSegment() == 0 ? "(none: everything was written back already)" : r.firstSegment() + ".." + r.lastSegment());
+            CacheEngine.format(cache, sb.cacheId(), sb.volumes());
+            cache.sync();
+            out.printf("formatted %s as format version %d (cache %d, the same volumes); mount it as before%n", m.cache,
+                    Superblock.VERSION, sb.cacheId());
             return 0;
         } finally {
             for (FileBlockDevice d : open) {

@@ -64,26 +64,46 @@ public record Superblock(int nrSegments, int cacheId, long nonce, long formatTim
     }
 
     public static Superblock decode(ByteBuffer src) throws FormatException {
-        ByteBuffer b = src.duplicate().order(ByteOrder.LITTLE_ENDIAN);
-        if (b.capacity() < REGION || b.getLong(0) != MAGIC) {
-            throw new FormatException("no writeboost superblock (bad magic): not a formatted cache device");
-        }
+        ByteBuffer b = withMagic(src);
         if (b.getShort(8) == 1) {
             throw new UnsupportedVersionException(1, "the cache holds format version 1, written by an earlier writeboost; this build reads and "
-                    + "writes version " + VERSION + " (packed flushes) and will not guess at the old layout. If it holds dirty data, "
-                    + "write it back with the version that wrote it (`fuse-mount writeback --cache CACHE --backing ...`), then "
-                    + "format it with this one (`--format --force`); nothing was changed");
+                    + "writes version " + VERSION + " (packed flushes) and will not guess at the old layout. Upgrade it in place: "
+                    + "`fuse-mount upgrade --cache CACHE --backing NAME=PATH ...` writes its dirty data back to the backing stores "
+                    + "and formats it as version " + VERSION + "; nothing was changed");
         }
         if (b.getShort(8) != VERSION) {
             throw new UnsupportedVersionException(b.getShort(8), "superblock format version " + b.getShort(8)
                     + " is not supported (this build reads " + VERSION + ")");
         }
+        return decodeFields(b, Layout.SEGMENT_HEADER_SIZE, Layout.LINES_PER_SEGMENT, VERSION);
+    }
+
+    /**
+     * The superblock of a format version 1 cache (for {@link FormatV1}): the same fields and
+     * checksum, a geometry of one 4 KiB segment header and 255 lines a segment.
+     */
+    static Superblock decodeVersion1(ByteBuffer src) throws FormatException {
+        ByteBuffer b = withMagic(src);
+        if (b.getShort(8) != 1) {
+            throw new FormatException("superblock format version " + b.getShort(8) + " is not version 1");
+        }
+        return decodeFields(b, FormatV1.SEGMENT_HEADER_SIZE, FormatV1.LINES_PER_SEGMENT, 1);
+    }
+
+    private static ByteBuffer withMagic(ByteBuffer src) throws FormatException {
+        ByteBuffer b = src.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+        if (b.capacity() < REGION || b.getLong(0) != MAGIC) {
+            throw new FormatException("no writeboost superblock (bad magic): not a formatted cache device");
+        }
+        return b;
+    }
+
+    private static Superblock decodeFields(ByteBuffer b, int headerSize, int linesPerSegment, int version) throws FormatException {
         if (b.getInt(12) != crc(b)) {
             throw new FormatException("superblock checksum mismatch: the superblock is corrupt");
         }
-        if (b.getInt(16) != Layout.SEGMENT_SIZE || b.getInt(20) != Layout.SEGMENT_HEADER_SIZE
-                || b.getInt(24) != Layout.LINES_PER_SEGMENT) {
-            throw new FormatException("superblock geometry (segment size " + b.getInt(16) + ") differs from format version " + VERSION);
+        if (b.getInt(16) != Layout.SEGMENT_SIZE || b.getInt(20) != headerSize || b.getInt(24) != linesPerSegment) {
+            throw new FormatException("superblock geometry (segment size " + b.getInt(16) + ") differs from format version " + version);
         }
         int nrVolumes = b.getInt(36);
         if (nrVolumes < 1 || nrVolumes > Layout.MAX_DEVICE_ID) {

@@ -86,6 +86,12 @@ public final class Preflight {
         checkVolumeTable(cachePath, backings, backingSizes(backings), cacheId);
     }
 
+    /** The same checks against a superblock already read (a version 1 cache's, for the upgrade). */
+    public static void checkVolumeTable(Path cachePath, Superblock sb, List<ServerSettings.Backing> backings, Integer cacheId)
+            throws RequestException, IOException {
+        checkVolumeTable(cachePath, sb, backings, backingSizes(backings), cacheId);
+    }
+
     private static void checkVolumeTable(Path cachePath, List<ServerSettings.Backing> backings, long[] sizes, Integer cacheId)
             throws RequestException, IOException {
         try (FileBlockDevice cache = open(cachePath, "cache")) {
@@ -95,25 +101,30 @@ public final class Preflight {
             } catch (FormatException e) {
                 throw new RequestException(cachePath + ": " + e.getMessage() + " (use --format to create a cache)");
             }
-            if (cacheId != null && cacheId != sb.cacheId()) {
-                throw new RequestException(cachePath + " is cache " + sb.cacheId() + ", not --cache-id " + cacheId);
+            checkVolumeTable(cachePath, sb, backings, sizes, cacheId);
+        }
+    }
+
+    private static void checkVolumeTable(Path cachePath, Superblock sb, List<ServerSettings.Backing> backings, long[] sizes,
+                                         Integer cacheId) throws RequestException {
+        if (cacheId != null && cacheId != sb.cacheId()) {
+            throw new RequestException(cachePath + " is cache " + sb.cacheId() + ", not --cache-id " + cacheId);
+        }
+        List<VolumeEntry> table = sb.volumes();
+        if (table.size() != backings.size()) {
+            throw new RequestException(cachePath + " was formatted for " + table.size() + " backing store(s) ("
+                    + describe(sb) + "), " + backings.size() + " given");
+        }
+        for (int i = 0; i < table.size(); i++) {
+            VolumeEntry e = table.get(i);
+            ServerSettings.Backing b = backings.get(i);
+            if (!e.name().equals(b.name())) {
+                throw new RequestException("backing #" + (i + 1) + " is named '" + b.name() + "' but " + cachePath
+                        + " was formatted with '" + e.name() + "' (" + e.path() + ") there; give --backing " + e.name() + "=PATH");
             }
-            List<VolumeEntry> table = sb.volumes();
-            if (table.size() != backings.size()) {
-                throw new RequestException(cachePath + " was formatted for " + table.size() + " backing store(s) ("
-                        + describe(sb) + "), " + backings.size() + " given");
-            }
-            for (int i = 0; i < table.size(); i++) {
-                VolumeEntry e = table.get(i);
-                ServerSettings.Backing b = backings.get(i);
-                if (!e.name().equals(b.name())) {
-                    throw new RequestException("backing #" + (i + 1) + " is named '" + b.name() + "' but " + cachePath
-                            + " was formatted with '" + e.name() + "' (" + e.path() + ") there; give --backing " + e.name() + "=PATH");
-                }
-                if (sizes[i] != e.sizeBytes()) {
-                    throw new RequestException("backing store " + b.path() + " has " + sizes[i] + " bytes but volume '" + e.name()
-                            + "' of " + cachePath + " was formatted on " + e.sizeBytes() + " bytes (" + e.path() + "): wrong backing store?");
-                }
+            if (sizes[i] != e.sizeBytes()) {
+                throw new RequestException("backing store " + b.path() + " has " + sizes[i] + " bytes but volume '" + e.name()
+                        + "' of " + cachePath + " was formatted on " + e.sizeBytes() + " bytes (" + e.path() + "): wrong backing store?");
             }
         }
     }

@@ -102,6 +102,56 @@ class OperationsTest {
         }
     }
 
+    /**
+     * A format version 1 cache (the golden image, with dirty data for two volumes) is refused
+     * by a start, named by check, and upgraded in place by `fuse-mount upgrade`: a wrong
+     * backing store changes nothing, the right ones receive the data, and the cache then
+     * mounts as version 2 and serves the same volumes; a second upgrade has nothing to do.
+     */
+    @Test
+    void aVersion1CacheIsUpgradedInPlace() throws Exception {
+        Path cache = dir.resolve("v1.img");
+        try (java.io.InputStream in = new java.util.zip.GZIPInputStream(Files.newInputStream(Path.of("test-images/cache-format-v1.img.gz")))) {
+            Files.write(cache, in.readAllBytes());
+        }
+        byte[] v1 = Files.readAllBytes(cache);
+        Path g1 = Fixture.sparse(dir.resolve("golden1.img"), 1 << 20), g2 = Fixture.sparse(dir.resolve("golden2.img"), 512 << 10);
+        String[] backings = {"--backing", "golden1=" + g1, "--backing", "golden2=" + g2};
+        String[] args = ImageFileTest.concat(new String[] {"--cache", cache.toString()}, backings);
+        Path mnt = Files.createDirectories(dir.resolve("mnt"));
+
+        Result start = FuseServer.run(ImageFileTest.concat(args, "--foreground", mnt.toString()));
+        assertEquals(2, start.status(), start.stderr());
+        assertTrue(start.stderr().contains("fuse-mount upgrade"), "the refusal says what to do: " + start.stderr());
+        Result wrong = FuseServer.run("upgrade", "--cache", cache.toString(), "--backing", "golden2=" + g2, "--backing", "golden1=" + g1);
+        assertEquals(2, wrong.status(), wrong.stdout() + wrong.stderr());
+        assertTrue(wrong.stderr().contains("give --backing golden1=PATH"), wrong.stderr());
+        assertArrayEquals(v1, Files.readAllBytes(cache), "a refused upgrade leaves the cache as it was");
+        assertArrayEquals(new byte[1 << 20], Files.readAllBytes(g1), "and the backing stores");
+
+        Result up = FuseServer.run(ImageFileTest.concat(new String[] {"upgrade"}, args));
+        assertEquals(0, up.status(), up.stdout() + up.stderr());
+        assertTrue(up.stdout().contains("wrote back 2 line(s) (10 sectors) and punched 1 discarded line(s) from segments 1..2"), up.stdout());
+        byte[] want2 = new byte[512 << 10];
+        for (int sector = 24; sector < 32; sector++) {
+            int w = sector < 26 ? 4 : 3; // the merged line: sectors 24-25 from the newer write
+            for (int i = 0; i < 512; i++) {
+                want2[sector * 512 + i] = (byte) (w * 31 + 2 * 7 + sector * 3 + i);
+            }
+        }
+        assertArrayEquals(want2, Files.readAllBytes(g2), "volume golden2 on its backing store");
+        Result check = FuseServer.run("check", "--cache", cache.toString());
+        assertEquals(0, check.status(), check.stdout() + check.stderr());
+        Result again = FuseServer.run(ImageFileTest.concat(new String[] {"upgrade"}, args));
+        assertEquals(0, again.status(), again.stderr());
+        assertTrue(again.stdout().contains("already format version 2"), again.stdout());
+
+        try (FuseServer s = FuseServer.start(mnt, dir.resolve("log"), args)) {
+            assertArrayEquals(want2, Files.readAllBytes(s.file("golden2")), "the volume through the upgraded cache");
+            assertEquals(0, s.stop());
+        }
+    }
+
     @Test
     void drainOnStopAndTheOfflineTools() throws Exception {
         Path mnt = Files.createDirectories(dir.resolve("mnt"));

@@ -2,6 +2,8 @@ package io.writeboost.format;
 
 import io.writeboost.cache.CacheEngine;
 import io.writeboost.cache.EngineConfig;
+import io.writeboost.device.BlockDevice;
+import io.writeboost.recovery.UpgradeFromV1;
 import io.writeboost.testutil.PowerLossDevice;
 import org.junit.jupiter.api.Test;
 
@@ -10,6 +12,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.zip.GZIPInputStream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -154,8 +157,52 @@ class GoldenImageTest {
         FormatException ex = assertThrows(FormatException.class,
                 () -> CacheEngine.open(cache, GoldenImage.zeroBackings(power), new EngineConfig()));
         assertTrue(ex.getMessage().contains("format version 1"), ex.getMessage());
-        assertTrue(ex.getMessage().contains("fuse-mount writeback"), ex.getMessage());
+        assertTrue(ex.getMessage().contains("fuse-mount upgrade"), ex.getMessage());
         assertArrayEquals(v1, cache.visibleBytes(), "nothing was written to the version 1 cache");
+    }
+
+    /**
+     * The version 1 image upgraded in place: its log (segment 1: dev 1 line 0, dev 1 line 1
+     * sectors 1-2, dev 2 line 3; segment 2: a tombstone for dev 1 line 0 and dev 2 line 3
+     * merged) reaches zeroed backing stores, newest copy first, and the cache then opens as
+     * version 2, empty, reading the same volumes.
+     */
+    @Test
+    void formatVersion1IsUpgradedInPlace() throws Exception {
+        Object power = new Object();
+        PowerLossDevice cache = PowerLossDevice.of("golden-v1", golden(1), power);
+        Map<Integer, BlockDevice> backings = GoldenImage.zeroBackings(power);
+        PowerLossDevice dev1 = (PowerLossDevice) backings.get(1), dev2 = (PowerLossDevice) backings.get(2);
+        dev1.write(ByteBuffer.wrap(filled(8 * 512, (byte) 0x5A)), 0); // stale data the tombstone must punch
+        dev1.sync();
+        Superblock sb = UpgradeFromV1.superblock(cache);
+        assertEquals(GoldenImage.CACHE_ID, sb.cacheId());
+        assertEquals(GoldenImage.VOLUMES, sb.volumes());
+        UpgradeFromV1.Result r = UpgradeFromV1.writeBack(cache, sb, backings);
+        assertEquals(new UpgradeFromV1.Result(2, 10, 1, 1, 2), r, "dev 1 line 1 (2 sectors), dev 2 line 3 (8), one tombstone");
+        byte[] want1 = new byte[1 << 20], want2 = new byte[512 << 10];
+        System.arraycopy(GoldenImage.data(2, 1, 9, 2).array(), 0, want1, 9 * 512, 2 * 512);
+        System.arraycopy(GoldenImage.data(4, 2, 24, 2).array(), 0, want2, 24 * 512, 2 * 512);
+        System.arraycopy(GoldenImage.data(3, 2, 26, 6).array(), 0, want2, 26 * 512, 6 * 512);
+        assertArrayEquals(want1, dev1.durableBytes(), "volume golden1 on its backing store, synced");
+        assertArrayEquals(want2, dev2.durableBytes(), "volume golden2 on its backing store, synced");
+
+        CacheEngine.format(cache, sb.cacheId(), sb.volumes());
+        CacheEngine e = CacheEngine.open(cache, backings, new EngineConfig());
+        try {
+            assertEquals(0, e.nrDirtyLines(1) + e.nrDirtyLines(2));
+            ByteBuffer got = ByteBuffer.allocate(512 << 10);
+            e.read(2, 0, 1024, got);
+            assertArrayEquals(want2, got.array());
+        } finally {
+            e.close();
+        }
+    }
+
+    private static byte[] filled(int n, byte b) {
+        byte[] a = new byte[n];
+        java.util.Arrays.fill(a, b);
+        return a;
     }
 
     /** Caches written before record version 2 carry version 1 records: they still open. */

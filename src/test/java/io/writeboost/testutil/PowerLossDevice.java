@@ -174,6 +174,13 @@ public final class PowerLossDevice implements BlockDevice {
         }
     }
 
+    /** A copy of what survives a power cut now: the bytes the last sync made durable. */
+    public byte[] durableBytes() {
+        synchronized (power) {
+            return durable.clone();
+        }
+    }
+
     /** Overwrites bytes both visibly and durably, as a corruption of the medium would. */
     public void corrupt(int offset, byte[] bytes) {
         synchronized (power) {
