@@ -13,9 +13,10 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  * their last sync: punched by a discard or written by a bypassed write. Such a change is
  * durable once its store is synced; the next flush does that.
  *
- * <p>The engine's reads and writes of the stores' sectors go through here, so that none
- * overlaps another that changes the same sectors ({@link BackingRanges}); {@link #get} is for
- * syncs, sizes and load probes.
+ * <p>The engine's reads, writes, punches and syncs of the stores go through here, so that no
+ * read overlaps a change of the same sectors ({@link BackingRanges}) and so that the engine
+ * knows how busy each store keeps it ({@link BackingBusy}); {@link #get} is for sizes, names
+ * and the kernel's load probes.
  *
  * <p>Thread-safe: the device table is fixed at start; the changed flags are atomic.
  */
@@ -25,6 +26,7 @@ final class BackingStores {
     private final boolean[] known = new boolean[Layout.MAX_DEVICE_ID + 1];
     private final AtomicIntegerArray changedSinceSync = new AtomicIntegerArray(Layout.MAX_DEVICE_ID + 1);
     private final BackingRanges ranges = new BackingRanges();
+    private final BackingBusy busy = new BackingBusy();
 
     BackingStores(Map<Integer, BlockDevice> byId) {
         for (Map.Entry<Integer, BlockDevice> e : byId.entrySet()) {
@@ -57,9 +59,11 @@ final class BackingStores {
     /** Reads {@code dst.remaining()} bytes (whole sectors) of a store from {@code sector} on. */
     void read(int dev, ByteBuffer dst, long sector) throws IOException {
         int entry = ranges.acquireRead(dev, sector, sector + (dst.remaining() >> Layout.SECTOR_SHIFT));
+        busy.begin(dev);
         try {
             devices[dev].read(dst, sector << Layout.SECTOR_SHIFT);
         } finally {
+            busy.end(dev);
             ranges.release(entry);
         }
     }
@@ -71,6 +75,7 @@ final class BackingStores {
      */
     void write(int dev, ByteBuffer src, long sector, boolean through) throws IOException {
         int entry = ranges.acquireWrite(dev, sector, sector + (src.remaining() >> Layout.SECTOR_SHIFT));
+        busy.begin(dev);
         try {
             if (through) {
                 devices[dev].writeThrough(src, sector << Layout.SECTOR_SHIFT);
@@ -78,6 +83,7 @@ final class BackingStores {
                 devices[dev].write(src, sector << Layout.SECTOR_SHIFT);
             }
         } finally {
+            busy.end(dev);
             ranges.release(entry);
         }
     }
@@ -89,9 +95,11 @@ final class BackingStores {
             bytes += srcs[i].remaining();
         }
         int entry = ranges.acquireWrite(dev, sector, sector + (bytes >> Layout.SECTOR_SHIFT));
+        busy.begin(dev);
         try {
             devices[dev].writeThrough(srcs, n, sector << Layout.SECTOR_SHIFT);
         } finally {
+            busy.end(dev);
             ranges.release(entry);
         }
     }
@@ -99,9 +107,11 @@ final class BackingStores {
     /** Punches a range of a store (not synced; {@link #syncChanged} does that). */
     void punch(int dev, long sector, long nSectors) throws IOException {
         int entry = ranges.acquireWrite(dev, sector, sector + nSectors);
+        busy.begin(dev);
         try {
             devices[dev].discard(sector << Layout.SECTOR_SHIFT, nSectors << Layout.SECTOR_SHIFT);
         } finally {
+            busy.end(dev);
             ranges.release(entry);
         }
         changedSinceSync.set(dev, 1);
@@ -116,12 +126,27 @@ final class BackingStores {
         changedSinceSync.set(dev, 1);
     }
 
+    /** Syncs a store: every completed write to it is on stable storage when this returns. */
+    void sync(int dev) throws IOException {
+        busy.begin(dev);
+        try {
+            devices[dev].sync();
+        } finally {
+            busy.end(dev);
+        }
+    }
+
+    /** Milliseconds the store has had a request of the engine's in flight since start. */
+    long busyMillis(int dev) {
+        return busy.busyMillis(dev);
+    }
+
     /** Syncs every store punched or written by a bypass since its last sync. */
     void syncChanged() throws IOException {
         for (int dev = 1; dev <= Layout.MAX_DEVICE_ID; dev++) {
             if (changedSinceSync.getAndSet(dev, 0) != 0) {
                 try {
-                    devices[dev].sync();
+                    sync(dev);
                 } catch (IOException e) {
                     changedSinceSync.set(dev, 1);
                     throw e;

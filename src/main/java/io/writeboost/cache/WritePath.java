@@ -128,7 +128,7 @@ final class WritePath {
             if (anyCached(dev, sector, n)) {
                 lock.unlock();
                 try {
-                    backings.get(dev).sync();
+                    backings.sync(dev);
                 } finally {
                     lock.lock();
                 }

@@ -102,8 +102,10 @@ final class Writeback extends Daemon {
     private long[] groupKeys = new long[0];
     private int[] groupBits = new int[0];
 
-    /** Load probes of the backing stores by device id (null: unknown, counts as idle), sampled every update_interval. */
+    /** The kernel's load probes of the backing stores by device id (null: unknown), sampled every update_interval. */
     private final DeviceLoad[] probes = new DeviceLoad[Layout.MAX_DEVICE_ID + 1];
+    /** The engine's own: the share of time it had a request to the store in flight ({@link BackingBusy}). */
+    private final DeviceLoad[] engineProbes = new DeviceLoad[Layout.MAX_DEVICE_ID + 1];
     private long lastSampleNanos;
 
     Writeback(int cacheId, Health health, EngineLock lock, SegmentLog segments, LineTable lineTable, BackingStores backings,
@@ -122,6 +124,8 @@ final class Writeback extends Daemon {
         for (int dev = 1; dev <= Layout.MAX_DEVICE_ID; dev++) {
             if (backings.get(dev) != null) {
                 probes[dev] = backings.get(dev).load();
+                int d = dev;
+                engineProbes[dev] = DeviceLoad.ofTicks(() -> backings.busyMillis(d));
             }
         }
     }
@@ -195,8 +199,11 @@ final class Writeback extends Daemon {
         }
         lastSampleNanos = now;
         for (int dev = 1; dev <= Layout.MAX_DEVICE_ID; dev++) {
-            if (probes[dev] != null) {
-                backingLoad[dev] = probes[dev].sample();
+            if (engineProbes[dev] != null) {
+                // The higher of the two: the kernel's misses a throttle or a network disk,
+                // the engine's misses other users of the disk.
+                int kernel = probes[dev] != null ? probes[dev].sample() : 0;
+                backingLoad[dev] = Math.max(kernel, engineProbes[dev].sample());
             }
         }
     }
@@ -394,7 +401,7 @@ final class Writeback extends Daemon {
     private void commitGroup() throws IOException {
         for (int dev = 0; dev < touched.length; dev++) {
             if (touched[dev]) {
-                backings.get(dev).sync();
+                backings.sync(dev);
                 touched[dev] = false;
             }
         }

@@ -6,6 +6,7 @@ import io.writeboost.device.FileBlockDevice;
 import io.writeboost.format.Layout;
 import io.writeboost.format.VolumeEntry;
 import io.writeboost.knob.Knob;
+import io.writeboost.testutil.DelegatingDevice;
 import io.writeboost.testutil.FaultyDevice;
 import io.writeboost.testutil.PowerLossDevice;
 import org.junit.jupiter.api.Test;
@@ -18,6 +19,7 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Writeback by load: with allow_migrate 1 it runs only while the backing store is below migrate_threshold. */
@@ -48,6 +50,55 @@ class LoadTest {
                 Thread.sleep(20);
             }
             assertEquals(0, e.status().dirtyLines(), "migrate_threshold 100 runs whatever the load");
+        } finally {
+            e.close();
+        }
+    }
+
+    /**
+     * A backing store that keeps every write waiting (as a throttle or a network disk does)
+     * while the kernel's probe has nothing to say: the engine's own busy time makes it busy.
+     */
+    @Test
+    void aStoreThatKeepsTheEngineWaitingIsBusyWhateverTheKernelSays() throws Exception {
+        Object power = new Object();
+        PowerLossDevice cache = new PowerLossDevice("cache", (int) Layout.slotOffset(32), power);
+        BlockDevice backing = new DelegatingDevice(new PowerLossDevice("backing", 4 << 20, power)) {
+            @Override
+            public void write(ByteBuffer src, long offset) throws java.io.IOException {
+                try {
+                    Thread.sleep(30);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                super.write(src, offset);
+            }
+        };
+        assertNull(backing.load(), "no kernel probe: before the engine's own, this store read 0% busy");
+        CacheEngine.format(cache, 1, List.of(new VolumeEntry(1, 4 << 20, "v", "b")));
+        CacheEngine e = CacheEngine.open(cache, Map.<Integer, BlockDevice>of(1, backing), new EngineConfig());
+        try {
+            // 24 segments of 8 lines, every other line (each its own backing write): batches
+            // of one segment (0.24 s each), since the load is sampled between batches.
+            for (int seg = 0; seg < 24; seg++) {
+                for (int k = 0; k < 8; k++) {
+                    e.write(1, (seg * 16 + 2 * k) * 8L, 8, ByteBuffer.allocate(8 * 512));
+                }
+                e.flushNow();
+            }
+            e.setKnob(Knob.NR_MAX_BATCHED_MIGRATION, 1);
+            e.setKnob(Knob.ALLOW_MIGRATE, 1);
+            int highest = 0;
+            boolean paused = false;
+            long deadline = System.nanoTime() + 5_000_000_000L;
+            while (System.nanoTime() < deadline && !paused) {
+                Status st = e.status();
+                highest = Math.max(highest, st.backingLoadPercent()[1]);
+                paused = st.writebackPausedByLoad();
+                Thread.sleep(20);
+            }
+            assertTrue(highest >= 70, "backing_load reached " + highest + "%");
+            assertTrue(paused, "writeback paused at migrate_threshold 70");
         } finally {
             e.close();
         }

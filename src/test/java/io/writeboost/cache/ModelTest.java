@@ -5,6 +5,7 @@ import io.writeboost.testutil.Rig;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.Random;
 import java.util.stream.LongStream;
@@ -165,9 +166,17 @@ class ModelTest {
                 rig.backings.get(dev).read(back, 0);
                 assertArrayEquals(model[dev], back.array(), "seed " + seed + ": backing " + dev + " after drain");
             }
-        } finally {
-            rig.engine.close();
+        } catch (Throwable t) {
+            // The engine may be the one a failed restart left closed: its close would fail
+            // too and hide what went wrong first.
+            try {
+                rig.engine.close();
+            } catch (IOException e) {
+                t.addSuppressed(e);
+            }
+            throw t;
         }
+        rig.engine.close();
     }
 
     /** Mostly a hot 256 KiB region so lines get overwritten in RAM, on the device and across segments. */
