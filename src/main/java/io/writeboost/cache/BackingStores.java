@@ -59,11 +59,11 @@ final class BackingStores {
     /** Reads {@code dst.remaining()} bytes (whole sectors) of a store from {@code sector} on. */
     void read(int dev, ByteBuffer dst, long sector) throws IOException {
         int entry = ranges.acquireRead(dev, sector, sector + (dst.remaining() >> Layout.SECTOR_SHIFT));
-        busy.begin(dev);
+        busy.begin(dev, false);
         try {
             devices[dev].read(dst, sector << Layout.SECTOR_SHIFT);
         } finally {
-            busy.end(dev);
+            busy.end(dev, false);
             ranges.release(entry);
         }
     }
@@ -71,11 +71,11 @@ final class BackingStores {
     /**
      * Writes {@code src.remaining()} bytes (whole sectors) to a store from {@code sector} on,
      * not synced; {@code through}: past the page cache where the store allows it
-     * ({@link BlockDevice#writeThrough}).
+     * ({@link BlockDevice#writeThrough}); {@code writeback}: one of writeback's own ({@link BackingBusy}).
      */
-    void write(int dev, ByteBuffer src, long sector, boolean through) throws IOException {
+    void write(int dev, ByteBuffer src, long sector, boolean through, boolean writeback) throws IOException {
         int entry = ranges.acquireWrite(dev, sector, sector + (src.remaining() >> Layout.SECTOR_SHIFT));
-        busy.begin(dev);
+        busy.begin(dev, writeback);
         try {
             if (through) {
                 devices[dev].writeThrough(src, sector << Layout.SECTOR_SHIFT);
@@ -83,7 +83,7 @@ final class BackingStores {
                 devices[dev].write(src, sector << Layout.SECTOR_SHIFT);
             }
         } finally {
-            busy.end(dev);
+            busy.end(dev, writeback);
             ranges.release(entry);
         }
     }
@@ -95,11 +95,11 @@ final class BackingStores {
             bytes += srcs[i].remaining();
         }
         int entry = ranges.acquireWrite(dev, sector, sector + (bytes >> Layout.SECTOR_SHIFT));
-        busy.begin(dev);
+        busy.begin(dev, false);
         try {
             devices[dev].writeThrough(srcs, n, sector << Layout.SECTOR_SHIFT);
         } finally {
-            busy.end(dev);
+            busy.end(dev, false);
             ranges.release(entry);
         }
     }
@@ -107,11 +107,11 @@ final class BackingStores {
     /** Punches a range of a store (not synced; {@link #syncChanged} does that). */
     void punch(int dev, long sector, long nSectors) throws IOException {
         int entry = ranges.acquireWrite(dev, sector, sector + nSectors);
-        busy.begin(dev);
+        busy.begin(dev, false);
         try {
             devices[dev].discard(sector << Layout.SECTOR_SHIFT, nSectors << Layout.SECTOR_SHIFT);
         } finally {
-            busy.end(dev);
+            busy.end(dev, false);
             ranges.release(entry);
         }
         changedSinceSync.set(dev, 1);
@@ -126,19 +126,19 @@ final class BackingStores {
         changedSinceSync.set(dev, 1);
     }
 
-    /** Syncs a store: every completed write to it is on stable storage when this returns. */
-    void sync(int dev) throws IOException {
-        busy.begin(dev);
+    /** Syncs a store: every completed write to it is on stable storage when this returns; {@code writeback}: for writeback. */
+    void sync(int dev, boolean writeback) throws IOException {
+        busy.begin(dev, writeback);
         try {
             devices[dev].sync();
         } finally {
-            busy.end(dev);
+            busy.end(dev, writeback);
         }
     }
 
-    /** Milliseconds the store has had a request of the engine's in flight since start. */
-    long busyMillis(int dev) {
-        return busy.busyMillis(dev);
+    /** Milliseconds the store has had a request of the engine's in flight since start, writeback's counted or not. */
+    long busyMillis(int dev, boolean withWriteback) {
+        return busy.busyMillis(dev, withWriteback);
     }
 
     /** Syncs every store punched or written by a bypass since its last sync. */
@@ -146,7 +146,7 @@ final class BackingStores {
         for (int dev = 1; dev <= Layout.MAX_DEVICE_ID; dev++) {
             if (changedSinceSync.getAndSet(dev, 0) != 0) {
                 try {
-                    sync(dev);
+                    sync(dev, false);
                 } catch (IOException e) {
                     changedSinceSync.set(dev, 1);
                     throw e;

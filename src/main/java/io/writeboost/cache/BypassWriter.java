@@ -185,7 +185,7 @@ final class BypassWriter {
             }
             try {
                 if (j - i == 1) {
-                    backings.write(first.dev, first.data.duplicate(), first.sector, true);
+                    backings.write(first.dev, first.data.duplicate(), first.sector, true, false);
                 } else {
                     for (int k = i; k < j; k++) {
                         run[k - i] = batch.get(k).data.duplicate();

@@ -200,7 +200,7 @@ public final class CacheEngine implements Closeable {
                 config.writebackGroupSegments());
         durability = new Durability(lock, health, segments, verification, records, backings, knobs, flusher, streams);
         writeback.durability(durability);
-        periodic = new Periodic(cacheId, health, lock, segments, records, durability, knobs, config.vouchSegments());
+        periodic = new Periodic(cacheId, health, lock, segments, records, durability, knobs, config.vouchSegments(), writeback);
         verifier = unverified.length > 0 && config.backgroundVerification()
                 ? new Verifier(cacheId, health, verification, unverified) : null;
         writePath = new WritePath(lock, health, lines, segments, verification, cache, backings, writeback, stats, knobs, streams,
@@ -400,7 +400,8 @@ public final class CacheEngine implements Closeable {
                     segments.queuedCount(), stats.snapshot(), segments.draining(), writeback.errors(), writeback.failing(),
                     writeback.backingLoad(), writeback.pausedByLoad(), failure == null ? null : failure.toString(),
                     flusher.flushedBytes(), writeback.writtenBackBytes(), segments.sealedSegments(), segments.sealedLines(),
-                    lostLines, lostRangesTotal, lostRanges, bypassWriter.writes(), bypassWriter.bytes(), bypassWriter.requests());
+                    lostLines, lostRangesTotal, lostRanges, bypassWriter.writes(), bypassWriter.bytes(), bypassWriter.requests(),
+                    writeback.engineBusy());
         } finally {
             lock.unlock();
         }

@@ -14,7 +14,8 @@ import java.util.concurrent.TimeUnit;
  * {@link #VOUCH_SEGMENTS} past what the last record vouches for, syncs the cache device and
  * writes a record vouching for it: a start after a crash reads in full only the segments past
  * that point, so this bounds its time whether or not anyone calls fsync, for the cost of
- * two syncs per 256 MiB of log.
+ * two syncs per 256 MiB of log. And it samples the backing stores' load for
+ * {@link Writeback#sampleLoadIfDue}, which cannot while a long batch or sync holds it up.
  */
 final class Periodic extends Daemon {
     private static final Logger log = LogManager.getLogger(Periodic.class);
@@ -27,9 +28,10 @@ final class Periodic extends Daemon {
     private final Durability durability;
     private final KnobValues knobs;
     private final long vouchSegments;
+    private final Writeback writeback;
 
     Periodic(int cacheId, Health health, EngineLock lock, SegmentLog segments, RecordWriter records, Durability durability,
-             KnobValues knobs, long vouchSegments) {
+             KnobValues knobs, long vouchSegments, Writeback writeback) {
         super("periodic", cacheId, health);
         this.lock = lock;
         this.segments = segments;
@@ -37,6 +39,7 @@ final class Periodic extends Daemon {
         this.durability = durability;
         this.knobs = knobs;
         this.vouchSegments = vouchSegments;
+        this.writeback = writeback;
     }
 
     @Override
@@ -64,6 +67,7 @@ final class Periodic extends Daemon {
             } finally {
                 lock.unlock();
             }
+            writeback.sampleLoadIfDue();
             try {
                 if (vouch) {
                     durability.vouchForFlushed();

@@ -12,6 +12,8 @@ package io.writeboost.cache;
  * @param bypassedWrites writes since start whose whole lines went straight to the backing store (sequential_cutoff, write_around_mode)
  * @param bypassedBytes bytes those writes sent to the backing stores
  * @param bypassRequests backing-store requests they took once gathered
+ * @param backingLoadPercent per device, what writeback by load goes by: the higher of the kernel's %util and the share of time the engine had a request other than writeback's in flight
+ * @param engineBusyPercent per device, the share of time the engine had any request in flight, writeback's included
  * @param stats the seed's matrix, indexed by {@link Stats#WRITE} | {@link Stats#HIT} | {@link Stats#ON_BUFFER} | {@link Stats#FULLSIZE}
  */
 public record Status(int cacheId, int nrSegments, long currentSegmentId, int currentSegmentLines, long lastFlushedId,
@@ -20,7 +22,7 @@ public record Status(int cacheId, int nrSegments, long currentSegmentId, int cur
                      long writebackErrors, String writebackFailing, int[] backingLoadPercent, boolean writebackPausedByLoad,
                      String failure, long flushedBytes, long writtenBackBytes, long sealedSegments, long sealedLines,
                      long lostLines, long lostRangesTotal, java.util.List<io.writeboost.format.LostRange> lostRanges,
-                     long bypassedWrites, long bypassedBytes, long bypassRequests) {
+                     long bypassedWrites, long bypassedBytes, long bypassRequests, int[] engineBusyPercent) {
 
     public long stat(boolean write, boolean hit, boolean onBuffer, boolean fullsize) {
         return stats[(write ? Stats.WRITE : 0) | (hit ? Stats.HIT : 0) | (onBuffer ? Stats.ON_BUFFER : 0) | (fullsize ? Stats.FULLSIZE : 0)];

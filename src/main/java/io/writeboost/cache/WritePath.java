@@ -128,7 +128,7 @@ final class WritePath {
             if (anyCached(dev, sector, n)) {
                 lock.unlock();
                 try {
-                    backings.sync(dev);
+                    backings.sync(dev, false);
                 } finally {
                     lock.lock();
                 }
@@ -150,7 +150,7 @@ final class WritePath {
                 if (batches != batchesBefore) {
                     ByteBuffer again = src.duplicate();
                     again.limit(srcPos + (n << Layout.SECTOR_SHIFT)).position(srcPos);
-                    backings.write(dev, again, sector, false);
+                    backings.write(dev, again, sector, false, false);
                     backings.changed(dev);
                 }
             });

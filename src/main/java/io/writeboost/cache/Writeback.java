@@ -77,6 +77,8 @@ final class Writeback extends Daemon {
     private volatile String failing;
     /** Last measured busy percent of each backing store, and whether that load holds writeback back. */
     private final int[] backingLoad = new int[Layout.MAX_DEVICE_ID + 1];
+    /** Percent of the last sample the engine had a request to each store in flight, writeback's own included. */
+    private final int[] engineBusy = new int[Layout.MAX_DEVICE_ID + 1];
     private volatile boolean pausedByLoad;
 
     /**
@@ -104,8 +106,10 @@ final class Writeback extends Daemon {
 
     /** The kernel's load probes of the backing stores by device id (null: unknown), sampled every update_interval. */
     private final DeviceLoad[] probes = new DeviceLoad[Layout.MAX_DEVICE_ID + 1];
-    /** The engine's own: the share of time it had a request to the store in flight ({@link BackingBusy}). */
-    private final DeviceLoad[] engineProbes = new DeviceLoad[Layout.MAX_DEVICE_ID + 1];
+    /** The engine's own: the share of time it had a request to the store in flight ({@link BackingBusy}), writeback's not counted... */
+    private final DeviceLoad[] othersProbes = new DeviceLoad[Layout.MAX_DEVICE_ID + 1];
+    /** ...and counted, for the status only. */
+    private final DeviceLoad[] allProbes = new DeviceLoad[Layout.MAX_DEVICE_ID + 1];
     private long lastSampleNanos;
 
     Writeback(int cacheId, Health health, EngineLock lock, SegmentLog segments, LineTable lineTable, BackingStores backings,
@@ -125,7 +129,8 @@ final class Writeback extends Daemon {
             if (backings.get(dev) != null) {
                 probes[dev] = backings.get(dev).load();
                 int d = dev;
-                engineProbes[dev] = DeviceLoad.ofTicks(() -> backings.busyMillis(d));
+                othersProbes[dev] = DeviceLoad.ofTicks(() -> backings.busyMillis(d, false));
+                allProbes[dev] = DeviceLoad.ofTicks(() -> backings.busyMillis(d, true));
             }
         }
     }
@@ -187,23 +192,33 @@ final class Writeback extends Daemon {
         return backingLoad.clone();
     }
 
+    int[] engineBusy() {
+        return engineBusy.clone();
+    }
+
     boolean pausedByLoad() {
         return pausedByLoad;
     }
 
-    /** Reads the backing stores' busy time, outside the engine lock, at most once per update_interval. */
-    private void sampleLoadIfDue() {
+    /**
+     * Reads the backing stores' busy time, outside the engine lock, at most once per
+     * update_interval. The periodic daemon calls it as well as this thread: a batch and its
+     * sync on a slow disk take many seconds, and the status's figures must stay current meanwhile.
+     */
+    synchronized void sampleLoadIfDue() {
         long now = System.nanoTime();
         if (now - lastSampleNanos < TimeUnit.SECONDS.toNanos(knobs.get(Knob.UPDATE_INTERVAL)) && lastSampleNanos != 0) {
             return;
         }
         lastSampleNanos = now;
         for (int dev = 1; dev <= Layout.MAX_DEVICE_ID; dev++) {
-            if (engineProbes[dev] != null) {
+            if (othersProbes[dev] != null) {
                 // The higher of the two: the kernel's misses a throttle or a network disk,
-                // the engine's misses other users of the disk.
+                // the engine's misses other users of the disk. (The kernel's counts
+                // writeback's own requests too; it cannot tell them apart.)
                 int kernel = probes[dev] != null ? probes[dev].sample() : 0;
-                backingLoad[dev] = Math.max(kernel, engineProbes[dev].sample());
+                backingLoad[dev] = Math.max(kernel, othersProbes[dev].sample());
+                engineBusy[dev] = allProbes[dev].sample();
             }
         }
     }
@@ -401,7 +416,7 @@ final class Writeback extends Daemon {
     private void commitGroup() throws IOException {
         for (int dev = 0; dev < touched.length; dev++) {
             if (touched[dev]) {
-                backings.sync(dev);
+                backings.sync(dev, true);
                 touched[dev] = false;
             }
         }
@@ -485,7 +500,7 @@ final class Writeback extends Daemon {
         }
         staging.flip();
         long sectors = staging.remaining() >> Layout.SECTOR_SHIFT;
-        backings.write(dev, staging, startSector, staging.remaining() >= DIRECT_RUN_BYTES);
+        backings.write(dev, staging, startSector, staging.remaining() >= DIRECT_RUN_BYTES, true);
         touched[dev] = true;
         staging.clear();
         return sectors;

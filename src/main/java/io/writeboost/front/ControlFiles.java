@@ -143,7 +143,8 @@ public final class ControlFiles {
         }
         for (Volume v : volumes) {
             line(b, "backing_load." + v.name(), st.backingLoadPercent()[v.deviceId()] + "% (migrate_threshold "
-                    + engine.migrateThreshold(v.deviceId()) + "%)");
+                    + engine.migrateThreshold(v.deviceId()) + "%; the engine's requests, writeback's included, in flight "
+                    + st.engineBusyPercent()[v.deviceId()] + "% of the time)");
         }
         line(b, "writeback", st.writebackPausedByLoad() ? "paused: a backing store is busier than its migrate_threshold"
                 : st.segmentsAwaitingWriteback() > 0 ? "pending" : "idle");

@@ -52,8 +52,8 @@ public enum Knob {
     DEVICE_NO(Scope.DEVICE, "device_no", Access.READ_ONLY, 0, Long.MAX_VALUE, 0, "this volume's device id (1..127)"),
     MIGRATE_THRESHOLD(Scope.DEVICE, "migrate_threshold", Access.READ_WRITE, 0, 100, 70,
             "with allow_migrate 1, writeback runs while this backing store is busy less than this percent of the "
-                    + "time (the higher of iostat's %util and the share of time the engine had a request to it in flight, "
-                    + "sampled every update_interval); 100: whatever the load"),
+                    + "time (the higher of iostat's %util and the share of time the engine had a request other than writeback's "
+                    + "own to it in flight, sampled every update_interval); 100: whatever the load"),
     NR_DIRTY_CACHES(Scope.DEVICE, "nr_dirty_caches", Access.READ_ONLY, 0, Long.MAX_VALUE, 0,
             "cache lines holding data not yet on the backing store");
 
