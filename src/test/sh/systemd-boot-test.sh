@@ -5,7 +5,8 @@
 # unit, kill -9 of the server and systemd's restart, a clean stop, a reboot with everything
 # enabled, and a poweroff whose console has no [FAILED] line.
 #
-#   src/test/sh/systemd-boot-test.sh WORKDIR      (as root; run by e2e.SystemdBootIT)
+#   src/test/sh/systemd-boot-test.sh WORKDIR                 (as root; run by e2e.SystemdBootIT)
+#   src/test/sh/systemd-boot-test.sh WORKDIR --prepare-only  only build the cached tarball
 #
 # Exit 0: passed. Exit 77: this machine cannot boot a container at all (why is on stderr).
 # Anything else: failed; the container's journal tail and console are printed.
@@ -191,6 +192,7 @@ cleanup() {
       losetup -d "$d" || echo "boot-test: cannot detach $d" >&2
     fi
   done
+  rm -rf --one-file-system "$cache/build.$$"   # a debootstrap cut short
   rm -rf "/run/systemd/nspawn/propagate/$machine" "/run/systemd/nspawn/unix-export/$machine"
   rmdir /run/systemd/nspawn/propagate /run/systemd/nspawn/unix-export /run/systemd/nspawn/locks /run/systemd/nspawn \
     2>/dev/null
