@@ -29,6 +29,7 @@ cg="wb-boot-$$"
 mp="/srv/wb$$"
 launcher_pid=""
 ct_pid=""
+lock=""
 t0=$SECONDS
 
 say() { printf 'boot-test [%3ds] %s\n' $((SECONDS - t0)) "$*"; }
@@ -194,6 +195,7 @@ cleanup() {
   done
   rm -rf --one-file-system "$cache/build.$$"   # a debootstrap cut short
   rm -rf "/run/systemd/nspawn/propagate/$machine" "/run/systemd/nspawn/unix-export/$machine"
+  [ -z "$lock" ] || rm -f "$lock"   # left behind when systemd-nspawn had to be killed
   rmdir /run/systemd/nspawn/propagate /run/systemd/nspawn/unix-export /run/systemd/nspawn/locks /run/systemd/nspawn \
     2>/dev/null
   if [ -d "$rootfs" ]; then
@@ -234,6 +236,8 @@ mkdir -p "$work"
 : >"$work/loops"
 [ -f "$tarball" ] || build_tarball
 mkdir -p "$rootfs"
+# systemd-nspawn's lock on the tree: /run/systemd/nspawn/locks/inode-DEV:INODE.
+lock="/run/systemd/nspawn/locks/inode-$(stat -c '%d:%i' "$rootfs")"
 tar --numeric-owner --xattrs --xattrs-include='*' -C "$rootfs" -xf "$tarball"
 say "extracted the Debian $suite tree ($tarball)"
 
