@@ -102,18 +102,18 @@ public final class MountPoint {
     static void clearStale(Path dir) throws RequestException {
         String path = resolved(dir);
         Mount m = staleFuseMount(dir);
-        if (m == null) {
-            return;   // gone meanwhile (someone else cleared it): nothing to do
-        }
-        LogManager.getLogger(MountPoint.class).warn("{}: a stale FUSE mount ({} from {}) is in the way: its server is gone "
-                + "(Transport endpoint is not connected), most likely killed or crashed; clearing it with a lazy unmount", path,
-                m.fsType(), m.source());
-        String fusermount = run("fusermount", "-u", "-z", path);
-        if (fusermount != null && staleFuseMount(dir) != null) {
-            String umount = run("umount", "-l", path);
-            if (umount != null) {
-                throw new RequestException(path + ": cannot clear the stale FUSE mount of a dead server there (fusermount -u -z: "
-                        + fusermount + "; umount -l: " + umount + "); unmount it by hand (fusermount -uz " + path + ")");
+        // Null: someone cleared it meanwhile; what is there now is checked all the same.
+        if (m != null) {
+            LogManager.getLogger(MountPoint.class).warn("{}: a stale FUSE mount ({} from {}) is in the way: its server is gone "
+                    + "(Transport endpoint is not connected), most likely killed or crashed; clearing it with a lazy unmount", path,
+                    m.fsType(), m.source());
+            String fusermount = run("fusermount", "-u", "-z", path);
+            if (fusermount != null && staleFuseMount(dir) != null) {
+                String umount = run("umount", "-l", path);
+                if (umount != null) {
+                    throw new RequestException(path + ": cannot clear the stale FUSE mount of a dead server there (fusermount -u -z: "
+                            + fusermount + "; umount -l: " + umount + "); unmount it by hand (fusermount -uz " + path + ")");
+                }
             }
         }
         if (!Files.isDirectory(dir)) {
@@ -122,7 +122,7 @@ public final class MountPoint {
         Mount under = mountAt(path);
         if (under != null) {
             throw new RequestException(path + ": after clearing a stale FUSE mount, " + under.fsType() + " from " + under.source()
-                    + " is still mounted there");
+                    + " is mounted there");
         }
         try (var entries = Files.list(dir)) {
             if (entries.findAny().isPresent()) {
@@ -131,7 +131,9 @@ public final class MountPoint {
         } catch (IOException e) {
             throw new RequestException(path + ": cannot list the mount point: " + e.getMessage());
         }
-        LogManager.getLogger(MountPoint.class).info("{}: stale mount cleared", path);
+        if (m != null) {
+            LogManager.getLogger(MountPoint.class).info("{}: stale mount cleared", path);
+        }
     }
 
     /** Runs a command; null when it exits 0, else what it said (or why it could not run). */
