@@ -4,6 +4,7 @@ import io.writeboost.format.Layout;
 import io.writeboost.format.VolumeEntry;
 import io.writeboost.knob.Knob;
 import io.writeboost.knob.KnobException;
+import io.writeboost.server.MountPoint;
 import io.writeboost.server.ServerSettings;
 import io.writeboost.server.ServerSettings.Backing;
 
@@ -49,6 +50,8 @@ public final class MountOptions {
     public boolean acceptDataLoss;
     /** The config file says accept-data-loss; honoured only when the command line says it too. */
     boolean acceptDataLossInFile;
+    /** Set by validate(): the mount point holds a dead server's FUSE mount, for the server to clear. */
+    boolean clearStaleMount;
     /** The arguments as given, to print the command that accepts a loss. */
     public List<String> commandLine = List.of();
 
@@ -204,18 +207,23 @@ public final class MountOptions {
                 throw new UsageException("--cache-size " + cacheSize + ": a cache needs at least " + min + " bytes (3 MiB: superblock and 2 segments)");
             }
         }
-        if (!Files.isDirectory(mountPoint)) {
-            throw new UsageException(mountPoint + ": mount point is not a directory");
-        }
-        if (isMountPoint(mountPoint)) {
-            throw new UsageException(mountPoint + ": something is already mounted there");
-        }
-        try (var entries = Files.list(mountPoint)) {
-            if (entries.findAny().isPresent()) {
-                throw new UsageException(mountPoint + ": mount point is not empty");
+        // A dead server's mount is cleared by the server once logging runs (Preflight), and the
+        // directory underneath checked then; here it would only look like no directory at all.
+        clearStaleMount = MountPoint.staleFuseMount(mountPoint) != null;
+        if (!clearStaleMount) {
+            if (!Files.isDirectory(mountPoint)) {
+                throw new UsageException(mountPoint + ": mount point is not a directory");
             }
-        } catch (IOException e) {
-            throw new UsageException(mountPoint + ": cannot list the mount point: " + e.getMessage());
+            if (isMountPoint(mountPoint)) {
+                throw new UsageException(mountPoint + ": something is already mounted there");
+            }
+            try (var entries = Files.list(mountPoint)) {
+                if (entries.findAny().isPresent()) {
+                    throw new UsageException(mountPoint + ": mount point is not empty");
+                }
+            } catch (IOException e) {
+                throw new UsageException(mountPoint + ": cannot list the mount point: " + e.getMessage());
+            }
         }
         if (logFile != null) {
             Path parent = logFile.toAbsolutePath().getParent();
@@ -267,6 +275,6 @@ public final class MountOptions {
     /** What the server reads of this request; logging and --foreground stay with the CLI. */
     ServerSettings settings() {
         return new ServerSettings(cache, backings, mountPoint, format, force, cacheSize, sparse, cacheId, knobs, drainOnStop, readyFile,
-                asyncDio, parallelDirectWrites, acceptDataLoss);
+                asyncDio, parallelDirectWrites, acceptDataLoss, clearStaleMount);
     }
 }

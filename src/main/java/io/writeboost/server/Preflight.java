@@ -25,7 +25,8 @@ public final class Preflight {
 
     /**
      * Every backing store against what a volume can be; then the cache's state against
-     * format/force, or its volume table against the backing stores given.
+     * format/force, or its volume table against the backing stores given; then a dead server's
+     * mount at the mount point is cleared (see {@link MountPoint}).
      */
     static void check(ServerSettings s) throws RequestException, IOException {
         long[] sizes = backingSizes(s.backings());
@@ -33,6 +34,10 @@ public final class Preflight {
             checkFormat(s);
         } else {
             checkVolumeTable(s.cache(), s.backings(), sizes, s.cacheId());
+        }
+        // Last: a request refused for another reason leaves even a dead mount as it was.
+        if (s.clearStaleMount()) {
+            MountPoint.clearStale(s.mountPoint());
         }
     }
 

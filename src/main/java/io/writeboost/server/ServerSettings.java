@@ -16,7 +16,7 @@ import java.util.Objects;
  *
  * @param cache       the cache device or file
  * @param backings    the backing stores, device ids 1, 2, ... in this order
- * @param mountPoint  an empty directory
+ * @param mountPoint  an empty directory (or one with a dead server's mount on it: see clearStaleMount)
  * @param format      write a fresh cache
  * @param force       with format: even over data not yet written back
  * @param cacheSize   with format: the size of a cache file to create, or null when it exists
@@ -28,10 +28,13 @@ import java.util.Objects;
  * @param asyncDio    grant the kernel asynchronous direct I/O (FUSE_ASYNC_DIO) at INIT
  * @param parallelDirectWrites grant parallel direct writes (FOPEN_PARALLEL_DIRECT_WRITES) when a volume file is opened
  * @param acceptDataLoss start even when recovery finds acknowledged data lost (the operator's decision, --accept-data-loss)
+ * @param clearStaleMount the mount point holds the FUSE mount of a dead server, to be cleared before mounting
+ *                        ({@link MountPoint#staleFuseMount}); the directory underneath is checked then
  */
 public record ServerSettings(Path cache, List<Backing> backings, Path mountPoint, boolean format, boolean force, Long cacheSize,
                              boolean sparse, Integer cacheId, Map<Knob, Long> knobs, boolean drainOnStop, Path readyFile,
-                             boolean asyncDio, boolean parallelDirectWrites, boolean acceptDataLoss) {
+                             boolean asyncDio, boolean parallelDirectWrites, boolean acceptDataLoss,
+                             boolean clearStaleMount) {
     /** One backing store: the volume's file name in the mount and the store's path. */
     public record Backing(String name, Path path) {
     }

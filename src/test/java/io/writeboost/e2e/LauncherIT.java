@@ -124,4 +124,43 @@ class LauncherIT {
             assertFalse(mounted(mnt));
         }
     }
+
+    /**
+     * A config that names the mount point, and none on the command line (the issue's
+     * `fuse-mount --config FILE --format`): the log is named after it; a config's log-file is
+     * used as it is rather than overridden by the launcher's default.
+     */
+    @Test
+    void theMountPointAndTheLogFileMayComeFromTheConfig(@TempDir Path dir) throws Exception {
+        String name = "wbtest-" + ProcessHandle.current().pid() + "-" + System.nanoTime();
+        Path mnt = Files.createDirectories(dir.resolve(name));
+        Fixture.sparse(dir.resolve("disk.img"), 8 << 20);
+        Path conf = dir.resolve("t.conf");
+        String common = "cache = " + dir.resolve("cache.img") + "\nbacking = data=" + dir.resolve("disk.img") + "\nmountpoint = " + mnt
+                + "   # the only mount point given\n";
+        Files.writeString(conf, common);
+        Path log = "root".equals(System.getProperty("user.name")) ? Path.of("/var/log/writeboost", name + ".log")
+                : Path.of(System.getenv().getOrDefault("XDG_STATE_HOME", System.getProperty("user.home") + "/.local/state"),
+                        "writeboost", name + ".log");
+        try {
+            Run r = launcher("--config", conf.toString(), "--format", "--cache-size", "6M");
+            assertEquals(0, r.status(), r.out());
+            assertTrue(r.out().contains("log " + log + ")"), r.out());
+            assertFalse(r.out().contains("readlink"), r.out());
+            assertTrue(Files.readString(log).contains("serving " + mnt), "the server logs there");
+            unmountAndWait(mnt, r);
+
+            Files.writeString(conf, common + "log-file = " + dir.resolve("from-config.log") + "\n");
+            r = launcher("--config", conf.toString());
+            assertEquals(0, r.status(), r.out());
+            assertTrue(r.out().contains("log " + dir.resolve("from-config.log") + ")"), r.out());
+            assertTrue(Files.readString(dir.resolve("from-config.log")).contains("serving " + mnt));
+            unmountAndWait(mnt, r);
+        } finally {
+            if (mounted(mnt)) {
+                Loop.run("fusermount", "-u", "-z", mnt.toString());
+            }
+            Files.deleteIfExists(log);
+        }
+    }
 }

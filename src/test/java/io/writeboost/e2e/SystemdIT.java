@@ -21,7 +21,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The systemd units as installed by systemd/install into a temporary root: systemd-analyze
  * verify accepts them, and their command lines, run by hand (PID 1 here is not systemd), do
  * what the units promise: READY=1, STATUS= and STOPPING=1 on the notify socket, loop devices
- * attached and detached, a clean stop on SIGTERM. Then uninstall removes everything.
+ * attached and detached, a clean stop on SIGTERM; the generator writes each config's drop-in.
+ * Then uninstall removes everything. (SystemdBootIT runs them under a real systemd.)
  */
 class SystemdIT {
     static String run(Path cwd, List<String> cmd, String env) throws Exception {
@@ -66,6 +67,22 @@ class SystemdIT {
                 "# test cache", "cache = " + dir.resolve("cache.img"), "backing = data=" + dir.resolve("disk.img"),
                 "mountpoint = " + mnt, "allow_migrate = 1", ""));
         Files.copy(repo.resolve("systemd/srv-data.mount.example"), units.resolve("srv-data.mount"));
+        // The generator, as systemd runs it at boot, its output where verify reads drop-ins.
+        Path generator = root.resolve("usr/local/lib/systemd/system-generators/writeboost-generator");
+        assertTrue(Files.isExecutable(generator));
+        ProcessBuilder gen = new ProcessBuilder(generator.toString(), units.toString(), units.toString(), units.toString())
+                .redirectErrorStream(true);
+        gen.environment().put("WRITEBOOST_CONF_DIR", root.resolve("etc/writeboost").toString());
+        Process g = gen.start();
+        String genOut = new String(g.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, g.waitFor(), genOut);
+        String dropin = Files.readString(units.resolve("writeboost@t.service.d/50-writeboost-config.conf"));
+        String mountUnit = run(repo, List.of("systemd-escape", "--path", "--suffix=mount", mnt.toString()), null).strip();
+        assertTrue(dropin.contains("\nAfter=" + mountUnit + "\n"), "ordered after the mount point's unit: " + dropin);
+        assertTrue(dropin.contains("RequiresMountsFor=" + dir.resolve("cache.img") + "\n")
+                && dropin.contains("RequiresMountsFor=" + dir.resolve("disk.img") + "\n"), dropin);
+        assertTrue(Files.exists(units.resolve("writeboost@example.service.d/50-writeboost-config.conf")),
+                "one drop-in per config: the installed example.conf has one too");
         for (String unit : new String[] {"writeboost@t.service", "writeboost-loop@t.service", "srv-data.mount"}) {
             String out = run(repo, List.of("systemd-analyze", "verify", "--root=" + root, units.resolve(unit).toString()), null);
             assertEquals("", out.strip(), "systemd-analyze verify " + unit + " says nothing");
@@ -122,6 +139,7 @@ class SystemdIT {
         assertFalse(Files.exists(root.resolve("usr/local/bin/fuse-mount")));
         assertFalse(Files.exists(root.resolve("usr/local/lib/writeboost")));
         assertFalse(Files.exists(units.resolve("writeboost@.service")));
+        assertFalse(Files.exists(generator));
         assertTrue(Files.exists(root.resolve("etc/writeboost/t.conf")), "the administrator's config stays");
     }
 }
