@@ -11,9 +11,8 @@ import io.writeboost.format.Layout;
  * throttle (the blkio cgroup), a network block device or a disk shared with other hosts holds
  * requests before any local counter sees them; the disk under a file then reads idle while
  * every request waits. Why twice: writeback by load ({@link Writeback}) is there to leave the
- * store to the cache's users, so it must not hold itself back for its own requests: measured
- * on the throttled slow disk, a gate on all requests cut fio's random writes with
- * allow_migrate 1 from 1,597 to 705 and 919 IOPS.
+ * store to the cache's users, so it must not hold itself back for its own requests; the status
+ * shows the figure with them.
  *
  * <p>Thread-safe: its own monitor, held for a few arithmetic steps per request.
  */
