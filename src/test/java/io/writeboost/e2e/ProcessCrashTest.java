@@ -43,7 +43,7 @@ class ProcessCrashTest {
         long acknowledgedSyncs = 0, checked = 0;
         String[] first = ImageFileTest.concat(args, "--format", "--cache-size", "12M");
         for (int cycle = 0; cycle < CYCLES; cycle++) {
-            try (FuseServer s = FuseServer.start(mnt, dir.resolve("log"), first)) {
+            try (FuseServer s = start(mnt, dir.resolve("log"), first)) {
                 first = args;
                 if (cycle > 0) {
                     checked += verify(s, model, cycle);
@@ -61,11 +61,22 @@ class ProcessCrashTest {
                 acknowledgedSyncs += syncs[0];
             }
         }
-        try (FuseServer s = FuseServer.start(mnt, dir.resolve("log"), args)) {
+        try (FuseServer s = start(mnt, dir.resolve("log"), args)) {
             checked += verify(s, model, CYCLES);
         }
         System.out.printf("ProcessCrashTest: %d SIGKILL cycles, %d fdatasyncs acknowledged, %d sector checks, 0 lost%n",
                 CYCLES, acknowledgedSyncs, checked);
+    }
+
+    /** A start that fails shows the end of the server log: what the killed runs did before it. */
+    private static FuseServer start(Path mnt, Path log, String[] args) throws Exception {
+        try {
+            return FuseServer.start(mnt, log, args);
+        } catch (java.io.IOException e) {
+            java.util.List<String> lines = Files.exists(log) ? Files.readAllLines(log) : java.util.List.of();
+            throw new java.io.IOException(e.getMessage() + "\nthe server log's last lines:\n"
+                    + String.join("\n", lines.subList(Math.max(0, lines.size() - 60), lines.size())), e);
+        }
     }
 
     private static void write(FuseServer s, SectorModel model, Random rnd, long[] nextId, AtomicBoolean stop, long[] syncs) {
