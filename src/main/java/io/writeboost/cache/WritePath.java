@@ -351,8 +351,8 @@ final class WritePath {
                 continue;
             }
             int tomb = segments.appendLine(key | LineKey.TOMBSTONE);
-            lines.unindex(key, line);
             lines.supersede(line, segments.openId(), tomb / LPS);
+            lines.unindex(key, line);
             return;
         }
     }

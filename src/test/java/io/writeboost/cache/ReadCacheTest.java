@@ -1,0 +1,378 @@
+package io.writeboost.cache;
+
+import io.writeboost.device.BlockDevice;
+import io.writeboost.format.Layout;
+import io.writeboost.format.LineKey;
+import io.writeboost.format.SegmentHeader;
+import io.writeboost.format.VolumeEntry;
+import io.writeboost.knob.Knob;
+import io.writeboost.testutil.PowerLossDevice;
+import io.writeboost.testutil.StallingDevice;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.zip.CRC32C;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Read caching: admission, scan resistance, writes and discards over clean lines, ring reuse, the read/write race, recovery. */
+class ReadCacheTest {
+    static final int VOLUME_BYTES = 64 << 20;
+
+    private final Random rnd = new Random(13);
+    private Object power = new Object();
+    private PowerLossDevice cache;
+    private PowerLossDevice backingMedia;
+    private StallingDevice backing;
+    private CacheEngine engine;
+    private EngineConfig config;
+    private final ExecutorService pool = Executors.newCachedThreadPool();
+
+    private void start(int segments, EngineConfig config) throws IOException {
+        this.config = config;
+        cache = new PowerLossDevice("cache", (int) Layout.slotOffset(segments), power);
+        backingMedia = new PowerLossDevice("backing1", VOLUME_BYTES, power);
+        byte[] initial = new byte[VOLUME_BYTES];
+        rnd.nextBytes(initial);
+        backingMedia.write(ByteBuffer.wrap(initial), 0);
+        backingMedia.sync();
+        CacheEngine.format(cache, 1, List.of(new VolumeEntry(1, VOLUME_BYTES, "vol1", "backing1")));
+        open();
+    }
+
+    private void open() throws IOException {
+        backing = new StallingDevice(backingMedia);
+        engine = CacheEngine.open(cache, Map.<Integer, BlockDevice>of(1, backing), config);
+    }
+
+    /** Power cut: the engine is abandoned, both devices keep what a sync made durable. */
+    private void crashAndRecover() throws IOException {
+        Object old = power;
+        power = new Object();
+        synchronized (old) {
+            cache = cache.crash(rnd, power);
+            backingMedia = backingMedia.crash(rnd, power);
+        }
+        engine.abort();
+        open();
+    }
+
+    @AfterEach
+    void stop() throws IOException {
+        pool.shutdownNow();
+        if (engine != null) {
+            engine.close();
+        }
+    }
+
+    private byte[] read(long lineNo) throws IOException {
+        return read(lineNo, 1);
+    }
+
+    private byte[] read(long lineNo, int nLines) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(nLines * Layout.LINE_SIZE);
+        engine.read(1, lineNo * 8, nLines * 8, b);
+        return b.array();
+    }
+
+    private byte[] backingLine(long lineNo) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(Layout.LINE_SIZE);
+        backingMedia.read(b, lineNo * Layout.LINE_SIZE);
+        return b.array();
+    }
+
+    private byte[] randomLine() {
+        byte[] b = new byte[Layout.LINE_SIZE];
+        rnd.nextBytes(b);
+        return b;
+    }
+
+    @Test
+    void aLineIsAdmittedOnItsSecondMissAndThenHitsTheCacheDevice() throws Exception {
+        start(8, new EngineConfig());
+        byte[] expected = backingLine(5);
+        assertArrayEquals(expected, read(5));
+        Status st = engine.status();
+        assertEquals(0, st.readCacheAdmissions(), "a first miss is only remembered");
+        assertEquals(0, st.cleanLines());
+        assertArrayEquals(expected, read(5));
+        st = engine.status();
+        assertEquals(1, st.readCacheAdmissions(), "the second miss admits the line");
+        assertEquals(1, st.cleanLines());
+        assertEquals(0, st.dirtyLines(), "a clean line is not dirty");
+        engine.flushNow(); // the clean line goes to the cache device with its segment
+        long backingReads = backing.reads.get();
+        assertArrayEquals(expected, read(5));
+        assertEquals(backingReads, backing.reads.get(), "the third read came from the cache device");
+        st = engine.status();
+        assertEquals(1, st.readHitsClean());
+        assertEquals(1, st.stat(false, true, false, true), "the seed's matrix counts it as a full-size read hit");
+        assertEquals(2, st.stat(false, false, false, true), "and the two misses before it");
+        assertEquals(0, backing.writes.get() + backing.syncs.get(), "read caching writes nothing to the backing store");
+    }
+
+    @Test
+    void withSecondAccessOffTheFirstMissAdmitsAndThresholdZeroTurnsReadCachingOff() throws Exception {
+        start(8, new EngineConfig().knob(Knob.READ_CACHE_SECOND_ACCESS, 0));
+        read(3);
+        assertEquals(1, engine.status().readCacheAdmissions());
+        engine.setKnob(Knob.READ_CACHE_THRESHOLD, 0);
+        read(4);
+        read(4);
+        assertEquals(1, engine.status().readCacheAdmissions(), "read_cache_threshold 0: nothing more admitted");
+    }
+
+    @Test
+    void aSequentialRunLongerThanTheThresholdIsNotAdmitted() throws Exception {
+        start(8, new EngineConfig().knob(Knob.READ_CACHE_THRESHOLD, 4));
+        for (int pass = 0; pass < 2; pass++) {
+            for (long line = 100; line < 116; line++) {
+                read(line);
+            }
+        }
+        // Each pass is one run: its first 4 lines may be admitted (on the second pass), the rest not.
+        assertEquals(4, engine.status().readCacheAdmissions());
+        read(200, 8);
+        read(200, 8);
+        assertEquals(4, engine.status().readCacheAdmissions(), "one request of 8 lines is a run of 8");
+        // Far from both runs: a read up to 2 MiB past a run's end counts with it (pieces of one
+        // large request arrive out of order).
+        read(2000, 4);
+        read(2000, 4);
+        assertEquals(8, engine.status().readCacheAdmissions(), "a request of 4 lines is not");
+    }
+
+    @Test
+    void aOnePassScanDoesNotPushOutLinesReadManyTimes() throws Exception {
+        // 16 segments, 4064 lines; the hot set is 1000 lines, the scan 8000 lines read once, at random.
+        start(16, new EngineConfig());
+        long[] hot = new long[1000];
+        for (int i = 0; i < hot.length; i++) {
+            hot[i] = 2L * i;
+        }
+        for (int pass = 0; pass < 3; pass++) {
+            for (long line : hot) {
+                read(line);
+            }
+        }
+        long admittedHot = engine.status().readCacheAdmissions();
+        assertTrue(admittedHot >= 950, "the hot set is admitted on its second pass: " + admittedHot);
+        for (int i = 0; i < 8000; i++) {
+            read(2001 + 2L * rnd.nextInt(1500));
+        }
+        Status st = engine.status();
+        long hitsBefore = st.readHitsClean();
+        for (long line : hot) {
+            read(line);
+        }
+        long hits = engine.status().readHitsClean() - hitsBefore;
+        assertTrue(hits >= 950, "the hot set still hits after the scan: " + hits + " of 1000 (admitted from the scan: "
+                + (st.readCacheAdmissions() - admittedHot) + ")");
+    }
+
+    @Test
+    void aWriteToACleanLineSupersedesIt() throws Exception {
+        start(8, new EngineConfig().knob(Knob.READ_CACHE_SECOND_ACCESS, 0));
+        for (boolean onDevice : new boolean[]{false, true}) {
+            long lineNo = onDevice ? 11 : 10;
+            byte[] expected = backingLine(lineNo);
+            read(lineNo);
+            assertEquals(1, engine.status().cleanLines());
+            if (onDevice) {
+                engine.flush(); // frozen: the write takes a new line
+            }
+            byte[] part = new byte[2 * Layout.SECTOR_SIZE];
+            rnd.nextBytes(part);
+            engine.write(1, lineNo * 8 + 3, 2, ByteBuffer.wrap(part));
+            System.arraycopy(part, 0, expected, 3 * Layout.SECTOR_SIZE, part.length);
+            Status st = engine.status();
+            assertEquals(0, st.cleanLines(), "the clean line is gone");
+            assertEquals(1, st.dirtyLines(), "the write's line is dirty with its two sectors");
+            assertArrayEquals(expected, read(lineNo));
+            engine.flushNow();
+            assertArrayEquals(expected, read(lineNo));
+            engine.drain();
+            assertArrayEquals(expected, backingLine(lineNo), "written back: only the write's sectors changed");
+        }
+    }
+
+    @Test
+    void aDiscardDropsACleanLine() throws Exception {
+        start(8, new EngineConfig().knob(Knob.READ_CACHE_SECOND_ACCESS, 0));
+        read(20);
+        read(21);
+        engine.flushNow();
+        assertEquals(2, engine.status().cleanLines());
+        engine.discard(1, 20 * 8, 8);
+        engine.discard(1, 21 * 8 + 2, 2);
+        assertEquals(0, engine.status().cleanLines());
+        assertEquals(1, engine.status().dirtyLines(), "the zeros written over part of line 21");
+        assertArrayEquals(new byte[Layout.LINE_SIZE], read(20));
+        byte[] partly = backingLine(21);
+        java.util.Arrays.fill(partly, 2 * Layout.SECTOR_SIZE, 4 * Layout.SECTOR_SIZE, (byte) 0);
+        assertArrayEquals(partly, read(21));
+        engine.flushNow();
+        assertArrayEquals(new byte[Layout.LINE_SIZE], read(20), "line 20 was admitted again, as zeros");
+        assertArrayEquals(partly, read(21));
+    }
+
+    @Test
+    void slotsHoldingOnlyCleanLinesAreReusedWithoutBackingStoreIo() throws Exception {
+        start(8, new EngineConfig().knob(Knob.READ_CACHE_SECOND_ACCESS, 0));
+        byte[] dirty = randomLine();
+        engine.write(1, 0, 8, ByteBuffer.wrap(dirty));
+        engine.flushNow(); // segment 1 holds a dirty line: writeback may not pass it (allow_migrate 0)
+        int ringLines = 8 * Layout.LINES_PER_SEGMENT;
+        for (int i = 0; i < ringLines; i++) {
+            read(2 + 2L * i);
+        }
+        Status st = engine.status();
+        assertEquals(1, st.dirtyLines());
+        assertTrue(st.readCacheAdmissions() <= 7 * Layout.LINES_PER_SEGMENT,
+                "admission stops at the writers' reserve while the oldest segment is dirty: " + st.readCacheAdmissions());
+        engine.write(1, 8, 8, ByteBuffer.wrap(randomLine())); // a writer still finds room at once
+        engine.drain(); // now segment 1 is written back, and with it the clean segments after it
+        long writesAfterDrain = backing.writes.get();
+        long syncsAfterDrain = backing.syncs.get();
+        long admittedBefore = engine.status().readCacheAdmissions();
+        for (int i = 0; i < 3 * ringLines; i++) {
+            read(4100 + 2L * i);
+        }
+        st = engine.status();
+        assertTrue(st.readCacheAdmissions() - admittedBefore > 2 * ringLines,
+                "clean-only slots were reused: " + (st.readCacheAdmissions() - admittedBefore) + " lines admitted into a ring of "
+                        + ringLines);
+        assertEquals(writesAfterDrain, backing.writes.get(), "giving up clean lines writes nothing to the backing store");
+        assertEquals(syncsAfterDrain, backing.syncs.get());
+        assertTrue(st.cleanLines() < ringLines, "evicted oldest first: " + st.cleanLines());
+        assertArrayEquals(backingLine(4100 + 2L * (3 * ringLines - 1)), read(4100 + 2L * (3 * ringLines - 1)));
+        assertArrayEquals(dirty, read(0));
+    }
+
+    /** How a line's backing-store copy changes while a read miss of it holds the older copy. */
+    enum Change { CACHED_WRITE_WRITTEN_BACK, DISCARD, BYPASSED_WRITE }
+
+    @Test
+    void aWriteWhileAMissReadsTheBackingStoreDropsTheAdmission() throws Exception {
+        raceWith(Change.CACHED_WRITE_WRITTEN_BACK);
+    }
+
+    @Test
+    void aDiscardWhileAMissReadsTheBackingStoreDropsTheAdmission() throws Exception {
+        raceWith(Change.DISCARD);
+    }
+
+    @Test
+    void aBypassedWriteWhileAMissReadsTheBackingStoreDropsTheAdmission() throws Exception {
+        raceWith(Change.BYPASSED_WRITE);
+    }
+
+    /**
+     * A reader misses line 7 and gets the backing store's copy V1, and is held there; the
+     * line changes (and, for a cached write, is written back so that it leaves the index); then
+     * the reader goes on to admit what it read. Admitting it would serve V1 over the newer data
+     * from then on.
+     */
+    private void raceWith(Change change) throws Exception {
+        start(8, new EngineConfig().knob(Knob.READ_CACHE_SECOND_ACCESS, 0));
+        long lineNo = 7;
+        byte[] v1 = backingLine(lineNo);
+        byte[] v2 = change == Change.DISCARD ? new byte[Layout.LINE_SIZE] : randomLine();
+        backing.stallNextRead();
+        Future<byte[]> reader = pool.submit(() -> read(lineNo));
+        backing.awaitStalled();
+        switch (change) {
+            case CACHED_WRITE_WRITTEN_BACK -> {
+                engine.write(1, lineNo * 8, 8, ByteBuffer.wrap(v2));
+                engine.drain();
+                assertEquals(0, engine.status().indexedLines(), "written back, the line left the index");
+            }
+            case DISCARD -> engine.discard(1, lineNo * 8, 8);
+            case BYPASSED_WRITE -> {
+                engine.setKnob(Knob.WRITE_AROUND_MODE, 1);
+                engine.write(1, lineNo * 8, 8, ByteBuffer.wrap(v2));
+                engine.setKnob(Knob.WRITE_AROUND_MODE, 0);
+            }
+        }
+        assertArrayEquals(v2, backingLine(lineNo));
+        backing.release();
+        assertArrayEquals(v1, reader.get(), "the racing read returns what it read");
+        assertArrayEquals(v2, read(lineNo), "reads after the change see it, not the racing read's stale copy");
+        assertEquals(1, engine.status().readCacheAdmissions(), "the racing read's admission was dropped; the read after the change admitted the line");
+        engine.flushNow();
+        assertArrayEquals(v2, read(lineNo));
+    }
+
+    @Test
+    void cleanLinesAreNotReplayedAfterAStopOrACrash() throws Exception {
+        start(8, new EngineConfig().knob(Knob.READ_CACHE_SECOND_ACCESS, 0));
+        byte[] dirty = randomLine();
+        engine.write(1, 0, 8, ByteBuffer.wrap(dirty));
+        for (long line = 1; line <= 10; line++) {
+            read(line);
+        }
+        engine.flush();
+        assertEquals(10, engine.status().cleanLines());
+        engine.close();
+        open();
+        assertEquals(0, engine.status().cleanLines(), "a clean stop: clean lines are not replayed");
+        assertEquals(1, engine.status().dirtyLines());
+        for (long line = 1; line <= 10; line++) {
+            read(line);
+        }
+        engine.flush();
+        crashAndRecover();
+        assertEquals(0, engine.status().cleanLines(), "a crash: clean lines are not replayed");
+        assertArrayEquals(dirty, read(0));
+        for (long line = 1; line <= 10; line++) {
+            assertArrayEquals(backingLine(line), read(line));
+        }
+    }
+
+    /**
+     * The case recovery must get right: a dirty copy D of a line in an earlier segment, a clean
+     * entry C of the same line in a later one (here with data the backing store does not hold,
+     * the worst a torn or stale clean entry could claim), a crash. Replaying C as the line's
+     * newest copy, or letting it take D's place, would drop a dirty sector the backing store
+     * does not have; replay must leave D current.
+     */
+    @Test
+    void aCleanEntryAfterADirtyCopyDoesNotDropIt() throws Exception {
+        start(8, new EngineConfig());
+        byte[] d = randomLine();
+        engine.write(1, 9 * 8, 8, ByteBuffer.wrap(d));
+        engine.flushNow(); // segment 1, durable, not written back
+        engine.abort();
+        byte[] c = randomLine();
+        ByteBuffer slot = ByteBuffer.allocateDirect(SegmentHeader.usedBytes(1));
+        slot.put(SegmentHeader.lineOffset(0), ByteBuffer.wrap(c), 0, c.length);
+        long[] keys = {LineKey.of(1, 9)};
+        long[] clean = {1L};
+        SegmentHeader.encode(slot, 2, engine.superblock().nonce(), 1, 0, keys, new byte[1], clean, 0);
+        CRC32C crc = new CRC32C();
+        SegmentHeader.updateDataCrc(crc, slot, 0, 1);
+        SegmentHeader.seal(slot, 0, (int) crc.getValue());
+        cache.write(slot, Layout.slotOffset(1));
+        cache.sync();
+        SegmentHeader decoded = SegmentHeader.decode(slot, 0);
+        assertTrue(decoded.clean[0], "the entry decodes as clean");
+        assertEquals(0, decoded.dirty[0]);
+        open();
+        assertEquals(2, engine.recovery().replay().size(), "the segment with the clean entry was replayed");
+        assertArrayEquals(d, read(9), "the dirty copy is still the line's newest");
+        assertEquals(1, engine.status().dirtyLines());
+        assertEquals(0, engine.status().cleanLines());
+        engine.drain();
+        assertArrayEquals(d, backingLine(9));
+    }
+}
