@@ -55,6 +55,7 @@ public final class CacheEngine implements Closeable {
     private final SegmentVerification verification;
     private final Stats stats = new Stats();
     private final StreamTable streams = new StreamTable();
+    private final ReadAdmission admission;
     private final BypassWriter bypassWriter;
     private final WritePath writePath;
     private final ReadPath readPath;
@@ -173,6 +174,7 @@ public final class CacheEngine implements Closeable {
         backings = new BackingStores(backingMap);
         bypassWriter = new BypassWriter(backings);
         lines = new LineTable(nrSegments);
+        admission = new ReadAdmission(knobs, lines.lineCount());
         segments = new SegmentLog(lock, lines, sb.nonce(), nrSegments, Math.min(config.ramBuffers(), nrSegments));
         // Loss accepted at earlier starts stays in every record until the next format.
         SuperblockRecord prior = rec.record();
@@ -204,8 +206,8 @@ public final class CacheEngine implements Closeable {
         verifier = unverified.length > 0 && config.backgroundVerification()
                 ? new Verifier(cacheId, health, verification, unverified) : null;
         writePath = new WritePath(lock, health, lines, segments, verification, cache, backings, writeback, stats, knobs, streams,
-                bypassWriter);
-        readPath = new ReadPath(lock, health, lines, segments, verification, cache, backings, stats);
+                bypassWriter, admission);
+        readPath = new ReadPath(lock, health, lines, segments, verification, cache, backings, stats, admission);
 
         log.info("cache {} on {}: {} segments, {} volume(s); start {} took {} ms: loaded {} segment(s) not yet written back, "
                         + "{} line(s), {} dirty; last migrated {}, next segment {}{}{}",
@@ -246,7 +248,7 @@ public final class CacheEngine implements Closeable {
                 verification.markUnverified(s.slot(), s.seq());
                 unverified[n++] = s.slot();
             }
-            lines.replay(s.id(), s.slot(), s.nrLines(), s.keys(), s.dirty(), known);
+            lines.replay(s.id(), s.slot(), s.nrLines(), s.keys(), s.dirty(), s.clean(), known);
         }
         segments.startAt(rec.lastMigratedId(), rec.nextId());
         return java.util.Arrays.copyOf(unverified, n);
@@ -401,7 +403,7 @@ public final class CacheEngine implements Closeable {
                     writeback.backingLoad(), writeback.pausedByLoad(), failure == null ? null : failure.toString(),
                     flusher.flushedBytes(), writeback.writtenBackBytes(), segments.sealedSegments(), segments.sealedLines(),
                     lostLines, lostRangesTotal, lostRanges, bypassWriter.writes(), bypassWriter.bytes(), bypassWriter.requests(),
-                    writeback.engineBusy());
+                    writeback.engineBusy(), lines.cleanLines(), admission.admitted(), admission.cleanHits());
         } finally {
             lock.unlock();
         }
@@ -440,7 +442,7 @@ public final class CacheEngine implements Closeable {
 
     /** Heap bytes the per-line metadata, the index and the per-slot arrays take, divided by the number of cache lines. */
     public double heapBytesPerLine() {
-        long bytes = lines.heapBytes() + segments.heapBytes() + verification.heapBytes();
+        long bytes = lines.heapBytes() + segments.heapBytes() + verification.heapBytes() + lock.read(admission::heapBytes);
         return (double) bytes / lines.lineCount();
     }
 

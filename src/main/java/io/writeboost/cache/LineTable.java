@@ -13,9 +13,11 @@ import org.apache.logging.log4j.Logger;
  * lines are in use and the newest segment that superseded one of them (that segment must be
  * durable before the slot counts as written back).
  *
- * <p>A line is in the index while it holds the newest copy of a dirty sector of its key; its
- * dirty bits then say which sectors the cache holds. Everything lives in primitive arrays:
- * 8 + 1 bytes per line plus the index's 4 / 0.75.
+ * <p>A line is in the index while it holds the newest copy of a dirty sector of its key (its
+ * dirty bits then say which sectors the cache holds), or while it is a <em>clean</em> line: a
+ * read-cached copy of the whole line, equal to what the backing store holds, never written
+ * back (docs/ENGINE.md, "Read caching"). A line is clean or has dirty bits, never both.
+ * Everything lives in primitive arrays: 8 + 1 + 1/8 bytes per line plus the index's 4 / 0.75.
  *
  * <p>Not thread-safe: every method expects the {@link EngineLock} held.
  */
@@ -29,6 +31,11 @@ final class LineTable {
     private final int[] slotLines;
     private final long[] slotInvalidatedBy;
     private final long[] dirtyLines = new long[Layout.MAX_DEVICE_ID + 1];
+    /** One bit per line: a clean (read-cached) line; only while it is indexed. */
+    private final long[] clean;
+    /** Lines with dirty bits per slot: a slot with none can be given up without backing-store I/O. */
+    private final int[] slotDirty;
+    private long cleanLines;
 
     LineTable(int nrSegments) {
         int lines = nrSegments * LPS;
@@ -37,6 +44,8 @@ final class LineTable {
         index = new LineIndex(keys, 0.75);
         slotLines = new int[nrSegments];
         slotInvalidatedBy = new long[nrSegments];
+        clean = new long[(lines + 63) >>> 6];
+        slotDirty = new int[nrSegments];
     }
 
     /** The line holding the newest copy of {@code key}, or -1. */
@@ -50,6 +59,31 @@ final class LineTable {
 
     int dirtyBits(int line) {
         return dirty[line] & 0xFF;
+    }
+
+    /** Whether {@code line} is a clean line: every sector cached, equal to the backing store's. */
+    boolean isClean(int line) {
+        return (clean[line >>> 6] & (1L << line)) != 0;
+    }
+
+    /** Sectors of {@code line} a read may take from the cache: its dirty ones, or all of a clean line. */
+    int cachedBits(int line) {
+        return isClean(line) ? Layout.FULL_DIRTY : dirty[line] & 0xFF;
+    }
+
+    /** Lines with dirty bits in {@code slot}. */
+    int dirtyLinesIn(int slot) {
+        return slotDirty[slot];
+    }
+
+    long cleanLines() {
+        return cleanLines;
+    }
+
+    /** Indexes a line just appended for a read miss as its key's clean copy (the key is in no other line). */
+    void makeClean(int line) {
+        setClean(line, true);
+        index.put(line);
     }
 
     /** Whether {@code line} still holds the indexed copy of its key. */
@@ -76,21 +110,33 @@ final class LineTable {
 
     /** Marks sectors {@code bits} of a line dirty and indexes it as its key's newest copy. */
     void makeCurrent(int line, int bits) {
+        setClean(line, false);
         setDirty(line, bits);
         index.put(line);
     }
 
-    /** ORs more dirty sectors into a line already current (a write into the open segment). */
+    /**
+     * ORs more dirty sectors into a line already current (a write into the open segment). A
+     * clean line becomes a dirty one with just those sectors: its others stay equal to the
+     * backing store's, which reads then use.
+     */
     void addDirty(int line, int bits) {
+        setClean(line, false);
         setDirty(line, (dirty[line] & 0xFF) | bits);
     }
 
     /**
      * An older copy of a key lost to a newer line in segment {@code byId}, in ring slot
      * {@code bySlot}: not dirty; its slot remembers who, unless it is the same segment (a line
-     * frozen by an append, superseded within the open segment).
+     * frozen by an append, superseded within the open segment). A clean line's slot remembers
+     * nothing: the backing store holds its data, so a crash that loses the newer line loses
+     * nothing acknowledged.
      */
     void supersede(int line, long byId, int bySlot) {
+        if (isClean(line)) {
+            setClean(line, false);
+            return;
+        }
         setDirty(line, 0);
         int slot = line / LPS;
         if (slot != bySlot) {
@@ -100,12 +146,14 @@ final class LineTable {
 
     /** Drops {@code key}'s current line from the index (its key stays, for the header). */
     void unindex(long key, int line) {
+        setClean(line, false);
         index.remove(key, line);
     }
 
     /** A discard of a whole line still in the open segment: the entry itself becomes the tombstone. */
     void turnIntoTombstone(int line) {
         long key = keys[line];
+        setClean(line, false);
         setDirty(line, 0);
         index.remove(key, line);
         keys[line] = key | LineKey.TOMBSTONE;
@@ -138,6 +186,8 @@ final class LineTable {
                     log.error("reusing slot {} while line {} is still dirty; this is a bug", slot, line);
                     setDirty(line, 0);
                 }
+                // FIFO eviction of the slot's clean lines.
+                setClean(line, false);
                 index.remove(key, line);
             }
             keys[line] = 0;
@@ -148,9 +198,13 @@ final class LineTable {
 
     /**
      * Loads one segment found by recovery into {@code slot}: its lines supersede older copies
-     * of their keys, tombstones included. Keys of devices this cache does not serve are skipped.
+     * of their keys, tombstones included. Keys of devices this cache does not serve are skipped,
+     * and so are clean (read-cached) entries: they change nothing, neither indexed nor taking an
+     * older copy's place (docs/FORMAT.md, "Recovery": the backing store may not durably hold
+     * what a clean line read from it, and an older dirty copy must keep its sectors).
      */
-    void replay(long id, int slot, int nrLines, long[] segmentKeys, byte[] segmentDirty, boolean[] knownDevice) {
+    void replay(long id, int slot, int nrLines, long[] segmentKeys, byte[] segmentDirty, boolean[] segmentClean,
+                boolean[] knownDevice) {
         slotLines[slot] = nrLines;
         int base = slot * LPS;
         for (int k = 0; k < nrLines; k++) {
@@ -162,6 +216,10 @@ final class LineTable {
             int dev = LineKey.device(key);
             if (!knownDevice[dev]) {
                 log.warn("segment {} line {} names device id {}, which this cache does not have; ignored", id, k, dev);
+                continue;
+            }
+            if (segmentClean[k]) {
+                keys[line] = key;
                 continue;
             }
             long live = key & ~LineKey.TOMBSTONE;
@@ -180,7 +238,7 @@ final class LineTable {
 
     /** Writes header copy {@code seq} of segment {@code s}, describing its first {@code nrLines} lines (CRCs filled in later). */
     void encodeHeader(SegmentBuffer s, long nonce, int seq, int nrLines) {
-        SegmentHeader.encode(s.data(), s.id(), nonce, nrLines, seq, keys, dirty, s.slot() * LPS);
+        SegmentHeader.encode(s.data(), s.id(), nonce, nrLines, seq, keys, dirty, clean, s.slot() * LPS);
     }
 
     long dirtyLines(int deviceId) {
@@ -209,15 +267,26 @@ final class LineTable {
 
     /** Heap bytes of the per-line arrays, the index and the per-slot arrays. */
     long heapBytes() {
-        return (long) keys.length * Long.BYTES + dirty.length + (long) index.capacity() * Integer.BYTES
-                + (long) slotLines.length * (Integer.BYTES + Long.BYTES);
+        return (long) keys.length * Long.BYTES + dirty.length + (long) clean.length * Long.BYTES
+                + (long) index.capacity() * Integer.BYTES + (long) slotLines.length * (2 * Integer.BYTES + Long.BYTES);
     }
 
     private void setDirty(int line, int bits) {
         int before = dirty[line];
         dirty[line] = (byte) bits;
         if ((before == 0) != (bits == 0)) {
-            dirtyLines[LineKey.device(keys[line])] += bits == 0 ? -1 : 1;
+            int delta = bits == 0 ? -1 : 1;
+            dirtyLines[LineKey.device(keys[line])] += delta;
+            slotDirty[line / LPS] += delta;
+        }
+    }
+
+    private void setClean(int line, boolean on) {
+        long bit = 1L << line;
+        boolean was = (clean[line >>> 6] & bit) != 0;
+        if (was != on) {
+            clean[line >>> 6] ^= bit;
+            cleanLines += on ? 1 : -1;
         }
     }
 }

@@ -8,12 +8,14 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 
 /**
- * Reads: under the lock, for each line, copies dirty sectors held in RAM and plans the rest
- * (dirty sectors on the cache device, with the slot's segment id; every other sector as a
+ * Reads: under the lock, for each line, copies cached sectors held in RAM and plans the rest
+ * (cached sectors on the cache device, with the slot's segment id; every other sector as a
  * backing-store run, coalesced across lines). Without the lock, reads the plan straight into
  * the caller's buffer. Then, under the lock, checks that every cache-device line read is still
  * the current copy in a slot holding the same segment; if a slot was reused meanwhile, the
- * read is redone.
+ * read is redone. Whole lines the read missed that {@link ReadAdmission} admits are then
+ * appended to the open segment as clean lines, copied from the caller's buffer, if the guard
+ * still allows it and the log has room without waiting (docs/ENGINE.md, "Read caching").
  *
  * <p>Thread-safe: takes the {@link EngineLock} itself; each reading thread has its own plan.
  */
@@ -28,11 +30,12 @@ final class ReadPath {
     private final BlockDevice cacheDevice;
     private final BackingStores backings;
     private final Stats stats;
+    private final ReadAdmission admission;
     /** One plan per reading thread (FUSE threads live long): reads take no lock just to get scratch space. */
     private final ThreadLocal<ReadPlan> readPlan = ThreadLocal.withInitial(ReadPlan::new);
 
     ReadPath(EngineLock lock, Health health, LineTable lines, SegmentLog segments, SegmentVerification verification,
-             BlockDevice cacheDevice, BackingStores backings, Stats stats) {
+             BlockDevice cacheDevice, BackingStores backings, Stats stats, ReadAdmission admission) {
         this.lock = lock;
         this.health = health;
         this.lines = lines;
@@ -41,6 +44,7 @@ final class ReadPath {
         this.cacheDevice = cacheDevice;
         this.backings = backings;
         this.stats = stats;
+        this.admission = admission;
     }
 
     /** See {@link CacheEngine#read}; the request is already checked. */
@@ -60,16 +64,25 @@ final class ReadPath {
         lock.lock();
         try {
             health.checkUsable();
+            boolean admit = count && admission.mayAdmit(dev, sector, nSectors);
+            plan.ticket = admission.ticket();
             for (long s = sector; s < end; ) {
                 int first = (int) (s & 7);
                 int n = (int) Math.min(8 - first, end - s);
                 int mask = ((1 << n) - 1) << first;
                 long lineNo = s >>> 3;
                 int dstLine = base + (int) (((lineNo << 3) - sector) << Layout.SECTOR_SHIFT); // may be negative for the first line
-                int line = lines.lookup(LineKey.of(dev, lineNo));
-                int cached = line >= 0 ? lines.dirtyBits(line) & mask : 0;
+                long key = LineKey.of(dev, lineNo);
+                int line = lines.lookup(key);
+                int cached = line >= 0 ? lines.cachedBits(line) & mask : 0;
                 if (count) {
                     stats.count(false, line >= 0, line >= 0 && segments.inOpen(line), mask == Layout.FULL_DIRTY);
+                    if (line >= 0 && lines.isClean(line)) {
+                        admission.countCleanHit();
+                    }
+                }
+                if (line < 0 && admit && mask == Layout.FULL_DIRTY && admission.secondMiss(key)) {
+                    plan.addCandidate(key, dstLine);
                 }
                 if (cached != 0) {
                     SegmentBuffer buf = segments.ramCopy(line / LPS);
@@ -115,7 +128,7 @@ final class ReadPath {
             backings.read(dev, view, sector + plan.runStart[i]);
             view.clear();
         }
-        if (plan.cacheLines == 0) {
+        if (plan.cacheLines == 0 && plan.candidates == 0) {
             return true;
         }
         lock.lock();
@@ -126,9 +139,34 @@ final class ReadPath {
                     return false;
                 }
             }
+            if (plan.candidates > 0 && !health.failed()) {
+                admit(plan, dst);
+            }
             return true;
         } finally {
             lock.unlock();
+        }
+    }
+
+    /**
+     * Lock held: appends the plan's admitted lines, read from the backing store into
+     * {@code dst}, to the open segment as clean lines. A line is skipped when something may
+     * have changed its backing-store copy since the plan (the guard), or when it is cached now
+     * (a write got there first); admission stops when the log has no room without waiting.
+     */
+    private void admit(ReadPlan plan, ByteBuffer dst) {
+        for (int i = 0; i < plan.candidates; i++) {
+            long key = plan.candidateKeys[i];
+            if (!admission.allowed(key, plan.ticket) || lines.lookup(key) >= 0) {
+                continue;
+            }
+            if (!segments.roomForClean()) {
+                return;
+            }
+            int fresh = segments.appendLine(key);
+            segments.openData().put(SegmentBuffer.lineOffset(fresh % LPS), dst, plan.candidateOffsets[i], Layout.LINE_SIZE);
+            lines.makeClean(fresh);
+            admission.countAdmitted();
         }
     }
 
@@ -144,6 +182,12 @@ final class ReadPath {
         int[] bits = new int[32];
         int[] dstOffsets = new int[32];
 
+        /** Whole missed lines to admit after the read: their keys and where they are in the caller's buffer. */
+        int candidates;
+        long[] candidateKeys = new long[32];
+        int[] candidateOffsets = new int[32];
+        long ticket;
+
         int backingRuns;
         long[] runStart = new long[16];
         int[] runLength = new int[16];
@@ -152,6 +196,7 @@ final class ReadPath {
 
         void reset() {
             cacheLines = 0;
+            candidates = 0;
             backingRuns = 0;
             openStart = -1;
             openLength = 0;
@@ -170,6 +215,16 @@ final class ReadPath {
             bits[cacheLines] = lineBits;
             dstOffsets[cacheLines] = dstOffset;
             cacheLines++;
+        }
+
+        void addCandidate(long key, int dstOffset) {
+            if (candidates == candidateKeys.length) {
+                candidateKeys = java.util.Arrays.copyOf(candidateKeys, candidates * 2);
+                candidateOffsets = java.util.Arrays.copyOf(candidateOffsets, candidates * 2);
+            }
+            candidateKeys[candidates] = key;
+            candidateOffsets[candidates] = dstOffset;
+            candidates++;
         }
 
         /**

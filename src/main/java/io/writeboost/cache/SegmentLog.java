@@ -69,6 +69,8 @@ final class SegmentLog {
 
     private int writersWaitingForSlot;
     private int drainsInProgress;
+    /** A read admission found the ring too full: writeback may give up clean-only segments for it. */
+    private boolean cleanRoomWanted;
 
     SegmentLog(EngineLock lock, LineTable lines, long nonce, int nrSegments, int maxBuffers) {
         this.lock = lock;
@@ -174,6 +176,53 @@ final class SegmentLog {
         }
         lines.assign(open.slot(), k, key);
         return open.slot() * LPS + k;
+    }
+
+    /**
+     * Whether a read miss may append a clean line now, without waiting for anything: the open
+     * segment has room, or a full one can be sealed and the next opened at once, with at least
+     * {@link #cleanReserve()} ring slots left free for writers after it, a free RAM buffer, no
+     * more than half the buffers queued for the flusher, and no drain under way. Reads fill
+     * the cache only with room writers do not need: read admission never makes a writer wait,
+     * nor a reader. When the ring is the obstacle, asks writeback to give up the oldest
+     * segments that hold no dirty line ({@link #cleanRoomWanted()}).
+     */
+    boolean roomForClean() {
+        if (drainsInProgress > 0) {
+            return false;
+        }
+        if (open != null && !open.full()) {
+            return true;
+        }
+        if (flushQueue.size() >= Math.max(1, maxBuffers / 2)) {
+            return false;
+        }
+        if (nextId - lastMigratedId > nrSegments - cleanReserve()) {
+            if (!cleanRoomWanted) {
+                cleanRoomWanted = true;
+                lock.wakeDaemons();
+            }
+            return false;
+        }
+        if (open != null) {
+            seal();
+        }
+        return openNext();
+    }
+
+    /** Ring slots read admission leaves to writers: an eighth of the ring, at least one. */
+    int cleanReserve() {
+        return Math.max(1, nrSegments / 8);
+    }
+
+    /** See {@link #roomForClean()}. */
+    boolean cleanRoomWanted() {
+        return cleanRoomWanted;
+    }
+
+    /** Writeback gave up clean-only segments: admissions may go on. */
+    void cleanRoomGiven() {
+        cleanRoomWanted = false;
     }
 
     /**

@@ -14,6 +14,9 @@ package io.writeboost.cache;
  * @param bypassRequests backing-store requests they took once gathered
  * @param backingLoadPercent per device, what writeback by load goes by: the higher of the kernel's %util and the share of time the engine had a request other than writeback's in flight
  * @param engineBusyPercent per device, the share of time the engine had any request in flight, writeback's included
+ * @param cleanLines clean (read-cached) lines in the index now
+ * @param readCacheAdmissions lines read misses stored as clean lines since start
+ * @param readHitsClean line reads served by clean lines since start (they count as read hits in {@code stats} too)
  * @param stats the seed's matrix, indexed by {@link Stats#WRITE} | {@link Stats#HIT} | {@link Stats#ON_BUFFER} | {@link Stats#FULLSIZE}
  */
 public record Status(int cacheId, int nrSegments, long currentSegmentId, int currentSegmentLines, long lastFlushedId,
@@ -22,7 +25,8 @@ public record Status(int cacheId, int nrSegments, long currentSegmentId, int cur
                      long writebackErrors, String writebackFailing, int[] backingLoadPercent, boolean writebackPausedByLoad,
                      String failure, long flushedBytes, long writtenBackBytes, long sealedSegments, long sealedLines,
                      long lostLines, long lostRangesTotal, java.util.List<io.writeboost.format.LostRange> lostRanges,
-                     long bypassedWrites, long bypassedBytes, long bypassRequests, int[] engineBusyPercent) {
+                     long bypassedWrites, long bypassedBytes, long bypassRequests, int[] engineBusyPercent, long cleanLines,
+                     long readCacheAdmissions, long readHitsClean) {
 
     public long stat(boolean write, boolean hit, boolean onBuffer, boolean fullsize) {
         return stats[(write ? Stats.WRITE : 0) | (hit ? Stats.HIT : 0) | (onBuffer ? Stats.ON_BUFFER : 0) | (fullsize ? Stats.FULLSIZE : 0)];

@@ -15,6 +15,9 @@ import java.util.ArrayDeque;
  * the cached write path except the rare read of an older copy's sectors a partial write must
  * keep. A bypassed write (sequential_cutoff, write_around_mode) sends its whole lines to the
  * backing store instead and drops the cached copies they overwrite (docs/ENGINE.md, "Bypass").
+ * Each of them tells {@link ReadAdmission} which lines it changes, so that a read miss of them
+ * planned before cannot admit what it read from the backing store (docs/ENGINE.md, "Read
+ * caching"). A write to a clean (read-cached) line supersedes it like any cached copy.
  *
  * <p>Thread-safe: {@link #write} and {@link #discard} take the {@link EngineLock} themselves;
  * the scratch buffers and the stream table are guarded by it.
@@ -35,12 +38,13 @@ final class WritePath {
     private final KnobValues knobs;
     private final StreamTable streams;
     private final BypassWriter bypassWriter;
+    private final ReadAdmission admission;
     /** One-line buffers for older sectors fetched from the cache device (guarded by the lock). */
     private final ArrayDeque<ByteBuffer> lineScratch = new ArrayDeque<>();
 
     WritePath(EngineLock lock, Health health, LineTable lines, SegmentLog segments, SegmentVerification verification,
               BlockDevice cacheDevice, BackingStores backings, Writeback writeback, Stats stats, KnobValues knobs,
-              StreamTable streams, BypassWriter bypassWriter) {
+              StreamTable streams, BypassWriter bypassWriter, ReadAdmission admission) {
         this.lock = lock;
         this.health = health;
         this.lines = lines;
@@ -53,6 +57,7 @@ final class WritePath {
         this.knobs = knobs;
         this.streams = streams;
         this.bypassWriter = bypassWriter;
+        this.admission = admission;
     }
 
     /** See {@link CacheEngine#write}; the request is already checked. */
@@ -74,11 +79,30 @@ final class WritePath {
                 writeLines(deviceId, sector, bypassFrom, src, srcPos, sector);
                 writeLines(deviceId, bypassTo, end, src, srcPos, sector);
             }
+            if (bypassFrom < bypassTo) {
+                admission.beginChange(deviceId, bypassFrom >>> 3, (bypassTo - bypassFrom) >>> 3);
+            }
         } finally {
             lock.unlock();
         }
         if (bypassFrom < bypassTo) {
-            bypass(deviceId, bypassFrom, (int) (bypassTo - bypassFrom), src, srcPos + (int) ((bypassFrom - sector) << Layout.SECTOR_SHIFT));
+            try {
+                bypass(deviceId, bypassFrom, (int) (bypassTo - bypassFrom), src, srcPos + (int) ((bypassFrom - sector) << Layout.SECTOR_SHIFT));
+            } finally {
+                endChange(deviceId, bypassFrom, bypassTo - bypassFrom);
+            }
+        }
+    }
+
+    /** Called without the lock: sectors [sector, sector + n) are changed on the backing store (see {@link ReadAdmission}). */
+    private void endChange(int dev, long sector, long n) {
+        long first = sector >>> 3;
+        long last = (sector + n + 7) >>> 3;
+        lock.lock();
+        try {
+            admission.endChange(dev, first, last - first);
+        } finally {
+            lock.unlock();
         }
     }
 
@@ -181,6 +205,9 @@ final class WritePath {
         long key = LineKey.of(dev, lineNo);
         int mask = ((1 << count) - 1) << first;
         boolean fullsize = mask == Layout.FULL_DIRTY;
+        // Writeback may carry this write to the backing store and let the line leave the index
+        // before a read miss planned earlier admits what it read.
+        admission.invalidate(key);
         ByteBuffer fetched = null;
         int fetchedLine = -1;
         long fetchedSegment = 0;
@@ -266,6 +293,22 @@ final class WritePath {
      * replays that line over the discard. Once the commit is done the record covers it.
      */
     void discard(int deviceId, long sector, long nSectors) throws IOException {
+        long firstLine = sector >>> 3;
+        long lineCount = ((sector + nSectors + 7) >>> 3) - firstLine;
+        lock.lock();
+        try {
+            admission.beginChange(deviceId, firstLine, lineCount);
+        } finally {
+            lock.unlock();
+        }
+        try {
+            discardLines(deviceId, sector, nSectors);
+        } finally {
+            endChange(deviceId, sector, nSectors);
+        }
+    }
+
+    private void discardLines(int deviceId, long sector, long nSectors) throws IOException {
         long batchesBefore = writeback.betweenBatches(batches -> backings.punch(deviceId, sector, nSectors));
         long end = sector + nSectors;
         boolean dropped = false;
@@ -301,6 +344,7 @@ final class WritePath {
 
     /** Lock held: the key's cached line leaves the index, and a tombstone keeps replay from bringing it back. */
     private void dropLine(long key) throws IOException {
+        admission.invalidate(key);
         while (true) {
             int line = lines.lookup(key);
             if (line < 0) {
@@ -315,8 +359,8 @@ final class WritePath {
                 continue;
             }
             int tomb = segments.appendLine(key | LineKey.TOMBSTONE);
-            lines.unindex(key, line);
             lines.supersede(line, segments.openId(), tomb / LPS);
+            lines.unindex(key, line);
             return;
         }
     }

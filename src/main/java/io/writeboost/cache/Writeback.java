@@ -21,7 +21,10 @@ import java.util.concurrent.locks.ReentrantLock;
  * superblock record; a ring slot is reused only after that record is durable.
  *
  * <p>Runs while allow_migrate or force_migrate is 1, while a drain is asked for, and always
- * while a writer waits for a free ring slot.
+ * while a writer waits for a free ring slot. Otherwise, when read admission wants room
+ * ({@link SegmentLog#cleanRoomWanted()}), it gives up the oldest segments that hold no dirty
+ * line, a batch without backing-store I/O: clean lines are evicted oldest first, and dirty
+ * data is not written back against allow_migrate's word.
  *
  * <p>Thread-safety: the batch and group state belong to the writeback thread. A batch runs
  * under {@link #batchLock} (so that a discard's punch cannot land between a batch's copy of a
@@ -66,7 +69,7 @@ final class Writeback extends Daemon {
 
     /** Held across a batch, and by a discard across its backing punch. */
     private final ReentrantLock batchLock = new ReentrantLock();
-    /** Batches that wrote something, counted under batchLock. */
+    /** Batches that wrote something, counted under batchLock: a bypass or discard asks whether one ran meanwhile. */
     private volatile long batches;
     /** Set under the engine lock before a commit clears dirty lines, cleared once its record is durable. */
     private volatile boolean committing;
@@ -242,6 +245,7 @@ final class Writeback extends Daemon {
         while (true) {
             sampleLoadIfDue();
             boolean commitOnly = false;
+            boolean cleanOnly = false;
             lock.lock();
             try {
                 if (health.stopped()) {
@@ -251,8 +255,12 @@ final class Writeback extends Daemon {
                 boolean wanted = segments.writebackDemanded() || knobs.get(Knob.FORCE_MIGRATE) == 1
                         || (knobs.get(Knob.ALLOW_MIGRATE) == 1 && loadAllows());
                 pausedByLoad = pending && knobs.get(Knob.ALLOW_MIGRATE) == 1 && !wanted;
+                if (!wanted && pending && segments.cleanRoomWanted() && groupTo < 0) {
+                    long next = segments.lastMigratedId() + 1;
+                    cleanOnly = lineTable.dirtyLinesIn(Layout.slotOf(next, segments.nrSegments())) == 0;
+                }
                 // Until recovery's segments are verified, one may yet fail and cut the log short.
-                if (!(pending && wanted && verification.unverifiedSlots() == 0)) {
+                if (!(pending && (wanted || cleanOnly) && verification.unverifiedSlots() == 0)) {
                     if (groupTo > segments.lastMigratedId()) {
                         commitOnly = true; // stopping for now: finish what was written
                     } else {
@@ -272,7 +280,7 @@ final class Writeback extends Daemon {
                         batchLock.unlock();
                     }
                 } else {
-                    runBatch();
+                    runBatch(cleanOnly);
                 }
                 consecutiveFailures = 0;
                 failing = null;
@@ -296,8 +304,11 @@ final class Writeback extends Daemon {
         }
     }
 
-    /** Writes back one batch of the oldest flushed segments. */
-    void runBatch() throws IOException {
+    /**
+     * Writes back one batch of the oldest flushed segments; with {@code cleanOnly}, only those
+     * from the oldest on that hold no dirty line (no backing-store I/O), committed at once.
+     */
+    void runBatch(boolean cleanOnly) throws IOException {
         long t0 = System.nanoTime();
         int nrSegments = segments.nrSegments();
         batchLock.lock();
@@ -309,6 +320,13 @@ final class Writeback extends Daemon {
             try {
                 from = Math.max(segments.lastMigratedId(), groupTo) + 1;
                 to = Math.min(segments.lastFlushedId(), from + knobs.get(Knob.NR_MAX_BATCHED_MIGRATION) - 1);
+                if (cleanOnly) {
+                    long last = from - 1;
+                    while (last < to && lineTable.dirtyLinesIn(Layout.slotOf(last + 1, nrSegments)) == 0) {
+                        last++;
+                    }
+                    to = last;
+                }
                 if (to < from) {
                     return;
                 }
@@ -365,12 +383,14 @@ final class Writeback extends Daemon {
             }
 
             long sectorsWritten = writeSorted(entries);
-            batches++;
+            if (entries > 0) {
+                batches++;
+            }
             addToGroup(entries, to, sectorsWritten << Layout.SECTOR_SHIFT);
             boolean commit;
             lock.lock();
             try {
-                commit = to - segments.lastMigratedId() >= groupSegments || to >= segments.lastFlushedId()
+                commit = cleanOnly || to - segments.lastMigratedId() >= groupSegments || to >= segments.lastFlushedId()
                         || segments.writersWaitingForSlot() || health.closing()
                         || System.nanoTime() - groupStartNanos >= GROUP_MAX_NANOS;
             } finally {
@@ -449,6 +469,7 @@ final class Writeback extends Daemon {
         lock.lock();
         try {
             segments.markWrittenBack(to);
+            segments.cleanRoomGiven();
         } finally {
             lock.unlock();
         }

@@ -213,7 +213,7 @@ final class OfflineTools {
         }
         if (!json) {
             out.printf("# cache %s: last_migrated_segment_id %d; segment id slot lines state%n", cachePath, lastMigrated);
-            out.println("#   line device sector dirty-bits (sector 0 first) [tombstone]");
+            out.println("#   line device sector dirty-bits (sector 0 first) [tombstone | clean]");
         }
         for (CacheInspection.Slot s : slots) {
             SegmentHeader h = s.header();
@@ -231,17 +231,18 @@ final class OfflineTools {
                     continue;
                 }
                 boolean tomb = LineKey.isTombstone(key);
+                boolean clean = h.clean[k];
                 long sector = LineKey.line(key) * 8;
                 int bits = h.dirty[k] & 0xFF;
                 if (json) {
-                    out.printf("{\"segment\":%d,\"line\":%d,\"device\":%d,\"sector\":%d,\"dirty\":%d,\"tombstone\":%b}%n",
-                            s.id(), k, LineKey.device(key), sector, bits, tomb);
+                    out.printf("{\"segment\":%d,\"line\":%d,\"device\":%d,\"sector\":%d,\"dirty\":%d,\"tombstone\":%b,"
+                            + "\"clean\":%b}%n", s.id(), k, LineKey.device(key), sector, bits, tomb, clean);
                 } else {
                     StringBuilder b = new StringBuilder();
                     for (int i = 0; i < 8; i++) {
                         b.append((bits >> i & 1) == 1 ? '1' : '0');
                     }
-                    out.printf("  %3d %3d %12d %s%s%n", k, LineKey.device(key), sector, b, tomb ? " tombstone" : "");
+                    out.printf("  %3d %3d %12d %s%s%n", k, LineKey.device(key), sector, b, tomb ? " tombstone" : clean ? " clean" : "");
                 }
             }
         }

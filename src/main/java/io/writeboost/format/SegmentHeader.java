@@ -25,7 +25,7 @@ public final class SegmentHeader {
     public static final int FIXED_SIZE = 64;
     public static final int ENTRY_SIZE = 12;
     public static final int FLAG_TOMBSTONE = 1;
-    /** Reserved for read-cached lines: data equal to the backing store's, never written back, not replayed. */
+    /** A read-cached line: data equal to the backing store's when it was cached, no dirty bits, never written back, not replayed. */
     public static final int FLAG_CLEAN = 2;
 
     private static final int OFF_MAGIC = 0, OFF_VERSION = 4, OFF_NR_LINES = 6, OFF_ID = 8, OFF_NONCE = 16, OFF_CRC = 24,
@@ -39,8 +39,10 @@ public final class SegmentHeader {
     /** Keys as in {@link LineKey}, 0 for an empty entry, tombstone bit set for a discard record. */
     public final long[] keys;
     public final byte[] dirty;
+    /** Entries flagged clean (read-cached lines); their dirty bits read as 0. */
+    public final boolean[] clean;
 
-    private SegmentHeader(long id, long nonce, int nrLines, int seq, int dataCrc, long[] keys, byte[] dirty) {
+    private SegmentHeader(long id, long nonce, int nrLines, int seq, int dataCrc, long[] keys, byte[] dirty, boolean[] clean) {
         this.id = id;
         this.nonce = nonce;
         this.nrLines = nrLines;
@@ -48,6 +50,7 @@ public final class SegmentHeader {
         this.dataCrc = dataCrc;
         this.keys = keys;
         this.dirty = dirty;
+        this.clean = clean;
     }
 
     /** Byte offset, inside the slot, of the header copy with sequence number {@code seq}. */
@@ -57,10 +60,12 @@ public final class SegmentHeader {
 
     /**
      * Writes header copy {@code seq} for lines {@code keys[base..base+nrLines)} into
-     * {@code segment} at {@link #copyOffset} (absolute puts; position untouched). The CRCs are
+     * {@code segment} at {@link #copyOffset} (absolute puts; position untouched); {@code clean}
+     * is a bit set over the same line numbers as {@code keys} (null: none clean). The CRCs are
      * filled in by {@link #seal}.
      */
-    public static void encode(ByteBuffer segment, long id, long nonce, int nrLines, int seq, long[] keys, byte[] dirty, int base) {
+    public static void encode(ByteBuffer segment, long id, long nonce, int nrLines, int seq, long[] keys, byte[] dirty,
+                              long[] clean, int base) {
         int at = copyOffset(seq);
         ByteBuffer b = segment.duplicate().order(ByteOrder.LITTLE_ENDIAN);
         for (int i = 0; i < Layout.HEADER_COPY_SIZE; i += 8) {
@@ -80,8 +85,10 @@ public final class SegmentHeader {
             }
             b.putLong(off, LineKey.line(key) * Layout.SECTORS_PER_LINE);
             b.put(off + 8, (byte) LineKey.device(key));
-            b.put(off + 9, LineKey.isTombstone(key) ? 0 : dirty[base + k]);
-            b.put(off + 10, (byte) (LineKey.isTombstone(key) ? FLAG_TOMBSTONE : 0));
+            int line = base + k;
+            boolean isClean = clean != null && !LineKey.isTombstone(key) && (clean[line >>> 6] & (1L << line)) != 0;
+            b.put(off + 9, LineKey.isTombstone(key) || isClean ? 0 : dirty[line]);
+            b.put(off + 10, (byte) (LineKey.isTombstone(key) ? FLAG_TOMBSTONE : isClean ? FLAG_CLEAN : 0));
         }
     }
 
@@ -137,6 +144,7 @@ public final class SegmentHeader {
         }
         long[] keys = new long[nrLines];
         byte[] dirty = new byte[nrLines];
+        boolean[] clean = new boolean[nrLines];
         for (int k = 0; k < nrLines; k++) {
             int off = offset + FIXED_SIZE + k * ENTRY_SIZE;
             int dev = Byte.toUnsignedInt(b.get(off + 8));
@@ -150,10 +158,11 @@ public final class SegmentHeader {
                 key |= LineKey.TOMBSTONE;
             }
             keys[k] = key;
-            dirty[k] = (flags & FLAG_CLEAN) != 0 ? 0 : b.get(off + 9);
+            clean[k] = (flags & (FLAG_CLEAN | FLAG_TOMBSTONE)) == FLAG_CLEAN;
+            dirty[k] = clean[k] ? 0 : b.get(off + 9);
         }
         return new SegmentHeader(b.getLong(offset + OFF_ID), b.getLong(offset + OFF_NONCE), nrLines, b.getInt(offset + OFF_SEQ),
-                b.getInt(offset + OFF_DATA_CRC), keys, dirty);
+                b.getInt(offset + OFF_DATA_CRC), keys, dirty, clean);
     }
 
     /**

@@ -153,6 +153,9 @@ public final class ControlFiles {
         line(b, "bypassed_writes", st.bypassedWrites());
         line(b, "bypassed_bytes", st.bypassedBytes() + " (in " + st.bypassRequests() + " backing request(s))");
         line(b, "indexed_lines", st.indexedLines());
+        line(b, "clean_lines", st.cleanLines());
+        line(b, "read_cache_admissions", st.readCacheAdmissions());
+        line(b, "read_hits_clean", st.readHitsClean());
         line(b, "ram_buffers_in_use_bytes", st.ramBytesInUse());
         line(b, "ram_buffers_max", st.maxRamBuffers());
         long writes = 0, writeHits = 0, reads = 0, readHits = 0;

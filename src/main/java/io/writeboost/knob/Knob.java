@@ -41,6 +41,15 @@ public enum Knob {
             "1: every write's whole 4 KiB lines go straight to the backing store (cached copies are dropped); the "
                     + "cache keeps only what it already holds and lines a write covers in part "
                     + "(dm-writeboost's name)"),
+    READ_CACHE_THRESHOLD(Scope.CACHE, "read_cache_threshold", Access.READ_WRITE, 0, 127, 32,
+            "read caching: a 4 KiB line a read missed is stored in the cache as a clean line (later reads of it hit "
+                    + "the cache device; never written back), unless the read continues a sequential read run of more "
+                    + "than this many lines (a scan or a copy); 0: read caching off (dm-writeboost's name and meaning; "
+                    + "its default was 0)"),
+    READ_CACHE_SECOND_ACCESS(Scope.CACHE, "read_cache_second_access", Access.READ_WRITE, 0, 1, 1,
+            "1: a missed line is stored only when it is missed a second time while it is still remembered (about as "
+                    + "many other missed lines as the cache holds), so that a one-pass scan does not push out lines "
+                    + "read many times; 0: on its first miss"),
     LAST_FLUSHED_SEGMENT_ID(Scope.CACHE, "last_flushed_segment_id", Access.READ_ONLY, 0, Long.MAX_VALUE, 0,
             "id of the newest segment written to the cache device"),
     LAST_MIGRATED_SEGMENT_ID(Scope.CACHE, "last_migrated_segment_id", Access.READ_ONLY, 0, Long.MAX_VALUE, 0,

@@ -227,7 +227,7 @@ public final class Recovery {
                         break;
                     }
                 }
-                replay.add(new ReplaySegment(h.id, slot, h.seq, h.nrLines, h.keys, h.dirty, verifyVouched));
+                replay.add(new ReplaySegment(h.id, slot, h.seq, h.nrLines, h.keys, h.dirty, h.clean, verifyVouched));
                 id++;
                 continue;
             }
@@ -243,7 +243,7 @@ public final class Recovery {
                     log.info("segment {} (slot {}): its last write (header copy {}, {} lines) fails its checksum, an append "
                             + "no flush the record knows of acknowledged; replay takes the segment as its previous copy "
                             + "describes it ({} lines) and stops after it", id, slot, h.seq, h.nrLines, older.nrLines);
-                    replay.add(new ReplaySegment(older.id, slot, older.seq, older.nrLines, older.keys, older.dirty, true));
+                    replay.add(new ReplaySegment(older.id, slot, older.seq, older.nrLines, older.keys, older.dirty, older.clean, true));
                     tornCopy = h;
                     tornCopySlot = slot;
                     id++;
@@ -261,7 +261,7 @@ public final class Recovery {
                     strayCopies.add(new long[] {slot, c});
                 }
             }
-            replay.add(new ReplaySegment(h.id, slot, h.seq, h.nrLines, h.keys, h.dirty, true));
+            replay.add(new ReplaySegment(h.id, slot, h.seq, h.nrLines, h.keys, h.dirty, h.clean, true));
             id++;
         }
         long nextId = lostAt >= 0 ? lostAt : id;

@@ -88,7 +88,9 @@ class LoadTest {
         };
         assertNull(backing.load(), "no kernel probe: before the engine's own, this store read 0% busy");
         CacheEngine.format(cache, 1, List.of(new VolumeEntry(1, 4 << 20, "v", "b")));
-        CacheEngine e = CacheEngine.open(cache, Map.<Integer, BlockDevice>of(1, backing), new EngineConfig());
+        // Read caching off: the reader's line must stay a miss.
+        CacheEngine e = CacheEngine.open(cache, Map.<Integer, BlockDevice>of(1, backing),
+                new EngineConfig().knob(Knob.READ_CACHE_THRESHOLD, 0));
         java.util.concurrent.atomic.AtomicBoolean reading = new java.util.concurrent.atomic.AtomicBoolean(true);
         Thread reader = new Thread(() -> {
             ByteBuffer b = ByteBuffer.allocate(8 * 512);

@@ -17,7 +17,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Random operations against the engine and against a plain byte array; every read must
  * match. The cache is small (6 segments) so the ring wraps, writers hit backpressure and
- * writeback runs under them.
+ * writeback runs under them. Reads admit missed lines as clean lines (read caching on, as by
+ * default, with the second-access filter on or off and a sequential threshold per seed), so
+ * writes, discards, bypasses, drains and restarts happen over clean lines too.
  */
 class ModelTest {
     static final int SEEDS = 40;
@@ -63,12 +65,25 @@ class ModelTest {
 
     /** The engine's bypass counters after the last {@link #run} with bypasses, for the check that they happened. */
     static final java.util.concurrent.atomic.AtomicLong bypassedBytes = new java.util.concurrent.atomic.AtomicLong();
+    /** Lines reads admitted and reads clean lines served, over every run. */
+    static final java.util.concurrent.atomic.AtomicLong readAdmissions = new java.util.concurrent.atomic.AtomicLong();
+    static final java.util.concurrent.atomic.AtomicLong cleanHits = new java.util.concurrent.atomic.AtomicLong();
 
     @org.junit.jupiter.api.AfterAll
     static void bypassesHappened() {
         if (bypassedBytes.get() > 0) {
             System.out.printf("ModelTest: %d bytes bypassed the cache%n", bypassedBytes.get());
         }
+        System.out.printf("ModelTest: %d lines admitted by reads, %d clean hits%n", readAdmissions.get(), cleanHits.get());
+        // Per seed it may be none: with a 6-segment ring full of dirty lines and allow_migrate
+        // 0, admission leaves the room to writers, as it should.
+        assertTrue(readAdmissions.get() > 0 && cleanHits.get() > 0, "the reads exercised read caching");
+    }
+
+    private static void countReadCache(Rig rig) {
+        Status st = rig.engine.status();
+        readAdmissions.addAndGet(st.readCacheAdmissions());
+        cleanHits.addAndGet(st.readHitsClean());
     }
 
     private static void run(long seed, int flushAfterWritePercent) throws Exception {
@@ -82,6 +97,7 @@ class ModelTest {
         if (bypass) {
             config.knob(Knob.SEQUENTIAL_CUTOFF, 32 << 10);
         }
+        config.knob(Knob.READ_CACHE_SECOND_ACCESS, rnd.nextInt(2)).knob(Knob.READ_CACHE_THRESHOLD, 1 + rnd.nextInt(64));
         Rig rig = new Rig(6, 2, VOLUME_BYTES, config);
         byte[][] model = {null, new byte[VOLUME_BYTES], new byte[VOLUME_BYTES]};
         long bypassedBefore = 0; // by the engines a restart replaced
@@ -146,6 +162,7 @@ class ModelTest {
                     assertEquals(0, rig.engine.status().dirtyLines(), "drain leaves no dirty line");
                 } else {
                     bypassedBefore += rig.engine.status().bypassedBytes();
+                    countReadCache(rig);
                     rig.restart();
                 }
             }
@@ -154,6 +171,7 @@ class ModelTest {
                 assertTrue(bypassed > 0, "seed " + seed + ": some writes bypassed the cache");
                 bypassedBytes.addAndGet(bypassed);
             }
+            countReadCache(rig);
             rig.restart();
             for (int dev = 1; dev <= 2; dev++) {
                 ByteBuffer all = ByteBuffer.allocate(VOLUME_BYTES);
