@@ -44,12 +44,21 @@ public final class Recovery {
     private Recovery() {}
 
     public static Superblock readSuperblock(BlockDevice cache) throws IOException {
+        return fitting(cache, Superblock.decode(superblockRegion(cache)));
+    }
+
+    /** The superblock region of {@code cache}, to decode; a FormatException when the device cannot hold one. */
+    static ByteBuffer superblockRegion(BlockDevice cache) throws IOException {
         if (cache.size() < Layout.SUPERBLOCK_REGION_SIZE) {
             throw new FormatException(cache.name() + ": too small to hold a writeboost cache (" + cache.size() + " bytes)");
         }
         ByteBuffer region = ByteBuffer.allocate(Superblock.REGION);
         cache.read(region, 0);
-        Superblock sb = Superblock.decode(region);
+        return region;
+    }
+
+    /** {@code sb}, once the device is known to hold the ring it describes. */
+    static Superblock fitting(BlockDevice cache, Superblock sb) throws FormatException {
         if (cache.size() < Layout.slotOffset(sb.nrSegments())) {
             throw new FormatException(cache.name() + ": superblock says " + sb.nrSegments()
                     + " segments but the device holds only " + Layout.segmentsFor(cache.size()));

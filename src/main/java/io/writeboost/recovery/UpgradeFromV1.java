@@ -39,16 +39,7 @@ public final class UpgradeFromV1 {
 
     /** The cache's version 1 superblock, or a FormatException saying what it is instead. */
     public static Superblock superblock(BlockDevice cache) throws IOException {
-        if (cache.size() < Layout.SUPERBLOCK_REGION_SIZE) {
-            throw new FormatException(cache.name() + ": too small to hold a writeboost cache (" + cache.size() + " bytes)");
-        }
-        ByteBuffer region = ByteBuffer.allocate(Superblock.REGION);
-        cache.read(region, 0);
-        Superblock sb = FormatV1.superblock(region);
-        if (cache.size() < Layout.slotOffset(sb.nrSegments())) {
-            throw new FormatException(cache.name() + ": superblock says " + sb.nrSegments() + " segments but the device is smaller");
-        }
-        return sb;
+        return Recovery.fitting(cache, FormatV1.superblock(Recovery.superblockRegion(cache)));
     }
 
     /** Writes the log's dirty data back to {@code backings} (by device id) and syncs them. */

@@ -74,10 +74,7 @@ class ConcurrencyTest {
             int kind = rnd.nextInt(20);
             if (kind < 9) {
                 long id = ids.getAndIncrement();
-                ByteBuffer b = ByteBuffer.allocate(n * 512);
-                for (int i = 0; i < n; i++) {
-                    SectorModel.stamp(b, i * 512, id, 1, at + i);
-                }
+                ByteBuffer b = SectorModel.stamped(id, 1, at, n);
                 SectorHistory.Op[] ev = history.begin(id, at, n);
                 e.write(1, at, n, b);
                 SectorHistory.acknowledged(ev);

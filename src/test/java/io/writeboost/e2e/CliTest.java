@@ -57,8 +57,8 @@ class CliTest {
 
     private String[] mount(String... extra) {
         String[] base = {"--cache", cache.toString(), "--backing", "disk=" + disk};
-        String[] all = ImageFileTest.concat(base, extra);
-        return ImageFileTest.concat(all, mnt.toString());
+        String[] all = Fixture.concat(base, extra);
+        return Fixture.concat(all, mnt.toString());
     }
 
     @Test
@@ -70,8 +70,8 @@ class CliTest {
         cacheSum = Fixture.sha256(cache);
         Path g1 = Fixture.sparse(dir.resolve("g1.img"), 1 << 20), g2 = Fixture.sparse(dir.resolve("g2.img"), 512 << 10);
         String[] v1 = {"--cache", cache.toString(), "--backing", "golden1=" + g1, "--backing", "golden2=" + g2};
-        refused("format version 1", ImageFileTest.concat(v1, mnt.toString()));
-        refused("format version 1, which this build cannot read", ImageFileTest.concat(v1, "--format", mnt.toString()));
+        refused("format version 1", Fixture.concat(v1, mnt.toString()));
+        refused("format version 1, which this build cannot read", Fixture.concat(v1, "--format", mnt.toString()));
     }
 
     @Test
@@ -79,8 +79,8 @@ class CliTest {
         refused("--cache is required", "--backing", disk.toString(), mnt.toString());
         refused("at least one --backing is required", "--cache", cache.toString(), mnt.toString());
         refused("MOUNTPOINT is required", "--cache", cache.toString(), "--backing", disk.toString());
-        refused("Unrecognized option: --bogus", ImageFileTest.concat(mount(), "--bogus"));
-        refused("one MOUNTPOINT expected", ImageFileTest.concat(mount(), "extra"));
+        refused("Unrecognized option: --bogus", Fixture.concat(mount(), "--bogus"));
+        refused("one MOUNTPOINT expected", Fixture.concat(mount(), "extra"));
         refused("--cache-id x: not a number", mount("--cache-id", "x"));
         refused("--log-level loud", mount("--log-level", "loud"));
         refused("--force only applies with --format", mount("--force"));

@@ -63,7 +63,7 @@ class ConcurrentIoTest {
         String[] args = {"--cache", dir.resolve("cache.img").toString(), "--backing", "data=" + disk, "-o", "allow_migrate=1"};
         long checked = 0;
         Round first;
-        try (FuseServer s = FuseServer.start(mnt, dir.resolve("log"), ImageFileTest.concat(args, "--format", "--cache-size", "6M"))) {
+        try (FuseServer s = FuseServer.start(mnt, dir.resolve("log"), Fixture.concat(args, "--format", "--cache-size", "6M"))) {
             assertTrue(Files.readString(s.log).contains("FUSE_ASYNC_DIO granted"), "the INIT reply granted asynchronous direct I/O");
             first = new Round(s);
             try {

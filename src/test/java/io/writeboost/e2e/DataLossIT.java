@@ -44,7 +44,7 @@ class DataLossIT {
         Files.write(disk, before);
         String[] args = {"--cache", cache.toString(), "--backing", "disk=" + disk, "--log-file", log.toString(), mnt.toString()};
         try {
-            Run started = launcher(concat(args, "--format", "--cache-size", "8M"));
+            Run started = launcher(Fixture.concat(args, "--format", "--cache-size", "8M"));
             assertEquals(0, started.status(), started.out());
             byte[] block = new byte[4096];
             Arrays.fill(block, (byte) 0x5A);
@@ -94,7 +94,7 @@ class DataLossIT {
             assertTrue(fromFile.out().contains("counts only when --accept-data-loss is on the command line"), fromFile.out());
             assertArrayEquals(damaged, Files.readAllBytes(cache));
 
-            Run accepted = launcher(concat(args, "--accept-data-loss"));
+            Run accepted = launcher(Fixture.concat(args, "--accept-data-loss"));
             assertEquals(0, accepted.status(), accepted.out());
             String status = Files.readString(mnt.resolve("caches/1/status"));
             assertTrue(status.contains("lost_lines: 1\n") && status.contains("lost_range: 1 (disk) " + BLOCK_AT / 512 + " "
@@ -124,9 +124,4 @@ class DataLossIT {
         }
     }
 
-    static String[] concat(String[] a, String... b) {
-        String[] out = Arrays.copyOf(a, a.length + b.length);
-        System.arraycopy(b, 0, out, a.length, b.length);
-        return out;
-    }
 }

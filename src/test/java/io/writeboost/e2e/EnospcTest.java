@@ -32,7 +32,7 @@ class EnospcTest {
             String[] args = {"--cache", small.resolve("cache.img").toString(), "--backing", "data=" + disk};
             byte[] acked = new byte[4 << 20];
             new Random(1).nextBytes(acked);
-            try (FuseServer s = FuseServer.start(mnt, dir.resolve("log"), ImageFileTest.concat(args, "--format", "--cache-size", "48M", "--sparse"))) {
+            try (FuseServer s = FuseServer.start(mnt, dir.resolve("log"), Fixture.concat(args, "--format", "--cache-size", "48M", "--sparse"))) {
                 try (FileChannel f = FileChannel.open(s.file("data"), StandardOpenOption.WRITE)) {
                     f.write(ByteBuffer.wrap(acked), 0);
                     f.force(false);

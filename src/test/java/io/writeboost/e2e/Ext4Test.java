@@ -23,7 +23,7 @@ class Ext4Test {
         String[] args = {"--cache", dir.resolve("cache.img").toString(), "--backing", "disk=" + dir.resolve("disk.img")};
         Map<String, String> sums = new HashMap<>();
         Random rnd = new Random(7);
-        try (FuseServer server = FuseServer.start(mnt, dir.resolve("log"), ImageFileTest.concat(args, "--format", "--cache-size", "48M"))) {
+        try (FuseServer server = FuseServer.start(mnt, dir.resolve("log"), Fixture.concat(args, "--format", "--cache-size", "48M"))) {
             assertTrue(Files.readString(server.log).contains("FUSE_ASYNC_DIO granted"), "the loop device's I/O is asynchronous");
             try (Loop loop = Loop.attach(server.file("disk"), "--direct-io=on")) {
                 Loop.run("mkfs.ext4", "-q", loop.device.toString());

@@ -13,6 +13,20 @@ import java.util.HexFormat;
 final class Fixture {
     private Fixture() {}
 
+    /** {@code a} followed by {@code b}: a command line with a few more arguments. */
+    static String[] concat(String[] a, String... b) {
+        String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+
+    /** The number on the status file's line {@code name: N}; fails the test when there is none. */
+    static long field(String status, String name) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("(?m)^" + name + ": (\\d+)").matcher(status);
+        org.junit.jupiter.api.Assertions.assertTrue(m.find(), name + " in status:\n" + status);
+        return Long.parseLong(m.group(1));
+    }
+
     /** A sparse file of {@code size} bytes. */
     static Path sparse(Path file, long size) throws IOException {
         try (FileChannel c = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {

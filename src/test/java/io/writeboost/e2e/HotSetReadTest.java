@@ -11,8 +11,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
 import java.util.Random;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -39,12 +37,12 @@ class HotSetReadTest {
         Random rnd = new Random(11);
         long[] hot = randomLines(rnd, 0);
         String[] args = {"--cache", dir.resolve("cache.img").toString(), "--backing", "disk=" + disk};
-        try (FuseServer server = FuseServer.start(mnt, dir.resolve("log"), concat(args, "--format", "--cache-size", "32M"))) {
+        try (FuseServer server = FuseServer.start(mnt, dir.resolve("log"), Fixture.concat(args, "--format", "--cache-size", "32M"))) {
             long[] pass1 = readPass(server, hot, content, rnd);
-            assertEquals(0, field(server.read("caches/1/status"), "read_cache_admissions"), "a first miss only remembers a line");
+            assertEquals(0, Fixture.field(server.read("caches/1/status"), "read_cache_admissions"), "a first miss only remembers a line");
             assertEquals(0, pass1[0], "pass 1 misses");
             long[] pass2 = readPass(server, hot, content, rnd);
-            long admitted = field(server.read("caches/1/status"), "read_cache_admissions");
+            long admitted = Fixture.field(server.read("caches/1/status"), "read_cache_admissions");
             assertTrue(admitted >= HOT * 95 / 100, "the second pass admits the hot set: " + admitted);
             assertEquals(0, pass2[0], "pass 2 misses too: it admits");
             long[] pass3 = readPass(server, hot, content, rnd);
@@ -52,12 +50,12 @@ class HotSetReadTest {
             System.out.printf("HotSetReadTest: %d lines, hits per pass %d, %d, %d; %s%n", HOT, pass1[0], pass2[0], pass3[0],
                     status.lines().filter(l -> l.startsWith("read_hit_ratio")).findFirst().orElse(""));
             assertEquals(admitted, pass3[0], "the third pass hits every admitted line (stat matrix)");
-            assertEquals(admitted, field(status, "read_hits_clean"));
-            assertEquals(admitted, field(status, "clean_lines"));
-            assertEquals(0, field(status, "dirty_lines"));
+            assertEquals(admitted, Fixture.field(status, "read_hits_clean"));
+            assertEquals(admitted, Fixture.field(status, "clean_lines"));
+            assertEquals(0, Fixture.field(status, "dirty_lines"));
         }
         long[] other = randomLines(rnd, VOLUME / 2 / 4096);
-        try (FuseServer server = FuseServer.start(mnt, dir.resolve("log"), concat(args, "-o", "read_cache_second_access=0"))) {
+        try (FuseServer server = FuseServer.start(mnt, dir.resolve("log"), Fixture.concat(args, "-o", "read_cache_second_access=0"))) {
             assertEquals(0, readPass(server, other, content, rnd)[0]);
             long[] second = readPass(server, other, content, rnd);
             assertEquals(HOT, second[0], "with read_cache_second_access=0 a hot set read twice hits the second time");
@@ -121,15 +119,5 @@ class HotSetReadTest {
         return n;
     }
 
-    private static long field(String status, String name) {
-        Matcher m = Pattern.compile("(?m)^" + name + ": (\\d+)").matcher(status);
-        assertTrue(m.find(), name + " in status:\n" + status);
-        return Long.parseLong(m.group(1));
-    }
 
-    private static String[] concat(String[] a, String... b) {
-        String[] out = Arrays.copyOf(a, a.length + b.length);
-        System.arraycopy(b, 0, out, a.length, b.length);
-        return out;
-    }
 }

@@ -33,7 +33,7 @@ class ImageFileTest {
         byte[] model = new byte[VOLUME];
         Random rnd = new Random(2024);
         String[] args = {"--cache", cache.toString(), "--backing", "vol=" + disk, "-o", "barrier_deadline_ms=1"};
-        FuseServer server = FuseServer.start(mnt, dir.resolve("log"), concat(args, "--format", "--cache-size", "6M"));
+        FuseServer server = FuseServer.start(mnt, dir.resolve("log"), Fixture.concat(args, "--format", "--cache-size", "6M"));
         try {
             for (int round = 0; round < 2; round++) {
                 try (FileChannel f = FileChannel.open(server.file("vol"), StandardOpenOption.READ, StandardOpenOption.WRITE)) {
@@ -78,9 +78,4 @@ class ImageFileTest {
         }
     }
 
-    static String[] concat(String[] a, String... b) {
-        String[] all = java.util.Arrays.copyOf(a, a.length + b.length);
-        System.arraycopy(b, 0, all, a.length, b.length);
-        return all;
-    }
 }

@@ -117,10 +117,10 @@ class OperationsTest {
         byte[] v1 = Files.readAllBytes(cache);
         Path g1 = Fixture.sparse(dir.resolve("golden1.img"), 1 << 20), g2 = Fixture.sparse(dir.resolve("golden2.img"), 512 << 10);
         String[] backings = {"--backing", "golden1=" + g1, "--backing", "golden2=" + g2};
-        String[] args = ImageFileTest.concat(new String[] {"--cache", cache.toString()}, backings);
+        String[] args = Fixture.concat(new String[] {"--cache", cache.toString()}, backings);
         Path mnt = Files.createDirectories(dir.resolve("mnt"));
 
-        Result start = FuseServer.run(ImageFileTest.concat(args, "--foreground", mnt.toString()));
+        Result start = FuseServer.run(Fixture.concat(args, "--foreground", mnt.toString()));
         assertEquals(2, start.status(), start.stderr());
         assertTrue(start.stderr().contains("fuse-mount upgrade"), "the refusal says what to do: " + start.stderr());
         Result wrong = FuseServer.run("upgrade", "--cache", cache.toString(), "--backing", "golden2=" + g2, "--backing", "golden1=" + g1);
@@ -129,7 +129,7 @@ class OperationsTest {
         assertArrayEquals(v1, Files.readAllBytes(cache), "a refused upgrade leaves the cache as it was");
         assertArrayEquals(new byte[1 << 20], Files.readAllBytes(g1), "and the backing stores");
 
-        Result up = FuseServer.run(ImageFileTest.concat(new String[] {"upgrade"}, args));
+        Result up = FuseServer.run(Fixture.concat(new String[] {"upgrade"}, args));
         assertEquals(0, up.status(), up.stdout() + up.stderr());
         assertTrue(up.stdout().contains("wrote back 2 line(s) (10 sectors) and punched 1 discarded line(s) from segments 1..2"), up.stdout());
         byte[] want2 = new byte[512 << 10];
@@ -142,7 +142,7 @@ class OperationsTest {
         assertArrayEquals(want2, Files.readAllBytes(g2), "volume golden2 on its backing store");
         Result check = FuseServer.run("check", "--cache", cache.toString());
         assertEquals(0, check.status(), check.stdout() + check.stderr());
-        Result again = FuseServer.run(ImageFileTest.concat(new String[] {"upgrade"}, args));
+        Result again = FuseServer.run(Fixture.concat(new String[] {"upgrade"}, args));
         assertEquals(0, again.status(), again.stderr());
         assertTrue(again.stdout().contains("already format version 2"), again.stdout());
 
@@ -159,7 +159,7 @@ class OperationsTest {
         Path cache = dir.resolve("cache.img");
         String[] args = {"--cache", cache.toString(), "--backing", "data=" + disk};
         byte[] model;
-        try (FuseServer s = FuseServer.start(mnt, dir.resolve("log"), ImageFileTest.concat(args, "--format", "--cache-size", "12M"))) {
+        try (FuseServer s = FuseServer.start(mnt, dir.resolve("log"), Fixture.concat(args, "--format", "--cache-size", "12M"))) {
             model = writeRandom(s, 16 << 20, 1500, 2);
             assertEquals(0, s.stop());
         }
@@ -178,17 +178,17 @@ class OperationsTest {
         assertTrue(human.stdout().contains(" dirty\n"), human.stdout());
 
         // Offline writeback: the backing store then holds the volume; a second run has nothing to do.
-        Result wb = FuseServer.run(ImageFileTest.concat(new String[] {"writeback"}, args));
+        Result wb = FuseServer.run(Fixture.concat(new String[] {"writeback"}, args));
         assertEquals(0, wb.status(), wb.stdout() + wb.stderr());
         assertArrayEquals(model, Files.readAllBytes(disk), "backing store after offline writeback");
-        Result again = FuseServer.run(ImageFileTest.concat(new String[] {"writeback"}, args));
+        Result again = FuseServer.run(Fixture.concat(new String[] {"writeback"}, args));
         assertEquals(0, again.status());
         assertTrue(again.stdout().contains("writing back 0 dirty line(s)"), again.stdout());
         Result wrong = FuseServer.run("writeback", "--cache", cache.toString(), "--backing", "data=" + dir.resolve("other.img"));
         assertEquals(2, wrong.status(), "a backing store that does not exist is refused: " + wrong.stderr());
 
         // --drain-on-stop: the stop writes everything back.
-        try (FuseServer s = FuseServer.start(mnt, dir.resolve("log2"), ImageFileTest.concat(args, "--drain-on-stop"))) {
+        try (FuseServer s = FuseServer.start(mnt, dir.resolve("log2"), Fixture.concat(args, "--drain-on-stop"))) {
             model = writeRandom(s, 16 << 20, 800, 3);
             assertEquals(0, s.stop());
         }

@@ -34,7 +34,7 @@ class PackedFlushTest {
         String[] args = {"--cache", dir.resolve("cache.img").toString(), "--backing", "disk=" + disk};
         byte[] model = new byte[VOLUME];
         Random rnd = new Random(11);
-        try (FuseServer server = FuseServer.start(mnt, dir.resolve("log"), concat(args, "--format", "--cache-size", "24M"))) {
+        try (FuseServer server = FuseServer.start(mnt, dir.resolve("log"), Fixture.concat(args, "--format", "--cache-size", "24M"))) {
             try (FileChannel f = FileChannel.open(server.file("disk"), StandardOpenOption.WRITE)) {
                 for (int i = 0; i < WRITES; i++) {
                     byte[] data = new byte[4096];
@@ -62,9 +62,4 @@ class PackedFlushTest {
         }
     }
 
-    private static String[] concat(String[] a, String... b) {
-        String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
-        System.arraycopy(b, 0, out, a.length, b.length);
-        return out;
-    }
 }

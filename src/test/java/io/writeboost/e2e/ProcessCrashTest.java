@@ -41,7 +41,7 @@ class ProcessCrashTest {
         Random rnd = new Random(4242);
         long[] nextId = {1};
         long acknowledgedSyncs = 0, checked = 0;
-        String[] first = ImageFileTest.concat(args, "--format", "--cache-size", "12M");
+        String[] first = Fixture.concat(args, "--format", "--cache-size", "12M");
         for (int cycle = 0; cycle < CYCLES; cycle++) {
             try (FuseServer s = start(mnt, dir.resolve("log"), first)) {
                 first = args;
@@ -135,7 +135,7 @@ class ProcessCrashTest {
         String[] args = {"--cache", dir.resolve("cache.img").toString(), "--backing", "disk=" + disk};
         Map<String, String> synced = new HashMap<>();
         Random rnd = new Random(11);
-        try (FuseServer s = FuseServer.start(mnt, dir.resolve("log"), ImageFileTest.concat(args, "--format", "--cache-size", "24M"))) {
+        try (FuseServer s = FuseServer.start(mnt, dir.resolve("log"), Fixture.concat(args, "--format", "--cache-size", "24M"))) {
             assertTrue(Files.readString(s.log).contains("FUSE_ASYNC_DIO granted"), "the loop device's I/O is asynchronous");
             Loop loop = Loop.attach(s.file("disk"), "--direct-io=on");
             try {

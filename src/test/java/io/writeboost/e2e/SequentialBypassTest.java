@@ -11,8 +11,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
 import java.util.Random;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -40,15 +38,15 @@ class SequentialBypassTest {
         byte[] model = new byte[VOLUME];
         System.arraycopy(source, 0, model, (int) AT, COPY);
         String[] args = {"--cache", dir.resolve("cache.img").toString(), "--backing", "disk=" + disk};
-        try (FuseServer server = FuseServer.start(mnt, dir.resolve("log"), concat(args, "--format", "--cache-size", "32M"))) {
+        try (FuseServer server = FuseServer.start(mnt, dir.resolve("log"), Fixture.concat(args, "--format", "--cache-size", "32M"))) {
             Process dd = new ProcessBuilder("dd", "if=" + input, "of=" + server.file("disk"), "bs=1M", "count=" + (COPY >> 20),
                     "seek=" + (AT >> 20), "oflag=direct", "conv=notrunc", "status=none").redirectErrorStream(true).start();
             String ddOut = new String(dd.getInputStream().readAllBytes());
             assertEquals(0, dd.waitFor(), "dd: " + ddOut);
 
             String status = server.read("caches/1/status");
-            long bypassed = field(status, "bypassed_bytes");
-            long dirty = field(status, "dirty_lines");
+            long bypassed = Fixture.field(status, "bypassed_bytes");
+            long dirty = Fixture.field(status, "dirty_lines");
             System.out.printf("SequentialBypassTest: dd of %d MiB: %d bytes bypassed, %d dirty line(s), %s%n", COPY >> 20,
                     bypassed, dirty, status.lines().filter(l -> l.startsWith("bypassed_bytes")).findFirst().orElse(""));
             // The stream reaches the cutoff after 4 MiB; the 128 KiB pieces of a request arrive
@@ -70,23 +68,13 @@ class SequentialBypassTest {
                 System.arraycopy(line, 0, model, (int) at, line.length);
             }
             String after = server.read("caches/1/status");
-            assertEquals(bypassed, field(after, "bypassed_bytes"), after);
-            assertEquals(dirty + 1, field(after, "dirty_lines"), after);
+            assertEquals(bypassed, Fixture.field(after, "bypassed_bytes"), after);
+            assertEquals(dirty + 1, Fixture.field(after, "dirty_lines"), after);
         }
         try (FuseServer server = FuseServer.start(mnt, dir.resolve("log"), args)) {
             assertArrayEquals(model, Files.readAllBytes(server.file("disk")), "the volume after a restart");
         }
     }
 
-    private static long field(String status, String name) {
-        Matcher m = Pattern.compile("(?m)^" + name + ": (\\d+)").matcher(status);
-        assertTrue(m.find(), name + " in status:\n" + status);
-        return Long.parseLong(m.group(1));
-    }
 
-    private static String[] concat(String[] a, String... b) {
-        String[] out = Arrays.copyOf(a, a.length + b.length);
-        System.arraycopy(b, 0, out, a.length, b.length);
-        return out;
-    }
 }

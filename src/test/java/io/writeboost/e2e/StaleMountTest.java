@@ -41,7 +41,7 @@ class StaleMountTest {
         byte[] data = new byte[256 << 10];
         new Random(16).nextBytes(data);
         try {
-            FuseServer first = FuseServer.start(mnt, dir.resolve("log1"), ImageFileTest.concat(args, "--format", "--cache-size", "8M"));
+            FuseServer first = FuseServer.start(mnt, dir.resolve("log1"), Fixture.concat(args, "--format", "--cache-size", "8M"));
             try (FileChannel f = FileChannel.open(first.file("data"), StandardOpenOption.WRITE)) {
                 f.write(ByteBuffer.wrap(data), 4096);
                 f.force(false);

@@ -24,7 +24,7 @@ class StopTest {
         String[] args = {"--cache", dir.resolve("cache.img").toString(), "--backing", "disk=" + disk};
         byte[] model = new byte[16 << 20];
         Random rnd = new Random(5);
-        String[] first = ImageFileTest.concat(args, "--format", "--cache-size", "8M");
+        String[] first = Fixture.concat(args, "--format", "--cache-size", "8M");
         for (String how : new String[] {"TERM", "INT", "unmount"}) {
             Path log = dir.resolve("log-" + how);
             try (FuseServer s = FuseServer.start(mnt, log, first)) {
@@ -57,7 +57,7 @@ class StopTest {
         String[] args = {"--cache", dir.resolve("cache.img").toString(), "--backing", "disk=" + disk};
         byte[] model = new byte[16 << 20];
         Random rnd = new Random(9);
-        try (FuseServer s = FuseServer.start(mnt, dir.resolve("log"), ImageFileTest.concat(args, "--format", "--cache-size", "8M"))) {
+        try (FuseServer s = FuseServer.start(mnt, dir.resolve("log"), Fixture.concat(args, "--format", "--cache-size", "8M"))) {
             try (FileChannel f = FileChannel.open(s.file("disk"), StandardOpenOption.WRITE)) {
                 for (int i = 0; i < 500; i++) {
                     byte[] data = new byte[4096];

@@ -26,7 +26,7 @@ class TwoVolumesTest {
         byte[] imageA = new byte[8 << 20], imageB = new byte[4 << 20];
         Arrays.fill(imageA, 0, 1 << 20, (byte) 'A');
         Arrays.fill(imageB, 0, 1 << 20, (byte) 'B');
-        try (FuseServer server = FuseServer.start(mnt, dir.resolve("log"), ImageFileTest.concat(args, "--format", "--cache-size", "8M"))) {
+        try (FuseServer server = FuseServer.start(mnt, dir.resolve("log"), Fixture.concat(args, "--format", "--cache-size", "8M"))) {
             assertEquals(8 << 20, Files.size(server.file("a.img")));
             assertEquals(4 << 20, Files.size(server.file("second")));
             write(server.file("a.img"), imageA);

@@ -64,6 +64,15 @@ public final class SectorModel {
         sinceCount[dev][sector] = 0;
     }
 
+    /** A buffer of {@code n} sectors from {@code at} on, each stamped as write {@code id}. */
+    public static ByteBuffer stamped(long id, int dev, long at, int n) {
+        ByteBuffer b = ByteBuffer.allocate(n * 512);
+        for (int i = 0; i < n; i++) {
+            stamp(b, i * 512, id, dev, at + i);
+        }
+        return b;
+    }
+
     public static void stamp(ByteBuffer buf, int index, long id, int dev, long sector) {
         for (int i = 0; i < 512; i += 16) {
             buf.putLong(index + i, id);
