@@ -27,6 +27,8 @@ final class BackingRanges {
     private long[] starts = new long[16];
     private long[] ends = new long[16];
     private byte[] states = new byte[16];
+    /** Per entry: its thread was interrupted while it waited; {@link #release} sets the flag again. */
+    private boolean[] interrupted = new boolean[16];
     /** Entries [0, used) may be taken; the rest are free. */
     private int used;
     private int waiters;
@@ -37,10 +39,9 @@ final class BackingRanges {
         while (overlaps(dev, start, end, 1 << WAITING_TO_WRITE | 1 << WRITING, -1)) {
             interrupted |= await();
         }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
-        return take(dev, start, end, READING);
+        int entry = take(dev, start, end, READING);
+        this.interrupted[entry] = interrupted;
+        return entry;
     }
 
     /** Waits until no read, write or punch of sectors [start, end) of {@code dev} is under way; returns the entry to {@link #release}. */
@@ -51,15 +52,18 @@ final class BackingRanges {
         while (overlaps(dev, start, end, 1 << READING | 1 << WRITING, entry)) {
             interrupted |= await();
         }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
+        this.interrupted[entry] = interrupted;
         states[entry] = WRITING;
         return entry;
     }
 
     synchronized void release(int entry) {
         states[entry] = FREE;
+        if (interrupted[entry]) {
+            // Only now: set before the I/O, it would make the FileChannel close itself for every thread.
+            interrupted[entry] = false;
+            Thread.currentThread().interrupt();
+        }
         while (used > 0 && states[used - 1] == FREE) {
             used--;
         }
@@ -89,6 +93,7 @@ final class BackingRanges {
             starts = java.util.Arrays.copyOf(starts, n);
             ends = java.util.Arrays.copyOf(ends, n);
             states = java.util.Arrays.copyOf(states, n);
+            interrupted = java.util.Arrays.copyOf(interrupted, n);
         }
         devs[entry] = dev;
         starts[entry] = start;
@@ -99,9 +104,10 @@ final class BackingRanges {
     }
 
     /**
-     * Waits for a release; returns whether the wait was interrupted. The callers wait on and
-     * set the interrupt again afterwards: backing I/O is short, and an engine request that
-     * gave up half way would be harder to reason about than one that finishes.
+     * Waits for a release; returns whether the wait was interrupted. The callers wait on, and
+     * {@link #release} sets the interrupt again after the I/O: backing I/O is short, an engine
+     * request that gave up half way would be harder to reason about than one that finishes, and
+     * an interrupted thread's FileChannel call would close the channel for every thread.
      */
     private boolean await() {
         waiters++;

@@ -59,11 +59,15 @@ final class BackingStores {
     /** Reads {@code dst.remaining()} bytes (whole sectors) of a store from {@code sector} on. */
     void read(int dev, ByteBuffer dst, long sector) throws IOException {
         int entry = ranges.acquireRead(dev, sector, sector + (dst.remaining() >> Layout.SECTOR_SHIFT));
-        busy.begin(dev, false);
         try {
-            devices[dev].read(dst, sector << Layout.SECTOR_SHIFT);
+            busy.begin(dev, false);
+            try {
+                devices[dev].read(dst, sector << Layout.SECTOR_SHIFT);
+            } finally {
+                busy.end(dev, false);
+            }
         } finally {
-            busy.end(dev, false);
+            // Released whatever happened: a range left held would stall every later overlapping request.
             ranges.release(entry);
         }
     }
@@ -75,15 +79,18 @@ final class BackingStores {
      */
     void write(int dev, ByteBuffer src, long sector, boolean through, boolean writeback) throws IOException {
         int entry = ranges.acquireWrite(dev, sector, sector + (src.remaining() >> Layout.SECTOR_SHIFT));
-        busy.begin(dev, writeback);
         try {
-            if (through) {
-                devices[dev].writeThrough(src, sector << Layout.SECTOR_SHIFT);
-            } else {
-                devices[dev].write(src, sector << Layout.SECTOR_SHIFT);
+            busy.begin(dev, writeback);
+            try {
+                if (through) {
+                    devices[dev].writeThrough(src, sector << Layout.SECTOR_SHIFT);
+                } else {
+                    devices[dev].write(src, sector << Layout.SECTOR_SHIFT);
+                }
+            } finally {
+                busy.end(dev, writeback);
             }
         } finally {
-            busy.end(dev, writeback);
             ranges.release(entry);
         }
     }
@@ -95,11 +102,14 @@ final class BackingStores {
             bytes += srcs[i].remaining();
         }
         int entry = ranges.acquireWrite(dev, sector, sector + (bytes >> Layout.SECTOR_SHIFT));
-        busy.begin(dev, false);
         try {
-            devices[dev].writeThrough(srcs, n, sector << Layout.SECTOR_SHIFT);
+            busy.begin(dev, false);
+            try {
+                devices[dev].writeThrough(srcs, n, sector << Layout.SECTOR_SHIFT);
+            } finally {
+                busy.end(dev, false);
+            }
         } finally {
-            busy.end(dev, false);
             ranges.release(entry);
         }
     }
@@ -107,11 +117,14 @@ final class BackingStores {
     /** Punches a range of a store (not synced; {@link #syncChanged} does that). */
     void punch(int dev, long sector, long nSectors) throws IOException {
         int entry = ranges.acquireWrite(dev, sector, sector + nSectors);
-        busy.begin(dev, false);
         try {
-            devices[dev].discard(sector << Layout.SECTOR_SHIFT, nSectors << Layout.SECTOR_SHIFT);
+            busy.begin(dev, false);
+            try {
+                devices[dev].discard(sector << Layout.SECTOR_SHIFT, nSectors << Layout.SECTOR_SHIFT);
+            } finally {
+                busy.end(dev, false);
+            }
         } finally {
-            busy.end(dev, false);
             ranges.release(entry);
         }
         changedSinceSync.set(dev, 1);

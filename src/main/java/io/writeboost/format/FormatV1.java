@@ -76,7 +76,10 @@ public final class FormatV1 {
             if (dev == 0) {
                 continue;
             }
-            long key = LineKey.of(dev & 0x7F, b.getLong(off) / Layout.SECTORS_PER_LINE);
+            if (dev > Layout.MAX_DEVICE_ID) {
+                return null; // no version 1 writer made this: damage the checksum did not catch
+            }
+            long key = LineKey.of(dev, b.getLong(off) / Layout.SECTORS_PER_LINE);
             if ((b.get(off + 10) & FLAG_TOMBSTONE) != 0) {
                 key |= LineKey.TOMBSTONE;
             }
