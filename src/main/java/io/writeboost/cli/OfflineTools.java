@@ -337,6 +337,14 @@ final class OfflineTools {
                     Superblock current = Recovery.readSuperblock(cache);
                     out.printf("%s is already format version %d (cache %d): nothing to upgrade%n", m.cache, Superblock.VERSION,
                             current.cacheId());
+                    if (Recovery.readRecordOrNull(cache, current) == null) {
+                        // The upgrade formats superblock first, record second: cut in between, the
+                        // cache has a new superblock and no record, and a start refuses it.
+                        out.printf("but neither copy of its superblock record is valid: if an upgrade was cut short after it "
+                                + "said the backing stores are synced, the data is on them, and formatting the cache again "
+                                + "(--format --force, same backing stores) finishes it%n");
+                        return 1;
+                    }
                     return 0;
                 } catch (FormatException notCurrent) {
                     throw e;
