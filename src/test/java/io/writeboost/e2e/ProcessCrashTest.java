@@ -73,8 +73,16 @@ class ProcessCrashTest {
         try {
             return FuseServer.start(mnt, log, args);
         } catch (java.io.IOException e) {
+            // Keep the evidence: the temporary directory goes with the test.
+            Path keep = Files.createDirectories(Path.of("target", "process-crash-failure"));
+            for (String f : new String[] {"cache.img", "log"}) {
+                Path from = log.resolveSibling(f);
+                if (Files.exists(from)) {
+                    Files.copy(from, keep.resolve(f), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                }
+            }
             java.util.List<String> lines = Files.exists(log) ? Files.readAllLines(log) : java.util.List.of();
-            throw new java.io.IOException(e.getMessage() + "\nthe server log's last lines:\n"
+            throw new java.io.IOException(e.getMessage() + "\n(cache image and log kept in " + keep + ")\nthe server log's last lines:\n"
                     + String.join("\n", lines.subList(Math.max(0, lines.size() - 60), lines.size())), e);
         }
     }
