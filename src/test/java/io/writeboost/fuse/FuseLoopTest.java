@@ -1,6 +1,7 @@
 package io.writeboost.fuse;
 
 import com.sun.nio.file.ExtendedOpenOption;
+import io.writeboost.testutil.FuseServer;
 import io.writeboost.testutil.Loop;
 import jnr.ffi.Pointer;
 import jnr.ffi.types.off_t;
@@ -133,7 +134,7 @@ class FuseLoopTest {
             assertTrue(fs.callbackThreads.size() < 10, "few threads serve many requests: " + fs.callbackThreads.size());
         } finally {
             fs.release.countDown();
-            new ProcessBuilder("fusermount", "-u", mnt.toString()).start().waitFor();
+            FuseServer.unmount(mnt);
             loop.join(10_000);
         }
         assertFalse(loop.isAlive(), "the loop returns after the unmount");
@@ -266,7 +267,7 @@ class FuseLoopTest {
                 most[2] = fs.together(at -> f.read(ByteBuffer.allocateDirect(8192).alignedSlice(4096).limit(4096), at));
             }
         } finally {
-            new ProcessBuilder("fusermount", "-u", mnt.toString()).start().waitFor();
+            FuseServer.unmount(mnt);
             loop.join(10_000);
         }
         assertNull(loopError.get());

@@ -95,7 +95,7 @@ public final class FuseServer implements AutoCloseable {
     /** Clean stop by fusermount -u; returns the server's exit status. */
     public int stop() throws IOException, InterruptedException {
         if (process.isAlive()) {
-            Loop.run("fusermount", "-u", mountPoint.toString());
+            unmount(mountPoint);
         }
         if (!process.waitFor(120, TimeUnit.SECONDS)) {
             throw new IOException("server did not exit within 120 s of the unmount");
@@ -132,9 +132,30 @@ public final class FuseServer implements AutoCloseable {
         unmountLazily(mountPoint);
     }
 
+    /**
+     * Unmounts a FUSE mount so that nothing is left behind: fusermount -u, retried for up to
+     * 10 s while the kernel says busy (a loop device just detached lets go of its file a
+     * moment later), then lazily.
+     */
+    public static void unmount(Path mountPoint) throws IOException, InterruptedException {
+        for (int i = 0; i < 100 && mounted(mountPoint); i++) {
+            Process p = new ProcessBuilder("fusermount", "-u", mountPoint.toString()).redirectErrorStream(true)
+                    .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+            if (p.waitFor() == 0) {
+                return;
+            }
+            Thread.sleep(100);
+        }
+        unmountLazily(mountPoint);
+    }
+
     static void unmountLazily(Path mountPoint) throws IOException, InterruptedException {
-        if (Files.readString(Path.of("/proc/mounts")).contains(" " + mountPoint.toAbsolutePath() + " ")) {
+        if (mounted(mountPoint)) {
             new ProcessBuilder("fusermount", "-u", "-z", mountPoint.toString()).inheritIO().start().waitFor();
         }
+    }
+
+    private static boolean mounted(Path mountPoint) throws IOException {
+        return Files.readString(Path.of("/proc/mounts")).contains(" " + mountPoint.toAbsolutePath() + " ");
     }
 }
