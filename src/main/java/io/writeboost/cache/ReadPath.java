@@ -3,6 +3,7 @@ package io.writeboost.cache;
 import io.writeboost.device.BlockDevice;
 import io.writeboost.format.Layout;
 import io.writeboost.format.LineKey;
+import io.writeboost.format.SectorRuns;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;

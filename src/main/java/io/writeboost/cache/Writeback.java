@@ -4,6 +4,7 @@ import io.writeboost.device.BlockDevice;
 import io.writeboost.device.DeviceLoad;
 import io.writeboost.format.Layout;
 import io.writeboost.format.LineKey;
+import io.writeboost.format.SectorRuns;
 import io.writeboost.knob.Knob;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;

@@ -5,6 +5,7 @@ import io.writeboost.format.FormatException;
 import io.writeboost.format.FormatV1;
 import io.writeboost.format.Layout;
 import io.writeboost.format.LineKey;
+import io.writeboost.format.SectorRuns;
 import io.writeboost.format.Superblock;
 import io.writeboost.format.SuperblockRecord;
 
@@ -100,20 +101,13 @@ public final class UpgradeFromV1 {
             }
             line.clear();
             cache.read(line, Layout.slotOffset(Layout.slotOf(where[0], nr)) + FormatV1.lineOffset((int) where[1]));
-            for (int from = 0; from < Layout.SECTORS_PER_LINE; ) {
-                if ((bits & 1 << from) == 0) {
-                    from++;
-                    continue;
-                }
-                int to = from;
-                while (to < Layout.SECTORS_PER_LINE && (bits & 1 << to) != 0) {
-                    to++;
-                }
+            for (int from = SectorRuns.start(bits, 0); from < Layout.SECTORS_PER_LINE; ) {
+                int to = SectorRuns.end(bits, from);
                 ByteBuffer run = line.duplicate();
                 run.limit(to << Layout.SECTOR_SHIFT).position(from << Layout.SECTOR_SHIFT);
                 backing.write(run, lineStart + ((long) from << Layout.SECTOR_SHIFT));
                 sectors += to - from;
-                from = to;
+                from = SectorRuns.start(bits, to);
             }
             lines++;
         }
