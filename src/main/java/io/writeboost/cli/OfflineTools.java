@@ -266,25 +266,13 @@ final class OfflineTools {
     }
 
     static int writeback(MountOptions m, boolean acceptDataLoss, PrintStream out) throws UsageException, RequestException, IOException {
-        if (m.backings.isEmpty()) {
-            throw new UsageException("writeback: the backing stores are required (--backing or --config)");
-        }
-        for (ServerSettings.Backing b : m.backings) {
-            if (!Files.exists(b.path())) {
-                throw new UsageException(b.path() + ": no such file or device (backing store)");
-            }
-        }
+        requireBackings("writeback", m);
         Preflight.checkVolumeTable(m.cache, m.backings, m.cacheId);
         List<FileBlockDevice> open = new ArrayList<>();
         try {
             FileBlockDevice cache = FileBlockDevice.open(m.cache.toAbsolutePath());
             open.add(cache);
-            Map<Integer, BlockDevice> backings = new LinkedHashMap<>();
-            for (int i = 0; i < m.backings.size(); i++) {
-                FileBlockDevice d = FileBlockDevice.open(m.backings.get(i).path().toAbsolutePath());
-                open.add(d);
-                backings.put(i + 1, d);
-            }
+            Map<Integer, BlockDevice> backings = openBackings(m, i -> i + 1, open);
             CacheEngine engine = CacheEngine.open(cache, backings, new EngineConfig().acceptDataLoss(acceptDataLoss));
             try {
                 long dirty = engine.status().dirtyLines();
@@ -310,6 +298,30 @@ final class OfflineTools {
         }
     }
 
+    /** The offline tools that touch the backing stores need them all named, and existing. */
+    private static void requireBackings(String command, MountOptions m) throws UsageException {
+        if (m.backings.isEmpty()) {
+            throw new UsageException(command + ": the backing stores are required (--backing or --config)");
+        }
+        for (ServerSettings.Backing b : m.backings) {
+            if (!Files.exists(b.path())) {
+                throw new UsageException(b.path() + ": no such file or device (backing store)");
+            }
+        }
+    }
+
+    /** Opens the backing stores in command-line order, by device id ({@code idOf} the position); each also joins {@code open}. */
+    private static Map<Integer, BlockDevice> openBackings(MountOptions m, java.util.function.IntUnaryOperator idOf,
+                                                          List<FileBlockDevice> open) throws IOException {
+        Map<Integer, BlockDevice> backings = new LinkedHashMap<>();
+        for (int i = 0; i < m.backings.size(); i++) {
+            FileBlockDevice d = FileBlockDevice.open(m.backings.get(i).path().toAbsolutePath());
+            open.add(d);
+            backings.put(idOf.applyAsInt(i), d);
+        }
+        return backings;
+    }
+
     /**
      * Upgrades a format version 1 cache in place: writes its dirty data back to the backing
      * stores and syncs them ({@link UpgradeFromV1}, which only reads the cache), then formats
@@ -317,14 +329,7 @@ final class OfflineTools {
      * it runs again from the start; the format itself comes only after the data is safe.
      */
     static int upgrade(MountOptions m, PrintStream out) throws UsageException, RequestException, IOException {
-        if (m.backings.isEmpty()) {
-            throw new UsageException("upgrade: the backing stores are required (--backing or --config)");
-        }
-        for (ServerSettings.Backing b : m.backings) {
-            if (!Files.exists(b.path())) {
-                throw new UsageException(b.path() + ": no such file or device (backing store)");
-            }
-        }
+        requireBackings("upgrade", m);
         List<FileBlockDevice> open = new ArrayList<>();
         try {
             FileBlockDevice cache = FileBlockDevice.open(m.cache.toAbsolutePath());
@@ -351,12 +356,7 @@ final class OfflineTools {
                 }
             }
             Preflight.checkVolumeTable(m.cache, sb, m.backings, m.cacheId);
-            Map<Integer, BlockDevice> backings = new LinkedHashMap<>();
-            for (int i = 0; i < m.backings.size(); i++) {
-                FileBlockDevice d = FileBlockDevice.open(m.backings.get(i).path().toAbsolutePath());
-                open.add(d);
-                backings.put(sb.volumes().get(i).deviceId(), d);
-            }
+            Map<Integer, BlockDevice> backings = openBackings(m, i -> sb.volumes().get(i).deviceId(), open);
             out.printf("%s: format version 1, cache %d, %d volume(s); writing its dirty data back%n", m.cache, sb.cacheId(),
                     sb.volumes().size());
             UpgradeFromV1.Result r = UpgradeFromV1.writeBack(cache, sb, backings);
