@@ -49,7 +49,7 @@ final class Periodic extends Daemon {
             boolean commit = false, vouch = false;
             lock.lock();
             try {
-                lock.awaitDaemonWork(TICK_MS, TimeUnit.MILLISECONDS);
+                lock.awaitTick(TICK_MS, TimeUnit.MILLISECONDS);
                 if (health.stopped()) {
                     return;
                 }

@@ -548,6 +548,11 @@ final class SegmentLog {
         return writersWaitingForSlot > 0 || drainsInProgress > 0;
     }
 
+    /** Whether the slot after the open segment still holds data not written back: a writer that fills the open segment will wait. */
+    boolean ringFull() {
+        return nextId - nrSegments > lastMigratedId;
+    }
+
     boolean writersWaitingForSlot() {
         return writersWaitingForSlot > 0;
     }

@@ -12,7 +12,15 @@ import io.writeboost.format.Layout;
  * arrive out of order and are stitched together here.
  *
  * <p>A stream is contiguous, so its length counts every sector once: rewriting a hot region
- * in place never grows one past that region.
+ * in place never grows one past that region. A stream that starts shortly after another one
+ * ends (pieces ahead of their predecessors, or the data after a hole a file system left in
+ * its allocation: ext4 keeps backup superblocks and their reserved blocks, about 1 MiB, inside
+ * its data area) counts with that stream for as long as it grows, and keeps it from being
+ * forgotten or evicted meanwhile. Only one level: a stream counts the span of the one behind
+ * it, not what that one counted in turn, so random writes can never chain their way up to a
+ * cutoff. Before, only the first piece after such a gap counted the stream behind it, so each
+ * gap or forgotten piece restarted the count and sent the next 4 MiB through the cache: a
+ * 2 GiB dd onto ext4 put 8-23% of its data in the ring.
  *
  * <p>Not thread-safe: every method expects the {@link EngineLock} held.
  */
@@ -76,17 +84,30 @@ final class StreamTable {
             end[s] = e;
         }
         used[s] = ++clock;
-        long length = end[s] - start[s];
-        if (pred < 0) {
-            long behind = 0;
-            for (int i = base; i < base + STREAMS; i++) {
-                if (i != s && end[i] > start[i] && end[i] < start[s] && start[s] - end[i] <= REORDER_SECTORS) {
-                    behind = Math.max(behind, end[i] - start[i]);
-                }
-            }
-            length += behind;
+        int b = behind(base, s);
+        if (b < 0) {
+            return end[s] - start[s];
         }
-        return length;
+        if (end[b] - start[b] > end[s] - start[s]) {
+            // It carries this stream's count: kept as long as this one is written.
+            used[b] = ++clock;
+        }
+        return end[s] - start[s] + end[b] - start[b];
+    }
+
+    /**
+     * The longest other stream of the volume that ends at most {@link #REORDER_SECTORS} before
+     * stream {@code s} starts, or -1.
+     */
+    private int behind(int base, int s) {
+        int best = -1;
+        for (int i = base; i < base + STREAMS; i++) {
+            if (i != s && end[i] > start[i] && end[i] < start[s] && start[s] - end[i] <= REORDER_SECTORS
+                    && (best < 0 || end[i] - start[i] > end[best] - start[best])) {
+                best = i;
+            }
+        }
+        return best;
     }
 
     /**
@@ -97,9 +118,35 @@ final class StreamTable {
      * stream.
      */
     void forgetShort(long cutoffSectors) {
-        for (int i = STREAMS; i < start.length; i++) {
-            if (end[i] - start[i] < cutoffSectors) {
-                start[i] = end[i] = 0;
+        for (int base = STREAMS; base < start.length; base += STREAMS) {
+            int active = 0;
+            for (int i = base; i < base + STREAMS; i++) {
+                if (end[i] > start[i]) {
+                    active |= 1 << (i - base);
+                }
+            }
+            if (active == 0) {
+                continue;
+            }
+            // Decided first, cleared after: a short stream may keep the one ahead of it long.
+            int keep = 0;
+            for (int i = base; i < base + STREAMS; i++) {
+                if ((active >> (i - base) & 1) == 0) {
+                    continue;
+                }
+                int b = behind(base, i);
+                long length = end[i] - start[i] + (b < 0 ? 0 : end[b] - start[b]);
+                if (length >= cutoffSectors) {
+                    keep |= 1 << (i - base);
+                    if (b >= 0) {
+                        keep |= 1 << (b - base);
+                    }
+                }
+            }
+            for (int i = base; i < base + STREAMS; i++) {
+                if ((keep >> (i - base) & 1) == 0) {
+                    start[i] = end[i] = 0;
+                }
             }
         }
     }

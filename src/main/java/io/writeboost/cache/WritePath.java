@@ -66,12 +66,14 @@ final class WritePath {
         int srcPos = src.position();
         // Whole lines [bypassFrom, bypassTo) go to the backing store; empty unless bypassed.
         long bypassFrom = 0, bypassTo = 0;
+        boolean cachedBefore = false;
         lock.lock();
         try {
             health.checkUsable();
             if (bypasses(deviceId, sector, nSectors)) {
                 bypassFrom = (sector + 7) & ~7L;
                 bypassTo = end & ~7L;
+                cachedBefore = bypassFrom < bypassTo && anyCached(deviceId, bypassFrom, (int) (bypassTo - bypassFrom));
             }
             if (bypassFrom >= bypassTo) {
                 writeLines(deviceId, sector, end, src, srcPos, sector);
@@ -87,7 +89,8 @@ final class WritePath {
         }
         if (bypassFrom < bypassTo) {
             try {
-                bypass(deviceId, bypassFrom, (int) (bypassTo - bypassFrom), src, srcPos + (int) ((bypassFrom - sector) << Layout.SECTOR_SHIFT));
+                bypass(deviceId, bypassFrom, (int) (bypassTo - bypassFrom), src, srcPos + (int) ((bypassFrom - sector) << Layout.SECTOR_SHIFT),
+                        cachedBefore);
             } finally {
                 endChange(deviceId, bypassFrom, bypassTo - bypassFrom);
             }
@@ -106,9 +109,24 @@ final class WritePath {
         }
     }
 
-    /** Lock held: whether this write goes around the cache (its stream and the knobs decide). */
+    /**
+     * Under ring pressure a stream bypasses once it is this long (unless sequential_cutoff is
+     * lower, or 0): one FUSE request's worth. Once no ring slot is free, a cached write waits
+     * for writeback to empty the oldest slot, at the backing store's random-write pace (on a
+     * 200-IOPS disk about 1.3 s per slot of random lines), while the same lines written around
+     * the cache cost one large backing request, which is also all their writeback would cost:
+     * writeback writes a run of 32 KiB or more of adjacent dirty lines as one request. So
+     * when full, the cache gives way to what it cannot speed up (bcache likewise writes around
+     * a nearly full cache).
+     */
+    static final long PRESSURE_CUTOFF_BYTES = BypassWriter.PIECE_BYTES;
+
+    /** Lock held: whether this write goes around the cache (its stream, the ring and the knobs decide). */
     private boolean bypasses(int dev, long sector, int nSectors) {
         long cutoff = knobs.get(Knob.SEQUENTIAL_CUTOFF);
+        if (cutoff > 0 && segments.ringFull()) {
+            cutoff = Math.min(cutoff, PRESSURE_CUTOFF_BYTES);
+        }
         boolean stream = cutoff > 0 && streams.observe(dev, sector, nSectors) << Layout.SECTOR_SHIFT >= cutoff;
         return stream || knobs.get(Knob.WRITE_AROUND_MODE) == 1;
     }
@@ -140,8 +158,16 @@ final class WritePath {
      *       between batches; if lines were dropped, or a group commit is clearing lines whose
      *       record is not yet durable, wait for that batch or commit to finish.
      * </ol>
+     *
+     * <p>{@code cachedBefore}: whether a line of the range was cached when the write was
+     * decided, under the same lock hold. If none was, no batch can hold an older copy of
+     * them that it has yet to write: a batch copies only cached dirty lines, and one that
+     * copied a line before it left the index (written back, or dropped by a discard or another
+     * bypass that has returned) had finished writing it by then. So a batch that merely ran
+     * meanwhile is no reason to wait for the next batch boundary (on a slow disk, seconds per
+     * bypassed piece while writeback empties a full ring).
      */
-    private void bypass(int dev, long sector, int n, ByteBuffer src, int srcPos) throws IOException {
+    private void bypass(int dev, long sector, int n, ByteBuffer src, int srcPos, boolean cachedBefore) throws IOException {
         long batchesBefore = writeback.batchesDone();
         bypassWriter.write(dev, sector, n, src, srcPos);
         boolean dropped = false;
@@ -165,7 +191,7 @@ final class WritePath {
                     dropped = true;
                 }
             }
-            settle = dropped || writeback.committing() || writeback.batchesDone() != batchesBefore;
+            settle = dropped || writeback.committing() || (cachedBefore && writeback.batchesDone() != batchesBefore);
         } finally {
             lock.unlock();
         }

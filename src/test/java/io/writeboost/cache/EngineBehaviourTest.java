@@ -231,6 +231,135 @@ class EngineBehaviourTest {
         }
     }
 
+    /**
+     * Once no ring slot is free, a write of a FUSE request's size (128 KiB) or more goes around
+     * the cache even below sequential_cutoff: writeback would write those lines as one request
+     * anyway, and through the cache the write would wait for a slot. Not with a ring that has
+     * room, and never with sequential_cutoff 0.
+     */
+    @Test
+    void aFullRingLetsLargeWritesGoAroundTheCache() throws Exception {
+        int big = 256 << 10;
+        assertEquals(0, largeWriteBypassedBytes(false, Knob.SEQUENTIAL_CUTOFF.defaultValue, big), "room in the ring: cached");
+        assertEquals(big, largeWriteBypassedBytes(true, Knob.SEQUENTIAL_CUTOFF.defaultValue, big), "ring full: around the cache");
+        assertEquals(0, largeWriteBypassedBytes(true, Knob.SEQUENTIAL_CUTOFF.defaultValue, 64 << 10), "ring full, 64 KiB: cached");
+        assertEquals(0, largeWriteBypassedBytes(true, 0, big), "sequential_cutoff 0: never around the cache");
+    }
+
+    /** Bytes the large write sent around the cache; it reads back intact, also after a restart. */
+    private static long largeWriteBypassedBytes(boolean fillRing, long cutoff, int bytes) throws Exception {
+        int segments = 8;
+        Rig rig = new Rig(segments, 1, 64 << 20, new EngineConfig().knob(Knob.SEQUENTIAL_CUTOFF, cutoff));
+        try {
+            if (fillRing) {
+                // Every line of the ring's first seven slots and one of the last: no slot is free after the open one.
+                for (int i = 0; i < (segments - 1) * io.writeboost.format.Layout.LINES_PER_SEGMENT + 1; i++) {
+                    rig.engine.write(1, i * 16L, 8, ByteBuffer.wrap(new byte[4096]));
+                }
+                assertEquals(segments, rig.engine.status().currentSegmentId(), "the last slot is open");
+            }
+            byte[] data = new byte[bytes];
+            new Random(3).nextBytes(data);
+            long at = 48L << 11; // 48 MiB, past the random lines
+            rig.engine.write(1, at, bytes >> 9, ByteBuffer.wrap(data));
+            long bypassed = rig.engine.status().bypassedBytes();
+            rig.engine.flush();
+            rig.restart();
+            ByteBuffer back = ByteBuffer.allocate(bytes);
+            rig.engine.read(1, at, bytes >> 9, back);
+            assertArrayEquals(data, back.array());
+            return bypassed;
+        } finally {
+            rig.engine.close();
+        }
+    }
+
+    /**
+     * A bypassed write of lines the cache does not hold must not wait for a writeback batch
+     * that started while it was being written: no batch can hold an older copy of those lines.
+     * Here writeback finishes a batch while the bypass's backing write is held, the next batch
+     * is held in its backing write, and the bypass must return meanwhile (it used to wait for
+     * that batch: on a slow disk, seconds per 128 KiB piece while writeback drained a full ring).
+     */
+    @Test
+    void aBypassOfUncachedLinesDoesNotWaitForTheNextBatch() throws Exception {
+        int lps = io.writeboost.format.Layout.LINES_PER_SEGMENT;
+        long bypassAt = 40L << 20;
+        long secondBatchAt = (long) lps * 4096;
+        java.util.concurrent.CountDownLatch bypassHeld = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch releaseBypass = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch batchHeld = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch releaseBatch = new java.util.concurrent.CountDownLatch(1);
+        Object power = new Object();
+        io.writeboost.testutil.PowerLossDevice cache =
+                new io.writeboost.testutil.PowerLossDevice("cache", (int) io.writeboost.format.Layout.slotOffset(16), power);
+        io.writeboost.testutil.PowerLossDevice media = new io.writeboost.testutil.PowerLossDevice("backing1", 64 << 20, power);
+        io.writeboost.device.BlockDevice gate = new io.writeboost.testutil.DelegatingDevice(media) {
+            @Override
+            public void write(ByteBuffer src, long offset) throws java.io.IOException {
+                hold(offset);
+                inner.write(src, offset);
+            }
+
+            @Override
+            public void writeThrough(ByteBuffer[] srcs, int n, long offset) throws java.io.IOException {
+                hold(offset);
+                long pos = offset;
+                for (int i = 0; i < n; i++) {
+                    int len = srcs[i].remaining();
+                    inner.write(srcs[i], pos);
+                    pos += len;
+                }
+            }
+
+            private void hold(long offset) throws java.io.IOException {
+                try {
+                    if (offset == bypassAt) {
+                        bypassHeld.countDown();
+                        releaseBypass.await();
+                    } else if (offset == secondBatchAt) {
+                        batchHeld.countDown();
+                        releaseBatch.await();
+                    }
+                } catch (InterruptedException e) {
+                    throw new java.io.IOException(e);
+                }
+            }
+        };
+        CacheEngine.format(cache, 1, List.of(new io.writeboost.format.VolumeEntry(1, 64 << 20, "vol1", "backing1")));
+        CacheEngine engine = CacheEngine.open(cache, java.util.Map.of(1, gate),
+                new EngineConfig().knob(Knob.NR_MAX_BATCHED_MIGRATION, 1));
+        ExecutorService pool = Executors.newSingleThreadExecutor();
+        try {
+            // Two segments of adjacent lines: each batch (one segment) is one backing write.
+            for (int i = 0; i < 2 * lps; i++) {
+                engine.write(1, i * 8L, 8, ByteBuffer.wrap(new byte[4096]));
+            }
+            engine.flushNow();
+            engine.setKnob(Knob.WRITE_AROUND_MODE, 1);
+            byte[] data = new byte[128 << 10];
+            new Random(5).nextBytes(data);
+            Future<?> bypass = pool.submit(() -> {
+                engine.write(1, bypassAt >> 9, data.length >> 9, ByteBuffer.wrap(data));
+                return null;
+            });
+            assertTrue(bypassHeld.await(10, java.util.concurrent.TimeUnit.SECONDS), "the bypass reached the backing store");
+            engine.setKnob(Knob.FORCE_MIGRATE, 1);
+            assertTrue(batchHeld.await(10, java.util.concurrent.TimeUnit.SECONDS), "the second batch reached the backing store");
+            releaseBypass.countDown();
+            bypass.get(10, java.util.concurrent.TimeUnit.SECONDS); // times out if it waits for the held batch
+            releaseBatch.countDown();
+            ByteBuffer back = ByteBuffer.allocate(data.length);
+            engine.read(1, bypassAt >> 9, data.length >> 9, back);
+            assertArrayEquals(data, back.array());
+        } finally {
+            releaseBypass.countDown();
+            releaseBatch.countDown();
+            pool.shutdownNow();
+            engine.close();
+        }
+    }
+
     @Test
     void manyThreadsReadWriteFlushAndDiscardTheirOwnRegions() throws Exception {
         Rig rig = new Rig(6, 2, VOLUME_BYTES, new EngineConfig().ramBuffers(4).knob(Knob.BARRIER_DEADLINE_MS, 1));
