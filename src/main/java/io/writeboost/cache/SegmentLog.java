@@ -548,9 +548,20 @@ final class SegmentLog {
         return writersWaitingForSlot > 0 || drainsInProgress > 0;
     }
 
-    /** Whether the slot after the open segment still holds data not written back: a writer that fills the open segment will wait. */
-    boolean ringFull() {
-        return nextId - nrSegments > lastMigratedId;
+    /**
+     * Whether fewer than {@link #pressureReserve()} ring slots are free after the open
+     * segment: large writes then go around the cache (see {@code WritePath}), so that the
+     * slots left serve the small writes (a file system's journal and metadata) that have no
+     * cheaper way to the disk, instead of the first pieces of a copy taking them.
+     */
+    boolean nearlyFull() {
+        long inUse = nextId - 1 - lastMigratedId;
+        return nrSegments - inUse < pressureReserve();
+    }
+
+    /** A sixteenth of the ring, at least one slot. */
+    int pressureReserve() {
+        return Math.max(1, nrSegments / 16);
     }
 
     boolean writersWaitingForSlot() {

@@ -13,14 +13,15 @@ import io.writeboost.format.Layout;
  *
  * <p>A stream is contiguous, so its length counts every sector once: rewriting a hot region
  * in place never grows one past that region. A stream that starts shortly after another one
- * ends (pieces ahead of their predecessors, or the data after a hole a file system left in
- * its allocation: ext4 keeps backup superblocks and their reserved blocks, about 1 MiB, inside
- * its data area) counts with that stream for as long as it grows, and keeps it from being
- * forgotten or evicted meanwhile. Only one level: a stream counts the span of the one behind
- * it, not what that one counted in turn, so random writes can never chain their way up to a
- * cutoff. Before, only the first piece after such a gap counted the stream behind it, so each
- * gap or forgotten piece restarted the count and sent the next 4 MiB through the cache: a
- * 2 GiB dd onto ext4 put 8-23% of its data in the ring.
+ * ends (pieces ahead of their predecessors, a fragment a flush forgot, a small hole) counts
+ * with that stream for as long as it grows, and keeps it from being forgotten or evicted
+ * meanwhile. Only one level: a stream counts the span of the one behind it, not what that one
+ * counted in turn, so random writes can never chain their way up to a cutoff. Before, only the
+ * first piece after such a gap counted the stream behind it, so each forgotten or overtaken
+ * fragment restarted the count and sent the next 4 MiB through the cache: a 2 GiB dd onto ext4
+ * put 8-23% of its data in the ring; now 1.5%, the 4 MiB after each of the larger holes ext4
+ * leaves in its data area (8-14 MiB of backup superblock and reserved blocks every 256 MiB,
+ * the journal, a flex group's tables), which are beyond the window.
  *
  * <p>Not thread-safe: every method expects the {@link EngineLock} held.
  */

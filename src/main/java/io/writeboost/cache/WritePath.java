@@ -110,21 +110,22 @@ final class WritePath {
     }
 
     /**
-     * Under ring pressure a stream bypasses once it is this long (unless sequential_cutoff is
-     * lower, or 0): one FUSE request's worth. Once no ring slot is free, a cached write waits
-     * for writeback to empty the oldest slot, at the backing store's random-write pace (on a
-     * 200-IOPS disk about 1.3 s per slot of random lines), while the same lines written around
-     * the cache cost one large backing request, which is also all their writeback would cost:
-     * writeback writes a run of 32 KiB or more of adjacent dirty lines as one request. So
-     * when full, the cache gives way to what it cannot speed up (bcache likewise writes around
-     * a nearly full cache).
+     * Under ring pressure ({@link SegmentLog#nearlyFull}) a stream bypasses once it is this
+     * long (unless sequential_cutoff is lower, or 0). With no ring slot free, a cached write
+     * waits for writeback to empty the oldest slot at the backing store's random-write pace
+     * (on a 200-IOPS disk about 1.3 s per slot of random lines), while the same lines written
+     * around the cache take one backing request, which is also all their writeback would
+     * cost: writeback writes 32 KiB or more of adjacent dirty lines as one request. So a
+     * nearly full cache gives way to what it cannot speed up (bcache likewise writes around a
+     * nearly full cache). 64 KiB, below FUSE's 128 KiB requests: a copy's pieces at the end of
+     * a file system extent come shorter (ext4 sent 120 KiB ones).
      */
-    static final long PRESSURE_CUTOFF_BYTES = BypassWriter.PIECE_BYTES;
+    static final long PRESSURE_CUTOFF_BYTES = 64 << 10;
 
     /** Lock held: whether this write goes around the cache (its stream, the ring and the knobs decide). */
     private boolean bypasses(int dev, long sector, int nSectors) {
         long cutoff = knobs.get(Knob.SEQUENTIAL_CUTOFF);
-        if (cutoff > 0 && segments.ringFull()) {
+        if (cutoff > 0 && segments.nearlyFull()) {
             cutoff = Math.min(cutoff, PRESSURE_CUTOFF_BYTES);
         }
         boolean stream = cutoff > 0 && streams.observe(dev, sector, nSectors) << Layout.SECTOR_SHIFT >= cutoff;

@@ -117,13 +117,14 @@ class CrashTest {
      * with several fates for the unsynced writes.
      */
     @ParameterizedTest
-    @org.junit.jupiter.params.provider.CsvSource({"true, true", "true, false", "false, true", "false, false"})
-    void powerCutAtEachStepOfABypassedWrite(boolean stream, boolean flush) throws Exception {
+    @org.junit.jupiter.params.provider.CsvSource({"true, true, false", "true, false, false", "false, true, false",
+            "false, false, false", "true, true, true", "false, false, true"})
+    void powerCutAtEachStepOfABypassedWrite(boolean stream, boolean flush, boolean clean) throws Exception {
         int cuts = 0;
         for (int calls = 1; ; calls++) {
             boolean cutInside = false;
             for (int fate = 0; fate < 6; fate++) {
-                cutInside |= bypassWithCutAfter(calls, stream, flush, new Random(calls * 31L + fate));
+                cutInside |= bypassWithCutAfter(calls, stream, flush, clean, new Random(calls * 31L + fate));
                 cuts++;
             }
             if (!cutInside) {
@@ -134,8 +135,14 @@ class CrashTest {
         crashPoints.addAndGet(cuts);
     }
 
-    /** One run of {@link #powerCutAtEachStepOfABypassedWrite}; returns whether the cut landed inside the bypass and its flush. */
-    private static boolean bypassWithCutAfter(int calls, boolean stream, boolean flush, Random rnd) throws Exception {
+    /**
+     * One run of {@link #powerCutAtEachStepOfABypassedWrite}; returns whether the cut landed
+     * inside the bypass and its flush. With {@code clean}, version 1 is written back and every
+     * other line of the range read into the cache as a clean line before version 2 goes to the
+     * others: the bypass then drops clean and dirty copies, and a read right after it (before
+     * any cut) must see the new data, not a clean line's old copy.
+     */
+    private static boolean bypassWithCutAfter(int calls, boolean stream, boolean flush, boolean clean, Random rnd) throws Exception {
         int lines = 24;
         int from = 64; // sectors
         Rig rig = new Rig(5, 1, VOLUME_BYTES, new EngineConfig().ramBuffers(3).knob(Knob.BARRIER_DEADLINE_MS, 0)
@@ -148,6 +155,14 @@ class CrashTest {
             writeStamped(rig, model, id, from, lines * 8);
             rig.engine.flushNow();
             model.flushed();
+            if (clean) {
+                rig.engine.drain();
+                rig.engine.setKnob(Knob.READ_CACHE_SECOND_ACCESS, 0);
+                for (int l = 1; l < lines; l += 2) {
+                    rig.engine.read(1, from + l * 8L, 8, ByteBuffer.allocate(4096));
+                }
+                assertEquals(lines / 2, rig.engine.status().cleanLines(), "every other line of the range is a clean line");
+            }
             for (int l = 0; l < lines; l += 2) {
                 writeStamped(rig, model, id, from + l * 8, 8);
             }
@@ -164,6 +179,12 @@ class CrashTest {
                 writeStamped(rig, model, id, from, lines * 8);
                 if (!cut.get()) {
                     assertEquals(bypassedBefore + lines * 4096L, rig.engine.status().bypassedBytes(), "the write bypassed the cache");
+                    ByteBuffer now = ByteBuffer.allocate(lines * 4096);
+                    rig.engine.read(1, from, lines * 8, now);
+                    for (int k = 0; k < lines * 8; k++) {
+                        assertEquals(id[0] - 1, SectorModel.decode(now, k * 512, 1, from + k),
+                                "sector " + (from + k) + " right after the bypass");
+                    }
                 }
                 if (flush) {
                     rig.engine.flush();

@@ -232,17 +232,17 @@ class EngineBehaviourTest {
     }
 
     /**
-     * Once no ring slot is free, a write of a FUSE request's size (128 KiB) or more goes around
-     * the cache even below sequential_cutoff: writeback would write those lines as one request
-     * anyway, and through the cache the write would wait for a slot. Not with a ring that has
-     * room, and never with sequential_cutoff 0.
+     * Once no ring slot is free, a write of 64 KiB or more goes around the cache even below
+     * sequential_cutoff: writeback would write those lines as one request anyway, and through
+     * the cache the write would wait for a slot. Not with a ring that has room, not a smaller
+     * write, and never with sequential_cutoff 0.
      */
     @Test
     void aFullRingLetsLargeWritesGoAroundTheCache() throws Exception {
-        int big = 256 << 10;
+        int big = 64 << 10;
         assertEquals(0, largeWriteBypassedBytes(false, Knob.SEQUENTIAL_CUTOFF.defaultValue, big), "room in the ring: cached");
         assertEquals(big, largeWriteBypassedBytes(true, Knob.SEQUENTIAL_CUTOFF.defaultValue, big), "ring full: around the cache");
-        assertEquals(0, largeWriteBypassedBytes(true, Knob.SEQUENTIAL_CUTOFF.defaultValue, 64 << 10), "ring full, 64 KiB: cached");
+        assertEquals(0, largeWriteBypassedBytes(true, Knob.SEQUENTIAL_CUTOFF.defaultValue, 32 << 10), "ring full, 32 KiB: cached");
         assertEquals(0, largeWriteBypassedBytes(true, 0, big), "sequential_cutoff 0: never around the cache");
     }
 
