@@ -403,10 +403,22 @@ public final class CacheEngine implements Closeable {
                     writeback.backingLoad(), writeback.pausedByLoad(), failure == null ? null : failure.toString(),
                     flusher.flushedBytes(), writeback.writtenBackBytes(), segments.sealedSegments(), segments.sealedLines(),
                     lostLines, lostRangesTotal, lostRanges, bypassWriter.writes(), bypassWriter.bytes(), bypassWriter.requests(),
-                    writeback.engineBusy(), lines.cleanLines(), admission.admitted(), admission.cleanHits());
+                    writeback.engineBusy(), lines.cleanLines(), admission.admitted(), admission.cleanHits(),
+                    flushedSegmentsWithDirtyLines());
         } finally {
             lock.unlock();
         }
+    }
+
+    /** Lock held: flushed segments not yet written back that still hold a dirty line (a walk over at most the ring). */
+    private long flushedSegmentsWithDirtyLines() {
+        long n = 0;
+        for (long id = segments.lastMigratedId() + 1; id <= segments.lastFlushedId(); id++) {
+            if (lines.dirtyLinesIn(Layout.slotOf(id, segments.nrSegments())) > 0) {
+                n++;
+            }
+        }
+        return n;
     }
 
     public void clearStats() {

@@ -17,6 +17,8 @@ package io.writeboost.cache;
  * @param cleanLines clean (read-cached) lines in the index now
  * @param readCacheAdmissions lines read misses stored as clean lines since start
  * @param readHitsClean line reads served by clean lines since start (they count as read hits in {@code stats} too)
+ * @param segmentsWithDirtyLines of the segments awaiting writeback, those that still hold a dirty line (the others
+ *        hold only clean lines or copies superseded since; writeback frees their slots without backing I/O)
  * @param stats the seed's matrix, indexed by {@link Stats#WRITE} | {@link Stats#HIT} | {@link Stats#ON_BUFFER} | {@link Stats#FULLSIZE}
  */
 public record Status(int cacheId, int nrSegments, long currentSegmentId, int currentSegmentLines, long lastFlushedId,
@@ -26,7 +28,7 @@ public record Status(int cacheId, int nrSegments, long currentSegmentId, int cur
                      String failure, long flushedBytes, long writtenBackBytes, long sealedSegments, long sealedLines,
                      long lostLines, long lostRangesTotal, java.util.List<io.writeboost.format.LostRange> lostRanges,
                      long bypassedWrites, long bypassedBytes, long bypassRequests, int[] engineBusyPercent, long cleanLines,
-                     long readCacheAdmissions, long readHitsClean) {
+                     long readCacheAdmissions, long readHitsClean, long segmentsWithDirtyLines) {
 
     public long stat(boolean write, boolean hit, boolean onBuffer, boolean fullsize) {
         return stats[(write ? Stats.WRITE : 0) | (hit ? Stats.HIT : 0) | (onBuffer ? Stats.ON_BUFFER : 0) | (fullsize ? Stats.FULLSIZE : 0)];

@@ -134,6 +134,8 @@ public final class ControlFiles {
         line(b, "last_durable_segment_id", st.lastDurableId());
         line(b, "last_migrated_segment_id", st.lastMigratedId());
         line(b, "segments_awaiting_writeback", st.segmentsAwaitingWriteback());
+        line(b, "segments_with_dirty_lines", st.segmentsWithDirtyLines() + " (of those awaiting writeback; the others hold "
+                + "only clean lines or superseded copies, and their slots are freed without backing I/O)");
         line(b, "segments_queued_for_flush", st.segmentsQueuedForFlush());
         line(b, "ring_lines_per_segment", String.format("%.1f of %d (%d segments sealed since start)", st.linesPerSegment(),
                 Layout.LINES_PER_SEGMENT, st.sealedSegments()));

@@ -53,6 +53,8 @@ class HotSetReadTest {
             assertEquals(admitted, Fixture.field(status, "read_hits_clean"));
             assertEquals(admitted, Fixture.field(status, "clean_lines"));
             assertEquals(0, Fixture.field(status, "dirty_lines"));
+            assertTrue(Fixture.field(status, "segments_awaiting_writeback") >= 3, "sealed segments of clean lines");
+            assertEquals(0, Fixture.field(status, "segments_with_dirty_lines"), "none of them needs backing I/O");
         }
         long[] other = randomLines(rnd, VOLUME / 2 / 4096);
         try (FuseServer server = FuseServer.start(mnt, dir.resolve("log"), Fixture.concat(args, "-o", "read_cache_second_access=0"))) {
