@@ -137,4 +137,61 @@ class SealDuringFirstAppendTest {
             reopened.close();
         }
     }
+    /**
+     * A cache an engine before the fix left with such a half-made copy opens: the copy lists no
+     * line the valid one does not, so it is erased with a warning instead of refused. A copy that
+     * lists one line more than the valid copy is still refused: it may describe data a flush
+     * acknowledged that nothing else describes.
+     */
+    @Test
+    void aCopyAnOlderEngineWroteUnsealedIsErasedAtStartNotRefused() throws Exception {
+        assertEquals(null, startWithUnsealedCopy(0));
+        assertTrue(startWithUnsealedCopy(1) instanceof io.writeboost.recovery.LostDataException,
+                "a copy listing a line the valid one does not is damage");
+    }
+
+    /** Null when the start succeeded (and the copy was erased, the line intact); else what it threw. */
+    private static Exception startWithUnsealedCopy(int extraLines) throws Exception {
+        Object power = new Object();
+        PowerLossDevice medium = new PowerLossDevice("cache", (int) Layout.slotOffset(4), power);
+        PowerLossDevice backing = new PowerLossDevice("backing", VOLUME, power);
+        CacheEngine.format(medium, 1, List.of(new VolumeEntry(1, VOLUME, "v", "backing")));
+        CacheEngine e = CacheEngine.open(medium, Map.<Integer, BlockDevice>of(1, backing), new EngineConfig());
+        byte[] data = new byte[Layout.LINE_SIZE];
+        new Random(9).nextBytes(data);
+        try {
+            e.write(1, 0, 8, ByteBuffer.wrap(data));
+            e.flush();      // the first append: copy 0 and the line
+            e.flushNow();   // the seal: no line new, nothing written
+        } finally {
+            e.close();      // the record vouches for segment 1
+        }
+        // What the race left: copy 0 with sequence 1, both CRC fields 0, in copy 1's place.
+        ByteBuffer copy = ByteBuffer.allocate(Layout.HEADER_COPY_SIZE).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        medium.read(copy, Layout.slotOffset(0));
+        copy.putShort(6, (short) (copy.getShort(6) + extraLines));
+        copy.putInt(24, 0).putInt(28, 0).putInt(32, 1);
+        copy.clear();
+        medium.write(copy, Layout.slotOffset(0) + Layout.HEADER_COPY_SIZE);
+        medium.sync();
+
+        PowerLossDevice again = medium.reopen(new Object());
+        CacheEngine reopened;
+        try {
+            reopened = CacheEngine.open(again, Map.<Integer, BlockDevice>of(1, backing.reopen(new Object())), new EngineConfig());
+        } catch (Exception refused) {
+            return refused;
+        }
+        try {
+            ByteBuffer back = ByteBuffer.allocate(Layout.LINE_SIZE);
+            reopened.read(1, 0, 8, back);
+            assertArrayEquals(data, back.array(), "the acknowledged line after the restart");
+        } finally {
+            reopened.close();
+        }
+        ByteBuffer copy1 = ByteBuffer.allocate(Layout.HEADER_COPY_SIZE);
+        again.read(copy1, Layout.slotOffset(0) + Layout.HEADER_COPY_SIZE);
+        assertArrayEquals(new byte[Layout.HEADER_COPY_SIZE], copy1.array(), "the start erased the half-made copy");
+        return null;
+    }
 }
