@@ -40,6 +40,9 @@ final class Flusher extends Daemon {
     private final SegmentBuffer[] batch = new SegmentBuffer[MAX_BATCH];
     private final ByteBuffer[] batchData = new ByteBuffer[MAX_BATCH];
     private final int[] positions = new int[MAX_BATCH];
+    /** 4 KiB of zeros, aligned for O_DIRECT: the header copy a segment's first append does not write. Never written to. */
+    private static final ByteBuffer ZERO_COPY = ByteBuffer.allocateDirect(2 * Layout.HEADER_COPY_SIZE)
+            .alignedSlice(Layout.HEADER_COPY_SIZE).limit(Layout.HEADER_COPY_SIZE).slice().asReadOnlyBuffer();
     /** Bytes written to the cache device in segments since start (headers included). */
     private volatile long flushedBytes;
 
@@ -304,8 +307,20 @@ final class Flusher extends Daemon {
         SegmentHeader.seal(s.data(), seq, s.dataCrcUpTo(to));
         long slotAt = Layout.slotOffset(s.slot());
         if (from == 0) {
-            batchData[0] = s.data().duplicate().position(0).limit(SegmentHeader.usedBytes(to));
-            writeRetrying(batchData, 1, slotAt, s, s.id(), to, seq);
+            // The other copy's 4 KiB go out as zeros from a buffer of their own, not from the
+            // RAM segment: the lock is not held here, and a seal meanwhile (writeback waiting
+            // for this segment, the periodic age seal, flush_current_buffer) encodes the final
+            // copy there. Sent along, that half-made copy stayed in the slot whenever the final
+            // write had no new line to carry it over, and the next start refused the segment
+            // as having a damaged header copy once a record vouched for it.
+            int copyAt = SegmentHeader.copyOffset(seq);
+            ByteBuffer copy = s.data().duplicate().position(copyAt).limit(copyAt + Layout.HEADER_COPY_SIZE);
+            ByteBuffer zeros = ZERO_COPY.duplicate();
+            batchData[0] = copyAt == 0 ? copy : zeros;
+            batchData[1] = copyAt == 0 ? zeros : copy;
+            batchData[2] = s.data().duplicate().position(Layout.SEGMENT_HEADER_SIZE).limit(SegmentHeader.usedBytes(to));
+            writeRetrying(batchData, 3, slotAt, s, s.id(), to, seq);
+            batchData[1] = batchData[2] = null;
             flushedBytes += SegmentHeader.usedBytes(to);
         } else {
             if (to > from) {

@@ -195,6 +195,25 @@ public final class SegmentHeader {
     }
 
     /**
+     * Whether the copy at {@code offset} is the final copy of {@code valid}'s segment encoded at
+     * its seal but written before it was sealed: the identity fields and the next sequence
+     * number of that segment, both CRC fields 0, and no line beyond those {@code valid}
+     * describes. Engines before 2026-12-02 could send one along with a segment's first append
+     * when a seal raced that write, and left it in the slot when the final write had no new
+     * line (so the line counts are equal). It describes nothing {@code valid} does not: a start
+     * may erase it instead of taking it for damage. A torn write cannot make one: the magic and
+     * the CRCs share the first sector, and a sealed copy's CRCs are both 0 with odds of 2^-64.
+     */
+    public static boolean unsealedCopyOf(ByteBuffer buf, int offset, SegmentHeader valid) {
+        ByteBuffer b = buf.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+        return b.limit() >= offset + Layout.HEADER_COPY_SIZE && b.getInt(offset + OFF_MAGIC) == MAGIC
+                && b.getShort(offset + OFF_VERSION) == VERSION && b.getLong(offset + OFF_ID) == valid.id
+                && b.getLong(offset + OFF_NONCE) == valid.nonce && b.getInt(offset + OFF_SEQ) == valid.seq + 1
+                && b.getInt(offset + OFF_CRC) == 0 && b.getInt(offset + OFF_DATA_CRC) == 0
+                && Short.toUnsignedInt(b.getShort(offset + OFF_NR_LINES)) <= valid.nrLines;
+    }
+
+    /**
      * The newer of the two header copies at the start of {@code slotStart} (a buffer laid out
      * as a slot, at least {@link Layout#SEGMENT_HEADER_SIZE} bytes) that decode and carry
      * {@code nonce}; null when neither does. {@link #olderCopy} gives the other.

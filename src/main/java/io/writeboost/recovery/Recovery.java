@@ -127,7 +127,8 @@ public final class Recovery {
         SegmentHeader[] headers = new SegmentHeader[n];
         SegmentHeader[] olderCopies = new SegmentHeader[n];
         byte[] strangeCopies = new byte[n];
-        readHeaders(cache, n, sb.nonce(), headers, olderCopies, strangeCopies);
+        byte[] unsealedCopies = new byte[n];
+        readHeaders(cache, n, sb.nonce(), headers, olderCopies, strangeCopies, unsealedCopies);
         Map<Long, SegmentHeader> misplaced = new HashMap<>();
         long lowest = Long.MAX_VALUE;
         for (int slot = 0; slot < n; slot++) {
@@ -226,6 +227,14 @@ public final class Recovery {
                             + "has a damaged header copy";
                     break;
                 }
+                for (int c = 0; c < 2; c++) {
+                    if ((unsealedCopies[slot] >> c & 1) != 0) {
+                        log.warn("segment {} (slot {}): header copy {} was written before it was sealed (an engine before "
+                                + "2026-12-02 could, when a seal raced the segment's first append); it lists no line its "
+                                + "valid copy does not, so nothing is lost; it is erased", id, slot, c);
+                        strayCopies.add(new long[] {slot, c});
+                    }
+                }
                 if (verifyVouched) {
                     seg.clear().limit(SegmentHeader.usedBytes(h.nrLines));
                     cache.read(seg, Layout.slotOffset(slot));
@@ -266,7 +275,7 @@ public final class Recovery {
             // that is not one of its own for damage: a leftover of the slot's previous segment,
             // which a torn first write can leave, is erased now.
             for (int c = 0; c < 2; c++) {
-                if ((strangeCopies[slot] >> c & 1) != 0) {
+                if (((strangeCopies[slot] | unsealedCopies[slot]) >> c & 1) != 0) {
                     strayCopies.add(new long[] {slot, c});
                 }
             }
@@ -413,12 +422,12 @@ public final class Recovery {
 
     /**
      * Every slot's newer and older header copy of the format's nonce (null where none
-     * decodes), and which of its copies are neither zeros nor of the newer copy's segment. The copies sit at the start of each 1 MiB slot, so these are small reads far
+     * decodes), which of its copies are neither zeros nor of the newer copy's segment, and which are that segment's final copy written unsealed ({@link SegmentHeader#unsealedCopyOf}). The copies sit at the start of each 1 MiB slot, so these are small reads far
      * apart (too far for the page cache's readahead to join them): they are issued from
      * several threads to keep the device's queue full.
      */
     private static void readHeaders(BlockDevice cache, int n, long nonce, SegmentHeader[] headers, SegmentHeader[] older,
-                                    byte[] strange) throws IOException {
+                                    byte[] strange, byte[] unsealed) throws IOException {
         int threads = Math.max(1, Math.min(HEADER_READERS, n / 64));
         java.util.concurrent.atomic.AtomicInteger next = new java.util.concurrent.atomic.AtomicInteger();
         java.util.concurrent.atomic.AtomicReference<IOException> error = new java.util.concurrent.atomic.AtomicReference<>();
@@ -441,7 +450,9 @@ public final class Recovery {
                     int off = c * Layout.HEADER_COPY_SIZE;
                     if (!isZero(header, off)) {
                         SegmentHeader h = SegmentHeader.decode(header, off);
-                        if (newer == null || h == null || h.nonce != nonce || h.id != newer.id) {
+                        if (h == null && newer != null && SegmentHeader.unsealedCopyOf(header, off, newer)) {
+                            unsealed[slot] |= (byte) (1 << c);
+                        } else if (newer == null || h == null || h.nonce != nonce || h.id != newer.id) {
                             strange[slot] |= (byte) (1 << c);
                         }
                     }

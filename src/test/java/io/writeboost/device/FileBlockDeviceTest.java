@@ -26,7 +26,7 @@ class FileBlockDeviceTest {
             rnd.nextBytes(x);
         }
         try (FileBlockDevice dev = FileBlockDevice.open(file)) {
-            dev.writeThrough(new ByteBuffer[] {aligned(a), aligned(b), aligned(c)}, 3, 4096);   // one gathered O_DIRECT write
+            dev.writeThrough(new ByteBuffer[] {aligned(a), aligned(b).asReadOnlyBuffer(), aligned(c)}, 3, 4096);   // one gathered O_DIRECT write (read-only, as the zeros of a first append)
             dev.writeThrough(aligned(b), 65536);                                                 // one O_DIRECT write
             dev.writeThrough(ByteBuffer.wrap(d), 70000);                                         // unaligned: a plain write
             dev.writeThrough(new ByteBuffer[] {aligned(b), ByteBuffer.wrap(d)}, 2, 131072);     // mixed: plain writes
