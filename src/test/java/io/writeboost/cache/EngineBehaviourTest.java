@@ -246,6 +246,37 @@ class EngineBehaviourTest {
         assertEquals(0, largeWriteBypassedBytes(true, 0, big), "sequential_cutoff 0: never around the cache");
     }
 
+    /**
+     * A stream past the cutoff goes around the cache, except over lines the cache holds: there
+     * it goes through (a bypass would cost a backing write, a backing sync and tombstones).
+     */
+    @Test
+    void aStreamGoesThroughTheCacheWhereTheCacheHoldsItsLines() throws Exception {
+        Rig rig = new Rig(64, 1, 16 << 20, new EngineConfig());
+        try {
+            long mib = 2048; // sectors
+            Random rnd = new Random(17);
+            for (int i = 0; i < 256; i += 2) {          // every other line of [6 MiB, 7 MiB): cached, no stream
+                rig.engine.write(1, 6 * mib + i * 8L, 8, ByteBuffer.wrap(new byte[4096]));
+            }
+            byte[] data = new byte[8 << 20];
+            rnd.nextBytes(data);
+            for (int p = 0; p < 64; p++) {               // an 8 MiB stream in 128 KiB pieces
+                rig.engine.write(1, p * 256L, 256, ByteBuffer.wrap(data, p << 17, 128 << 10));
+            }
+            // The piece that brings the stream to 4 MiB and those after it go around ([3.875, 6) and
+            // [7, 8) MiB), except [6, 7): through, the cache held lines there.
+            assertEquals((3L << 20) + (128 << 10), rig.engine.status().bypassedBytes());
+            rig.engine.flush();
+            rig.restart();
+            ByteBuffer back = ByteBuffer.allocate(data.length);
+            rig.engine.read(1, 0, data.length >> 9, back);
+            assertArrayEquals(data, back.array());
+        } finally {
+            rig.engine.close();
+        }
+    }
+
     /** Bytes the large write sent around the cache; it reads back intact, also after a restart. */
     private static long largeWriteBypassedBytes(boolean fillRing, long cutoff, int bytes) throws Exception {
         int segments = 8;
