@@ -6,14 +6,14 @@ import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * The engine's one lock and its two conditions. Every engine class that keeps mutable state
+ * The engine's one lock and its three conditions. Every engine class that keeps mutable state
  * guards it with this lock (each says which of its methods expect it held); it is held for
  * index work and RAM copies, never across device I/O.
  *
- * <p>Two conditions, so that the I/O path's frequent signals do not wake the daemons:
+ * <p>Several conditions, so that the I/O path's frequent signals do not wake the daemons:
  * {@code changed} carries every state change a request or the flusher waits for (space,
- * flushes, durability, device hand-over); {@code daemons} wakes writeback and the periodic
- * daemon only for what they act on (a writer needs a ring slot, a drain, a flushed segment
+ * flushes, durability, device hand-over); {@code daemons} wakes writeback only for what it
+ * acts on (a writer needs a ring slot, a drain, a flushed segment
  * while writeback is allowed, a knob, a stop or a failure). Waking them on every flush as
  * well cost two needless wake-ups per fsync. The periodic daemon's work is timed, so it waits
  * on a third, {@code ticks}, woken only by {@link #signalAll}: on {@code daemons} it woke each
@@ -49,7 +49,7 @@ final class EngineLock {
         changed.signalAll();
     }
 
-    /** Lock held: wakes the writeback and periodic daemons. */
+    /** Lock held: wakes the writeback daemon. */
     void wakeDaemons() {
         daemons.signalAll();
     }

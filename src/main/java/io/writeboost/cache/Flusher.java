@@ -319,8 +319,11 @@ final class Flusher extends Daemon {
             batchData[0] = copyAt == 0 ? copy : zeros;
             batchData[1] = copyAt == 0 ? zeros : copy;
             batchData[2] = s.data().duplicate().position(Layout.SEGMENT_HEADER_SIZE).limit(SegmentHeader.usedBytes(to));
-            writeRetrying(batchData, 3, slotAt, s, s.id(), to, seq);
-            batchData[1] = batchData[2] = null;
+            try {
+                writeRetrying(batchData, 3, slotAt, s, s.id(), to, seq);
+            } finally {
+                batchData[1] = batchData[2] = null;
+            }
             flushedBytes += SegmentHeader.usedBytes(to);
         } else {
             if (to > from) {

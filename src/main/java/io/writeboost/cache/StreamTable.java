@@ -35,6 +35,13 @@ final class StreamTable {
      * stream instead of landing in the cache. The fragment joins the stream once the gap fills.
      */
     static final long REORDER_SECTORS = (2 << 20) >> Layout.SECTOR_SHIFT;
+    /**
+     * Only a stream this long (64 KiB) counts the one behind it: the pieces of a large request
+     * are FUSE requests of 128 KiB (120 KiB at an extent's end), while small random writes in
+     * the 2 MiB after some stream must neither add its span to theirs (under ring pressure the
+     * cutoff is 64 KiB) nor keep a finished copy's stream alive in the table.
+     */
+    static final long MIN_CONTINUATION_SECTORS = (64 << 10) >> Layout.SECTOR_SHIFT;
 
     private final long[] start = new long[(Layout.MAX_DEVICE_ID + 1) * STREAMS];
     private final long[] end = new long[start.length];
@@ -85,14 +92,11 @@ final class StreamTable {
             end[s] = e;
         }
         used[s] = ++clock;
-        int b = behind(base, s);
+        int b = end[s] - start[s] >= MIN_CONTINUATION_SECTORS ? behind(base, s) : -1;
         if (b < 0) {
             return end[s] - start[s];
         }
-        if (end[b] - start[b] > end[s] - start[s]) {
-            // It carries this stream's count: kept as long as this one is written.
-            used[b] = ++clock;
-        }
+        used[b] = ++clock; // it carries this stream's count: kept as long as this one is written
         return end[s] - start[s] + end[b] - start[b];
     }
 
@@ -135,7 +139,7 @@ final class StreamTable {
                 if ((active >> (i - base) & 1) == 0) {
                     continue;
                 }
-                int b = behind(base, i);
+                int b = end[i] - start[i] >= MIN_CONTINUATION_SECTORS ? behind(base, i) : -1;
                 long length = end[i] - start[i] + (b < 0 ? 0 : end[b] - start[b]);
                 if (length >= cutoffSectors) {
                     keep |= 1 << (i - base);

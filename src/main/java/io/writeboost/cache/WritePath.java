@@ -39,6 +39,13 @@ final class WritePath {
     private final StreamTable streams;
     private final BypassWriter bypassWriter;
     private final ReadAdmission admission;
+    /**
+     * Bypasses and discards that dropped cached lines and have not yet had their turn between
+     * writeback batches (guarded by the lock). While one is pending, a batch may still hold an
+     * older copy of a line that is no longer in the index, so every bypass settles after a
+     * batch that ran (see {@link #bypass}).
+     */
+    private int unsettledDrops;
     /** One-line buffers for older sectors fetched from the cache device (guarded by the lock). */
     private final ArrayDeque<ByteBuffer> lineScratch = new ArrayDeque<>();
 
@@ -66,7 +73,7 @@ final class WritePath {
         int srcPos = src.position();
         // Whole lines [bypassFrom, bypassTo) go to the backing store; empty unless bypassed.
         long bypassFrom = 0, bypassTo = 0;
-        boolean cachedBefore = false;
+        boolean settleAfterBatch = false;
         lock.lock();
         try {
             health.checkUsable();
@@ -74,15 +81,15 @@ final class WritePath {
             if (streamBypasses(deviceId, sector, nSectors) || aroundMode) {
                 bypassFrom = (sector + 7) & ~7L;
                 bypassTo = end & ~7L;
-                cachedBefore = bypassFrom < bypassTo && anyCached(deviceId, bypassFrom, (int) (bypassTo - bypassFrom));
-                if (cachedBefore && !aroundMode) {
+                boolean cached = bypassFrom < bypassTo && anyCached(deviceId, bypassFrom, (int) (bypassTo - bypassFrom));
+                settleAfterBatch = cached || unsettledDrops > 0;
+                if (cached && !aroundMode) {
                     // A stream over lines the cache holds goes through it: around it, the
                     // write would cost a backing write, a backing sync before the cached
                     // copies may be dropped, and a tombstone per line (ring room, as the new
                     // lines take); through it, only the ring room. Rewriting a cached region
                     // sequentially ran at 1,225 against 4,120 128 KiB writes a second.
                     bypassFrom = bypassTo = 0;
-                    cachedBefore = false;
                 }
             }
             if (bypassFrom >= bypassTo) {
@@ -100,7 +107,7 @@ final class WritePath {
         if (bypassFrom < bypassTo) {
             try {
                 bypass(deviceId, bypassFrom, (int) (bypassTo - bypassFrom), src, srcPos + (int) ((bypassFrom - sector) << Layout.SECTOR_SHIFT),
-                        cachedBefore);
+                        settleAfterBatch);
             } finally {
                 endChange(deviceId, bypassFrom, bypassTo - bypassFrom);
             }
@@ -169,15 +176,17 @@ final class WritePath {
      *       record is not yet durable, wait for that batch or commit to finish.
      * </ol>
      *
-     * <p>{@code cachedBefore}: whether a line of the range was cached when the write was
-     * decided, under the same lock hold. If none was, no batch can hold an older copy of
-     * them that it has yet to write: a batch copies only cached dirty lines, and one that
-     * copied a line before it left the index (written back, or dropped by a discard or another
-     * bypass that has returned) had finished writing it by then. So a batch that merely ran
+     * <p>{@code settleAfterBatch}: whether, when the write was decided (same lock hold), a
+     * line of the range was cached or another bypass or discard that dropped lines had not yet
+     * settled ({@link #unsettledDrops}). If neither, no batch can hold an older copy of the
+     * range that it has yet to write: a batch copies only cached dirty lines, and one that
+     * copied a line before it left the index had finished writing it by then (a group commit
+     * clears lines after its batches' writes are synced; a drop by a bypass or discard counts
+     * as unsettled until that one has waited for the batch). So a batch that merely ran
      * meanwhile is no reason to wait for the next batch boundary (on a slow disk, seconds per
      * bypassed piece while writeback empties a full ring).
      */
-    private void bypass(int dev, long sector, int n, ByteBuffer src, int srcPos, boolean cachedBefore) throws IOException {
+    private void bypass(int dev, long sector, int n, ByteBuffer src, int srcPos, boolean settleAfterBatch) throws IOException {
         long batchesBefore = writeback.batchesDone();
         bypassWriter.write(dev, sector, n, src, srcPos);
         boolean dropped = false;
@@ -201,19 +210,39 @@ final class WritePath {
                     dropped = true;
                 }
             }
-            settle = dropped || writeback.committing() || (cachedBefore && writeback.batchesDone() != batchesBefore);
+            if (dropped) {
+                unsettledDrops++;
+            }
+            settle = dropped || writeback.committing()
+                    || ((settleAfterBatch || unsettledDrops > 0) && writeback.batchesDone() != batchesBefore);
         } finally {
             lock.unlock();
         }
-        if (settle) {
-            writeback.betweenBatches(batches -> {
-                if (batches != batchesBefore) {
-                    ByteBuffer again = src.duplicate();
-                    again.limit(srcPos + (n << Layout.SECTOR_SHIFT)).position(srcPos);
-                    backings.write(dev, again, sector, false, false);
-                    backings.changed(dev);
-                }
-            });
+        try {
+            if (settle) {
+                writeback.betweenBatches(batches -> {
+                    if (batches != batchesBefore) {
+                        ByteBuffer again = src.duplicate();
+                        again.limit(srcPos + (n << Layout.SECTOR_SHIFT)).position(srcPos);
+                        backings.write(dev, again, sector, false, false);
+                        backings.changed(dev);
+                    }
+                });
+            }
+        } finally {
+            if (dropped) {
+                settled();
+            }
+        }
+    }
+
+    /** Called without the lock: a bypass or discard that dropped lines has had its turn between batches. */
+    private void settled() {
+        lock.lock();
+        try {
+            unsettledDrops--;
+        } finally {
+            lock.unlock();
         }
     }
 
@@ -370,11 +399,20 @@ final class WritePath {
                 s += n;
             }
             committing = writeback.committing();
+            if (dropped) {
+                unsettledDrops++;
+            }
         } finally {
             lock.unlock();
         }
-        if (dropped || committing || writeback.batchesDone() != batchesBefore) {
-            writeback.betweenBatches(batches -> backings.punch(deviceId, sector, nSectors));
+        try {
+            if (dropped || committing || writeback.batchesDone() != batchesBefore) {
+                writeback.betweenBatches(batches -> backings.punch(deviceId, sector, nSectors));
+            }
+        } finally {
+            if (dropped) {
+                settled();
+            }
         }
     }
 

@@ -69,7 +69,8 @@ final class Writeback extends Daemon {
     private Durability durability;
 
     /** Held across a batch, and by a discard across its backing punch. */
-    private final ReentrantLock batchLock = new ReentrantLock();
+    /** Fair: a bypass or discard waiting to go between batches gets its turn before the writeback thread's next batch. */
+    private final ReentrantLock batchLock = new ReentrantLock(true);
     /** Batches that wrote something, counted under batchLock: a bypass or discard asks whether one ran meanwhile. */
     private volatile long batches;
     /** Set under the engine lock before a commit clears dirty lines, cleared once its record is durable. */
@@ -383,9 +384,16 @@ final class Writeback extends Daemon {
                 i = last + 1;
             }
 
-            long sectorsWritten = writeSorted(entries);
-            if (entries > 0) {
-                batches++;
+            long sectorsWritten;
+            try {
+                sectorsWritten = writeSorted(entries);
+            } finally {
+                // Counted even when a write failed part-way: the runs written before it may
+                // have put older copies over a bypass's data, and that bypass rewrites its
+                // data only when it sees a batch counted since it wrote.
+                if (entries > 0) {
+                    batches++;
+                }
             }
             addToGroup(entries, to, sectorsWritten << Layout.SECTOR_SHIFT);
             boolean commit;

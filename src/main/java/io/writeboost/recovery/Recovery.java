@@ -231,7 +231,7 @@ public final class Recovery {
                     if ((unsealedCopies[slot] >> c & 1) != 0) {
                         log.warn("segment {} (slot {}): header copy {} was written before it was sealed (an engine before "
                                 + "2026-12-02 could, when a seal raced the segment's first append); it lists no line its "
-                                + "valid copy does not, so nothing is lost; it is erased", id, slot, c);
+                                + "valid copy does not, so nothing is lost{}", id, slot, c, repair ? "; it is erased" : "");
                         strayCopies.add(new long[] {slot, c});
                     }
                 }

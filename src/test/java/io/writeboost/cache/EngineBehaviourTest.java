@@ -232,8 +232,8 @@ class EngineBehaviourTest {
     }
 
     /**
-     * Once no ring slot is free, a write of 64 KiB or more goes around the cache even below
-     * sequential_cutoff: writeback would write those lines as one request anyway, and through
+     * Once the ring is nearly full (fewer than a sixteenth of its slots free: with the 8 slots
+     * here, none), a write of 64 KiB or more goes around the cache even below sequential_cutoff: writeback would write those lines as one request anyway, and through
      * the cache the write would wait for a slot. Not with a ring that has room, not a smaller
      * write, and never with sequential_cutoff 0.
      */

@@ -117,6 +117,24 @@ class StreamTableTest {
         assertTrue(max < CUTOFF / 16, "longest stream " + max + " sectors");
     }
 
+    /**
+     * A small write in the 2 MiB after a long stream does not count it (under ring pressure the
+     * cutoff is 64 KiB), nor keeps it alive: it is a random write, not a piece of the copy.
+     */
+    @Test
+    void aSmallWriteAfterALongStreamDoesNotCountIt() {
+        StreamTable t = new StreamTable();
+        for (long at = 0; at < 8 * MIB; at += PIECE) {
+            t.observe(1, at, PIECE);
+        }
+        assertEquals(64, t.observe(1, 8 * MIB + 512, 64), "a 32 KiB write 256 KiB after the stream's end");
+        for (int k = 0; k < StreamTable.STREAMS; k++) {
+            t.observe(1, (1L << 30) + k * 100_000L, 8);  // other writers push the long stream out
+            t.observe(1, 8 * MIB + 1024 + k * 64, 8);    // small writes in its shadow do not keep it
+        }
+        assertTrue(t.observe(1, 8 * MIB + 3072, PIECE) < MIB, "the copy's stream is gone, not kept by small writes");
+    }
+
     @Test
     void volumesHaveTheirOwnStreams() {
         StreamTable t = new StreamTable();
