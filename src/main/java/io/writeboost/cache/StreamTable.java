@@ -92,12 +92,17 @@ final class StreamTable {
             end[s] = e;
         }
         used[s] = ++clock;
-        int b = end[s] - start[s] >= MIN_CONTINUATION_SECTORS ? behind(base, s) : -1;
+        int b = countedBehind(base, s);
         if (b < 0) {
             return end[s] - start[s];
         }
         used[b] = ++clock; // it carries this stream's count: kept as long as this one is written
         return end[s] - start[s] + end[b] - start[b];
+    }
+
+    /** The stream whose span stream {@code s} counts with its own: {@link #behind}, if {@code s} is long enough to count one; else -1. */
+    private int countedBehind(int base, int s) {
+        return end[s] - start[s] >= MIN_CONTINUATION_SECTORS ? behind(base, s) : -1;
     }
 
     /**
@@ -139,7 +144,7 @@ final class StreamTable {
                 if ((active >> (i - base) & 1) == 0) {
                     continue;
                 }
-                int b = end[i] - start[i] >= MIN_CONTINUATION_SECTORS ? behind(base, i) : -1;
+                int b = countedBehind(base, i);
                 long length = end[i] - start[i] + (b < 0 ? 0 : end[b] - start[b]);
                 if (length >= cutoffSectors) {
                     keep |= 1 << (i - base);

@@ -88,7 +88,7 @@ final class WritePath {
                     // write would cost a backing write, a backing sync before the cached
                     // copies may be dropped, and a tombstone per line (ring room, as the new
                     // lines take); through it, only the ring room. Rewriting a cached region
-                    // sequentially ran at 1,225 against 4,120 128 KiB writes a second.
+                    // sequentially ran at 1,225 128 KiB writes a second around it, 6,472 through it.
                     bypassFrom = bypassTo = 0;
                 }
             }

@@ -68,8 +68,10 @@ final class Writeback extends Daemon {
     private final SegmentVerification verification;
     private Durability durability;
 
-    /** Held across a batch, and by a discard across its backing punch. */
-    /** Fair: a bypass or discard waiting to go between batches gets its turn before the writeback thread's next batch. */
+    /**
+     * Held across a batch, and by a discard or bypass across its turn between batches. Fair: one
+     * waiting for its turn gets it before the writeback thread's next batch.
+     */
     private final ReentrantLock batchLock = new ReentrantLock(true);
     /** Batches that wrote something, counted under batchLock: a bypass or discard asks whether one ran meanwhile. */
     private volatile long batches;

@@ -35,7 +35,8 @@ public enum Knob {
     SEQUENTIAL_CUTOFF(Scope.CACHE, "sequential_cutoff", Access.READ_WRITE, 0, 1L << 30, 4L << 20,
             "bytes: a write continuing a sequential stream (per volume, a few streams tracked by where they end) "
                     + "that has reached this length goes straight to the backing store, its whole 4 KiB lines only; "
-                    + "while fewer than a sixteenth of the ring slots are free, at most 64 KiB; 0: never. A flush forgets streams still shorter than this, so a log that fsyncs as it goes "
+                    + "while fewer than a sixteenth of the ring slots are free, at most 64 KiB; 0: never. "
+                    + "A flush forgets streams still shorter than this, so a log that fsyncs as it goes "
                     + "(a database's WAL, a file system's journal) stays in the cache (bcache's name and default)"),
     WRITE_AROUND_MODE(Scope.CACHE, "write_around_mode", Access.READ_WRITE, 0, 1, 0,
             "1: every write's whole 4 KiB lines go straight to the backing store (cached copies are dropped); the "
