@@ -170,7 +170,7 @@ final class WritePath {
      *       (tombstones in the log, durable with the next flush). A tombstone may reach the
      *       cache device before any flush asks for it, so the data it lets through must be
      *       durable first;
-     *   <li>if a writeback batch ran since step 1 (it may have copied a line before step 2
+     *   <li>if a writeback batch ran since step 1, or was in flight then (it may have copied a line before step 2
      *       dropped it and written that older copy over step 1's), write the range again,
      *       between batches; if lines were dropped, or a group commit is clearing lines whose
      *       record is not yet durable, wait for that batch or commit to finish.
@@ -213,8 +213,10 @@ final class WritePath {
             if (dropped) {
                 unsettledDrops++;
             }
+            // A batch in flight counts as one that ran: it may have taken its snapshot before a
+            // line left the index and not yet written that older copy.
             settle = dropped || writeback.committing()
-                    || ((settleAfterBatch || unsettledDrops > 0) && writeback.batchesDone() != batchesBefore);
+                    || ((settleAfterBatch || unsettledDrops > 0) && writeback.batchesStarted() != batchesBefore);
         } finally {
             lock.unlock();
         }
@@ -406,7 +408,7 @@ final class WritePath {
             lock.unlock();
         }
         try {
-            if (dropped || committing || writeback.batchesDone() != batchesBefore) {
+            if (dropped || committing || writeback.batchesStarted() != batchesBefore) {
                 writeback.betweenBatches(batches -> backings.punch(deviceId, sector, nSectors));
             }
         } finally {

@@ -75,6 +75,12 @@ final class Writeback extends Daemon {
     private final ReentrantLock batchLock = new ReentrantLock(true);
     /** Batches that wrote something, counted under batchLock: a bypass or discard asks whether one ran meanwhile. */
     private volatile long batches;
+    /**
+     * Batches that took a snapshot of dirty lines, counted under the engine lock when they
+     * take it. Ahead of {@link #batches} while a batch is in flight: such a batch may hold an
+     * older copy of a line that a bypass has since dropped, and has yet to write it.
+     */
+    private volatile long batchesStarted;
     /** Set under the engine lock before a commit clears dirty lines, cleared once its record is durable. */
     private volatile boolean committing;
     /** Dirty bytes written back and synced on the backing stores since start (counted when their group commits). */
@@ -149,6 +155,15 @@ final class Writeback extends Daemon {
 
     long batchesDone() {
         return batches;
+    }
+
+    /**
+     * Batches that have taken their snapshot of dirty lines, finished or not. A caller that
+     * read {@link #batchesDone()} as {@code done} earlier and now finds this equal to
+     * {@code done} knows that no batch was in flight at that moment nor has started since.
+     */
+    long batchesStarted() {
+        return batchesStarted;
     }
 
     /** Something to do on the backing stores between batches: {@code batches} is {@link #batchesDone()} at that moment. */
@@ -359,63 +374,72 @@ final class Writeback extends Daemon {
                     }
                     segmentLines[(int) (id - from)] = any ? used : 0;
                 }
+                if (entries > 0) {
+                    batchesStarted++;
+                }
             } finally {
                 lock.unlock();
             }
-
-            // Read the segments that still have dirty lines: a run of full segments in
-            // consecutive slots (and the one after, up to its last line) in one read, headers
-            // and all, since batchBuffer mirrors the slots' layout. Segments are written with
-            // O_DIRECT, so these reads come from the device, not the page cache.
-            for (int i = 0; i < segmentLines.length; ) {
-                if (segmentLines[i] == 0) {
-                    i++;
-                    continue;
-                }
-                int slot = Layout.slotOf(from + i, nrSegments);
-                int last = i;
-                while (last + 1 < segmentLines.length && segmentLines[last] == LPS && segmentLines[last + 1] != 0
-                        && Layout.slotOf(from + last + 1, nrSegments) == slot + (last + 1 - i)) {
-                    last++;
-                }
-                ByteBuffer view = batchBuffer.duplicate();
-                int base = i * Layout.SEGMENT_SIZE;
-                view.limit(last * Layout.SEGMENT_SIZE + SegmentBuffer.lineOffset(segmentLines[last]))
-                        .position(base + Layout.SEGMENT_HEADER_SIZE);
-                cacheDevice.read(view, Layout.slotOffset(slot) + Layout.SEGMENT_HEADER_SIZE);
-                i = last + 1;
-            }
-
-            long sectorsWritten;
+            // From here on, counted as done however it ends (see batchesStarted).
             try {
-                sectorsWritten = writeSorted(entries);
+                readAndWriteBack(from, segmentLines, entries, to, cleanOnly, t0);
             } finally {
-                // Counted even when a write failed part-way: the runs written before it may
-                // have put older copies over a bypass's data, and that bypass rewrites its
-                // data only when it sees a batch counted since it wrote.
                 if (entries > 0) {
                     batches++;
                 }
             }
-            addToGroup(entries, to, sectorsWritten << Layout.SECTOR_SHIFT);
-            boolean commit;
-            lock.lock();
-            try {
-                commit = cleanOnly || to - segments.lastMigratedId() >= groupSegments || to >= segments.lastFlushedId()
-                        || segments.writersWaitingForSlot() || health.closing()
-                        || System.nanoTime() - groupStartNanos >= GROUP_MAX_NANOS;
-            } finally {
-                lock.unlock();
-            }
-            if (commit) {
-                commitGroup();
-            }
-            if (log.isDebugEnabled()) {
-                log.debug("wrote back segments {}..{}: {} dirty line(s), {} KiB in {} ms{}", from, to, entries,
-                        sectorsWritten / 2, (System.nanoTime() - t0) / 1_000_000, commit ? ", synced and recorded" : "");
-            }
         } finally {
             batchLock.unlock();
+        }
+    }
+
+    /** Batch lock held: reads the snapshot's segments, writes their dirty lines back in order, and commits when due. */
+    private void readAndWriteBack(long from, int[] segmentLines, int entries, long to, boolean cleanOnly, long t0)
+            throws IOException {
+        int nrSegments = segments.nrSegments();
+        // Read the segments that still have dirty lines: a run of full segments in
+        // consecutive slots (and the one after, up to its last line) in one read, headers
+        // and all, since batchBuffer mirrors the slots' layout. Segments are written with
+        // O_DIRECT, so these reads come from the device, not the page cache.
+        for (int i = 0; i < segmentLines.length; ) {
+            if (segmentLines[i] == 0) {
+                i++;
+                continue;
+            }
+            int slot = Layout.slotOf(from + i, nrSegments);
+            int last = i;
+            while (last + 1 < segmentLines.length && segmentLines[last] == LPS && segmentLines[last + 1] != 0
+                    && Layout.slotOf(from + last + 1, nrSegments) == slot + (last + 1 - i)) {
+                last++;
+            }
+            ByteBuffer view = batchBuffer.duplicate();
+            int base = i * Layout.SEGMENT_SIZE;
+            view.limit(last * Layout.SEGMENT_SIZE + SegmentBuffer.lineOffset(segmentLines[last]))
+                    .position(base + Layout.SEGMENT_HEADER_SIZE);
+            cacheDevice.read(view, Layout.slotOffset(slot) + Layout.SEGMENT_HEADER_SIZE);
+            i = last + 1;
+        }
+
+        // A write that fails part-way still counts the batch (the caller's finally): the
+        // runs written before it may have put older copies over a bypass's data, and that
+        // bypass rewrites its data only when it sees a batch counted since it wrote.
+        long sectorsWritten = writeSorted(entries);
+        addToGroup(entries, to, sectorsWritten << Layout.SECTOR_SHIFT);
+        boolean commit;
+        lock.lock();
+        try {
+            commit = cleanOnly || to - segments.lastMigratedId() >= groupSegments || to >= segments.lastFlushedId()
+                    || segments.writersWaitingForSlot() || health.closing()
+                    || System.nanoTime() - groupStartNanos >= GROUP_MAX_NANOS;
+        } finally {
+            lock.unlock();
+        }
+        if (commit) {
+            commitGroup();
+        }
+        if (log.isDebugEnabled()) {
+            log.debug("wrote back segments {}..{}: {} dirty line(s), {} KiB in {} ms{}", from, to, entries,
+                    sectorsWritten / 2, (System.nanoTime() - t0) / 1_000_000, commit ? ", synced and recorded" : "");
         }
     }
 

@@ -395,22 +395,25 @@ class EngineBehaviourTest {
      * A bypass over a line another bypass dropped, while that one still waits for its turn
      * between batches, must settle too. X (write_around_mode) drops line L, whose old copy V1 a
      * running batch K holds, and waits for K; Y then writes V2 over L, no longer cached; K puts
-     * V1 over V2 and finishes before Y looks. Until X rewrites its data the backing store holds
-     * V1, older than both writes, so Y must not return before that is undone. X's rewrite is
-     * held at the device here: Y returning meanwhile, with V1 on the backing store, is the bug
-     * (it did, before bypasses counted unsettled drops).
+     * V1 over V2, and Y looks while K is still in flight. Until X rewrites its data the backing
+     * store holds V1, older than both writes, so Y must not return before that is undone. Y
+     * returned without the count of unsettled drops, and also when a batch in flight did not
+     * count as one that ran (then it depended on whether Y looked before or after K counted
+     * itself). The test holds Y's look with the engine lock and K with its backing write.
      */
     @Test
     void aBypassSettlesWhileAnotherBypassesDropIsUnsettled() throws Exception {
         java.util.concurrent.CountDownLatch kReading = new java.util.concurrent.CountDownLatch(1);
         java.util.concurrent.CountDownLatch releaseK = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch kWrote = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch kMayFinish = new java.util.concurrent.CountDownLatch(1);
         java.util.concurrent.CountDownLatch yWrote = new java.util.concurrent.CountDownLatch(1);
-        java.util.concurrent.CountDownLatch lockTaken = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch yMayLook = new java.util.concurrent.CountDownLatch(1);
         java.util.concurrent.CountDownLatch xRewriting = new java.util.concurrent.CountDownLatch(1);
         java.util.concurrent.CountDownLatch releaseX = new java.util.concurrent.CountDownLatch(1);
-        java.util.concurrent.CountDownLatch kWrote = new java.util.concurrent.CountDownLatch(1);
         java.util.concurrent.atomic.AtomicInteger xWrites = new java.util.concurrent.atomic.AtomicInteger();
         java.util.concurrent.atomic.AtomicBoolean kSeen = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.atomic.AtomicBoolean kWroteOnce = new java.util.concurrent.atomic.AtomicBoolean();
         java.util.concurrent.atomic.AtomicBoolean ySeen = new java.util.concurrent.atomic.AtomicBoolean();
         Object power = new Object();
         io.writeboost.testutil.PowerLossDevice cacheMedia =
@@ -445,12 +448,13 @@ class EngineBehaviourTest {
                     hold(releaseX);
                 }
                 inner.write(src, offset);
-                if (offset == 0 && who.startsWith("wb-writeback")) {
+                if (offset == 0 && who.startsWith("wb-writeback") && kWroteOnce.compareAndSet(false, true)) {
                     kWrote.countDown();
+                    hold(kMayFinish);
                 }
                 if (offset == 0 && who.equals("Y") && ySeen.compareAndSet(false, true)) {
                     yWrote.countDown();
-                    hold(lockTaken);        // the test holds the engine lock before Y can look
+                    hold(yMayLook);
                 }
             }
 
@@ -470,10 +474,10 @@ class EngineBehaviourTest {
         java.lang.reflect.Field f = CacheEngine.class.getDeclaredField("lock");
         f.setAccessible(true);
         EngineLock engineLock = (EngineLock) f.get(engine);
+        boolean locked = false;
         ExecutorService x = Executors.newSingleThreadExecutor(r -> new Thread(r, "X"));
         ExecutorService y = Executors.newSingleThreadExecutor(r -> new Thread(r, "Y"));
         byte[] v1 = filled(1), vx = filled(2), v2 = filled(3);
-        boolean locked = false;
         try {
             engine.write(1, 0, 8, ByteBuffer.wrap(v1));
             engine.flushNow();
@@ -496,25 +500,15 @@ class EngineBehaviourTest {
             assertTrue(yWrote.await(10, java.util.concurrent.TimeUnit.SECONDS), "Y wrote V2");
             engineLock.lock();
             locked = true;
-            lockTaken.countDown();
-            releaseK.countDown();                          // K puts V1 over V2 and counts itself
+            yMayLook.countDown();                          // Y's write ends; its look waits for the lock
+            releaseK.countDown();
             assertTrue(kWrote.await(10, java.util.concurrent.TimeUnit.SECONDS), "K wrote V1 over V2");
             engineLock.unlock();
             locked = false;
+            assertYHasNotReturnedOverV1(fy, media, v1);   // Y looks while K is in flight
+            kMayFinish.countDown();
             assertTrue(xRewriting.await(10, java.util.concurrent.TimeUnit.SECONDS), "X rewrites after K");
-            boolean yReturned;
-            try {
-                fy.get(2, java.util.concurrent.TimeUnit.SECONDS);
-                yReturned = true;
-            } catch (java.util.concurrent.TimeoutException stillSettling) {
-                yReturned = false;
-            }
-            if (yReturned) {
-                ByteBuffer now = ByteBuffer.allocate(4096);
-                media.read(now, 0);
-                assertTrue(!java.util.Arrays.equals(v1, now.array()),
-                        "Y returned while the backing store held V1, older than both writes");
-            }
+            assertYHasNotReturnedOverV1(fy, media, v1);
             releaseX.countDown();
             fx.get(10, java.util.concurrent.TimeUnit.SECONDS);
             fy.get(10, java.util.concurrent.TimeUnit.SECONDS);
@@ -527,12 +521,27 @@ class EngineBehaviourTest {
                 engineLock.unlock();
             }
             releaseK.countDown();
+            kMayFinish.countDown();
+            yMayLook.countDown();
             releaseX.countDown();
-            lockTaken.countDown();
             x.shutdownNow();
             y.shutdownNow();
             engine.close();
         }
+    }
+
+    /** Y may still be settling (it waits for its turn); if it returned, the backing store must not hold V1. */
+    private static void assertYHasNotReturnedOverV1(Future<?> fy, io.writeboost.testutil.PowerLossDevice media, byte[] v1)
+            throws Exception {
+        try {
+            fy.get(2, java.util.concurrent.TimeUnit.SECONDS);
+        } catch (java.util.concurrent.TimeoutException stillSettling) {
+            return;
+        }
+        ByteBuffer now = ByteBuffer.allocate(4096);
+        media.read(now, 0);
+        assertTrue(!java.util.Arrays.equals(v1, now.array()),
+                "Y returned while the backing store held V1, older than both writes");
     }
 
     private static void hold(java.util.concurrent.CountDownLatch l) throws java.io.IOException {
