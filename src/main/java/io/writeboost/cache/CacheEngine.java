@@ -62,6 +62,7 @@ public final class CacheEngine implements Closeable {
     private final Durability durability;
     private final Flusher flusher;
     private final Writeback writeback;
+    private final WritePacer pacer = new WritePacer();
     private final Periodic periodic;
     private final Verifier verifier;
     /** Data loss accepted since the format: from the record, plus this start's. */
@@ -199,14 +200,14 @@ public final class CacheEngine implements Closeable {
 
         flusher = new Flusher(cacheId, health, lock, segments, cache, knobs);
         writeback = new Writeback(cacheId, health, lock, segments, lines, backings, cache, knobs, records, verification,
-                config.writebackGroupSegments());
+                config.writebackGroupSegments(), pacer);
         durability = new Durability(lock, health, segments, verification, records, backings, knobs, flusher, streams);
         writeback.durability(durability);
         periodic = new Periodic(cacheId, health, lock, segments, records, durability, knobs, config.vouchSegments(), writeback);
         verifier = unverified.length > 0 && config.backgroundVerification()
                 ? new Verifier(cacheId, health, verification, unverified) : null;
         writePath = new WritePath(lock, health, lines, segments, verification, cache, backings, writeback, stats, knobs, streams,
-                bypassWriter, admission);
+                bypassWriter, admission, pacer);
         readPath = new ReadPath(lock, health, lines, segments, verification, cache, backings, stats, admission);
 
         log.info("cache {} on {}: {} segments, {} volume(s); start {} took {} ms: loaded {} segment(s) not yet written back, "
@@ -404,7 +405,8 @@ public final class CacheEngine implements Closeable {
                     flusher.flushedBytes(), writeback.writtenBackBytes(), segments.sealedSegments(), segments.sealedLines(),
                     lostLines, lostRangesTotal, lostRanges, bypassWriter.writes(), bypassWriter.bytes(), bypassWriter.requests(),
                     writeback.engineBusy(), lines.cleanLines(), admission.admitted(), admission.cleanHits(),
-                    flushedSegmentsWithDirtyLines());
+                    flushedSegmentsWithDirtyLines(),
+                    pacer.figures(segments.slotsInUse() * 100 / segments.nrSegments(), writeback.aboveWatermark()));
         } finally {
             lock.unlock();
         }

@@ -34,6 +34,11 @@ final class EngineLock {
         lock.unlock();
     }
 
+    /** Checks a "lock held" contract (with assertions enabled, as in the tests): fails when the calling thread does not hold the lock. */
+    void assertHeld() {
+        assert lock.isHeldByCurrentThread() : "the engine lock must be held";
+    }
+
     /** Called without the lock: one value read under it (for cold paths; the lambda may cost an allocation). */
     long read(LongSupplier value) {
         lock.lock();

@@ -555,13 +555,22 @@ final class SegmentLog {
      * cheaper way to the disk, instead of the first pieces of a copy taking them.
      */
     boolean nearlyFull() {
-        long inUse = nextId - 1 - lastMigratedId;
-        return nrSegments - inUse < pressureReserve();
+        return freeSlots() < pressureReserve();
     }
 
     /** A sixteenth of the ring, at least one slot. */
     int pressureReserve() {
         return Math.max(1, nrSegments / 16);
+    }
+
+    /** Ring slots holding a segment not yet written back, the open one included. */
+    long slotsInUse() {
+        return nextId - 1 - lastMigratedId;
+    }
+
+    /** Ring slots free for the segments after the open one. */
+    long freeSlots() {
+        return nrSegments - slotsInUse();
     }
 
     boolean writersWaitingForSlot() {

@@ -19,6 +19,7 @@ package io.writeboost.cache;
  * @param readHitsClean line reads served by clean lines since start (they count as read hits in {@code stats} too)
  * @param segmentsWithDirtyLines of the segments awaiting writeback, those that still hold a dirty line (the others
  *        hold only clean lines or copies superseded since; writeback frees their slots without backing I/O)
+ * @param pacing the ring's use, writeback by dirty level and the pacing of writers
  * @param stats the seed's matrix, indexed by {@link Stats#WRITE} | {@link Stats#HIT} | {@link Stats#ON_BUFFER} | {@link Stats#FULLSIZE}
  */
 public record Status(int cacheId, int nrSegments, long currentSegmentId, int currentSegmentLines, long lastFlushedId,
@@ -28,7 +29,20 @@ public record Status(int cacheId, int nrSegments, long currentSegmentId, int cur
                      String failure, long flushedBytes, long writtenBackBytes, long sealedSegments, long sealedLines,
                      long lostLines, long lostRangesTotal, java.util.List<io.writeboost.format.LostRange> lostRanges,
                      long bypassedWrites, long bypassedBytes, long bypassRequests, int[] engineBusyPercent, long cleanLines,
-                     long readCacheAdmissions, long readHitsClean, long segmentsWithDirtyLines) {
+                     long readCacheAdmissions, long readHitsClean, long segmentsWithDirtyLines, Pacing pacing) {
+
+    /**
+     * @param ringUsePercent ring slots holding data not yet written back, in percent (what the watermarks compare)
+     * @param writebackByLevel whether writeback runs because the ring's use passed high_watermark (until low_watermark)
+     * @param writebackLinesPerSec the rate at which writeback has lately been freeing ring room, in 4 KiB lines a second
+     * @param allowedLinesPerSec the rate writers were allowed at the last cached write; 0 when they were not paced
+     * @param pausedWrites cached writes paced since start
+     * @param pausedNanos the time they paused in total
+     * @param lastPauseNanos the last pause
+     */
+    public record Pacing(long ringUsePercent, boolean writebackByLevel, long writebackLinesPerSec, long allowedLinesPerSec,
+                         long pausedWrites, long pausedNanos, long lastPauseNanos) {
+    }
 
     public long stat(boolean write, boolean hit, boolean onBuffer, boolean fullsize) {
         return stats[(write ? Stats.WRITE : 0) | (hit ? Stats.HIT : 0) | (onBuffer ? Stats.ON_BUFFER : 0) | (fullsize ? Stats.FULLSIZE : 0)];

@@ -39,6 +39,7 @@ final class WritePath {
     private final StreamTable streams;
     private final BypassWriter bypassWriter;
     private final ReadAdmission admission;
+    private final WritePacer pacer;
     /**
      * Bypasses and discards that dropped cached lines and have not yet had their turn between
      * writeback batches (guarded by the lock). While one is pending, a batch may still hold an
@@ -51,7 +52,8 @@ final class WritePath {
 
     WritePath(EngineLock lock, Health health, LineTable lines, SegmentLog segments, SegmentVerification verification,
               BlockDevice cacheDevice, BackingStores backings, Writeback writeback, Stats stats, KnobValues knobs,
-              StreamTable streams, BypassWriter bypassWriter, ReadAdmission admission) {
+              StreamTable streams, BypassWriter bypassWriter, ReadAdmission admission, WritePacer pacer) {
+        this.pacer = pacer;
         this.lock = lock;
         this.health = health;
         this.lines = lines;
@@ -74,6 +76,7 @@ final class WritePath {
         // Whole lines [bypassFrom, bypassTo) go to the backing store; empty unless bypassed.
         long bypassFrom = 0, bypassTo = 0;
         boolean settleAfterBatch = false;
+        long pause;
         lock.lock();
         try {
             health.checkUsable();
@@ -101,8 +104,13 @@ final class WritePath {
             if (bypassFrom < bypassTo) {
                 admission.beginChange(deviceId, bypassFrom >>> 3, (bypassTo - bypassFrom) >>> 3);
             }
+            long cachedLines = Layout.linesSpanned(sector, nSectors) - ((bypassTo - bypassFrom) >>> 3);
+            pause = pacer.charge((int) cachedLines, segments.freeSlots(), segments.nrSegments());
         } finally {
             lock.unlock();
+        }
+        if (pause > 0) {
+            WritePacer.pause(pause);
         }
         if (bypassFrom < bypassTo) {
             try {

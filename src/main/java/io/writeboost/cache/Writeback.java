@@ -93,6 +93,9 @@ final class Writeback extends Daemon {
     /** Percent of the last sample the engine had a request to each store in flight, writeback's own included. */
     private final int[] engineBusy = new int[Layout.MAX_DEVICE_ID + 1];
     private volatile boolean pausedByLoad;
+    /** Set when the ring's use reached high_watermark, cleared at low_watermark (guarded by the engine lock). */
+    private boolean aboveWatermark;
+    private final WritePacer pacer;
 
     /**
      * Batches written to the backing stores but not yet synced and recorded: segments
@@ -127,8 +130,9 @@ final class Writeback extends Daemon {
 
     Writeback(int cacheId, Health health, EngineLock lock, SegmentLog segments, LineTable lineTable, BackingStores backings,
               BlockDevice cacheDevice, KnobValues knobs, RecordWriter records, SegmentVerification verification,
-              int groupSegments) {
+              int groupSegments, WritePacer pacer) {
         super("writeback", cacheId, health);
+        this.pacer = pacer;
         this.lock = lock;
         this.segments = segments;
         this.lineTable = lineTable;
@@ -222,6 +226,54 @@ final class Writeback extends Daemon {
         return pausedByLoad;
     }
 
+    /** Engine lock held: whether writeback runs because the ring's use passed high_watermark. */
+    boolean aboveWatermark() {
+        lock.assertHeld();
+        return aboveWatermark;
+    }
+
+    /**
+     * Engine lock held: writeback by dirty level, with hysteresis: on once the share of ring
+     * slots not yet written back reaches high_watermark, off again at low_watermark. Starting
+     * well before the ring is full leaves writeback time to free slots before writers need
+     * them; stopping only at the low mark gives it runs long enough to sort and coalesce.
+     */
+    private boolean watermarkWants() {
+        long high = knobs.get(Knob.HIGH_WATERMARK);
+        long low = Math.min(knobs.get(Knob.LOW_WATERMARK), high);
+        // Segments the open group has written count as written back: its commit may wait for the low mark.
+        long written = Math.max(0, groupTo - segments.lastMigratedId());
+        long percent = (segments.slotsInUse() - written) * 100 / segments.nrSegments();
+        if (high == 0) {
+            aboveWatermark = false;
+        } else if (percent >= high) {
+            aboveWatermark = true;
+        } else if (percent <= low) {
+            aboveWatermark = false;
+        }
+        return aboveWatermark;
+    }
+
+    /**
+     * Engine lock held: segments to take into the next batch. nr_max_batched_migration while
+     * room is plentiful; while writers are paced, half the free slots (at least one), so that
+     * the slots writers need come back a few at a time instead of all at the end of one long
+     * batch on a slow backing store.
+     */
+    private int batchSegments() {
+        int max = (int) knobs.get(Knob.NR_MAX_BATCHED_MIGRATION);
+        long free = segments.freeSlots();
+        if (free >= WritePacer.paceStart(segments.nrSegments()) && !segments.writersWaitingForSlot()) {
+            return max;
+        }
+        return (int) Math.max(1, Math.min(max, free / 2));
+    }
+
+    /** Engine lock held: writers are paced or waiting, so each batch commits at once to give its slots back. */
+    private boolean roomUrgent() {
+        return segments.writersWaitingForSlot() || segments.freeSlots() < WritePacer.paceStart(segments.nrSegments());
+    }
+
     /**
      * Reads the backing stores' busy time, outside the engine lock, at most once per
      * update_interval. The periodic daemon calls it as well as this thread: a batch and its
@@ -271,7 +323,8 @@ final class Writeback extends Daemon {
                     return;
                 }
                 boolean pending = segments.lastFlushedId() > Math.max(segments.lastMigratedId(), groupTo);
-                boolean wanted = segments.writebackDemanded() || knobs.get(Knob.FORCE_MIGRATE) == 1
+                boolean byLevel = watermarkWants();
+                boolean wanted = segments.writebackDemanded() || knobs.get(Knob.FORCE_MIGRATE) == 1 || byLevel
                         || (knobs.get(Knob.ALLOW_MIGRATE) == 1 && loadAllows());
                 pausedByLoad = pending && knobs.get(Knob.ALLOW_MIGRATE) == 1 && !wanted;
                 if (!wanted && pending && segments.cleanRoomWanted() && groupTo < 0) {
@@ -338,7 +391,7 @@ final class Writeback extends Daemon {
             lock.lock();
             try {
                 from = Math.max(segments.lastMigratedId(), groupTo) + 1;
-                to = Math.min(segments.lastFlushedId(), from + knobs.get(Knob.NR_MAX_BATCHED_MIGRATION) - 1);
+                to = Math.min(segments.lastFlushedId(), from + batchSegments() - 1);
                 if (cleanOnly) {
                     long last = from - 1;
                     while (last < to && lineTable.dirtyLinesIn(Layout.slotOf(last + 1, nrSegments)) == 0) {
@@ -429,7 +482,7 @@ final class Writeback extends Daemon {
         lock.lock();
         try {
             commit = cleanOnly || to - segments.lastMigratedId() >= groupSegments || to >= segments.lastFlushedId()
-                    || segments.writersWaitingForSlot() || health.closing()
+                    || roomUrgent() || health.closing()
                     || System.nanoTime() - groupStartNanos >= GROUP_MAX_NANOS;
         } finally {
             lock.unlock();
@@ -476,6 +529,7 @@ final class Writeback extends Daemon {
             }
         }
         long from, to = groupTo;
+        long busyNanos = System.nanoTime() - groupStartNanos;
         lock.lock();
         long invalidators = 0;
         try {
@@ -503,6 +557,7 @@ final class Writeback extends Daemon {
         writtenBackBytes += groupBytes; // under batchLock only
         lock.lock();
         try {
+            pacer.slotsFreed(to - segments.lastMigratedId(), busyNanos);
             segments.markWrittenBack(to);
             segments.cleanRoomGiven();
         } finally {

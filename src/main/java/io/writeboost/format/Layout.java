@@ -34,6 +34,11 @@ public final class Layout {
     public static final int MAX_DEVICE_ID = 127;
 
     /** Byte offset on the cache device of the ring slot that holds segment slot {@code slot}. */
+    /** How many 4 KiB lines sectors [sector, sector + nSectors) touch, in part or whole. */
+    public static long linesSpanned(long sector, long nSectors) {
+        return ((sector + nSectors + SECTORS_PER_LINE - 1) / SECTORS_PER_LINE) - sector / SECTORS_PER_LINE;
+    }
+
     public static long slotOffset(int slot) {
         return SUPERBLOCK_REGION_SIZE + (long) slot * SEGMENT_SIZE;
     }

@@ -148,8 +148,19 @@ public final class ControlFiles {
                     + engine.migrateThreshold(v.deviceId()) + "%; the engine's requests, writeback's included, in flight "
                     + st.engineBusyPercent()[v.deviceId()] + "% of the time)");
         }
+        Status.Pacing p = st.pacing();
         line(b, "writeback", st.writebackPausedByLoad() ? "paused: a backing store is busier than its migrate_threshold"
+                : p.writebackByLevel() ? "running: the ring's use passed high_watermark "
+                + engine.knob(Knob.HIGH_WATERMARK) + "% (until low_watermark " + engine.knob(Knob.LOW_WATERMARK) + "%)"
                 : st.segmentsAwaitingWriteback() > 0 ? "pending" : "idle");
+        line(b, "ring_use_percent", p.ringUsePercent());
+        line(b, "writeback_rate", String.format("%.1f MB/s of ring room freed lately (%d lines a second)",
+                p.writebackLinesPerSec() * (double) Layout.LINE_SIZE / 1e6, p.writebackLinesPerSec()));
+        line(b, "write_pacing", p.allowedLinesPerSec() > 0
+                ? String.format("on: writers allowed %d lines a second, last pause %.1f ms", p.allowedLinesPerSec(),
+                p.lastPauseNanos() / 1e6)
+                : "off (the ring has room)");
+        line(b, "paced_writes", p.pausedWrites() + String.format(" (%.1f s paused in total)", p.pausedNanos() / 1e9));
         line(b, "flushed_bytes", st.flushedBytes());
         line(b, "written_back_bytes", st.writtenBackBytes());
         line(b, "bypassed_writes", st.bypassedWrites());

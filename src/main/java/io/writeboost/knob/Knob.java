@@ -8,9 +8,15 @@ public enum Knob {
     // Cache knobs: caches/<cache_id>/NAME
     ALLOW_MIGRATE(Scope.CACHE, "allow_migrate", Access.READ_WRITE, 0, 1, 0,
             "1: write dirty data back in the background while the backing stores are below migrate_threshold; "
-                    + "0: only when the ring is full"),
+                    + "0: only above high_watermark, or when the ring is full"),
     FORCE_MIGRATE(Scope.CACHE, "force_migrate", Access.READ_WRITE, 0, 1, 0,
             "1: write back continuously whatever the backing store's load"),
+    HIGH_WATERMARK(Scope.CACHE, "high_watermark", Access.READ_WRITE, 0, 100, 50,
+            "percent of the ring's slots holding data not yet written back at which writeback starts whatever "
+                    + "allow_migrate and the backing stores' load say, and runs until low_watermark; 0: only when the "
+                    + "ring is full, as in dm-writeboost (dm-writecache's name)"),
+    LOW_WATERMARK(Scope.CACHE, "low_watermark", Access.READ_WRITE, 0, 100, 25,
+            "percent at which writeback started by high_watermark stops (at most high_watermark; dm-writecache's name)"),
     BARRIER_DEADLINE_MS(Scope.CACHE, "barrier_deadline_ms", Access.READ_WRITE, 0, 60_000, 0,
             "time (ms) a flush waits for more writes before it appends the open segment's new lines to the cache "
                     + "device; 0: as soon as the device is free (flushes arriving during an append's write and sync share "

@@ -90,7 +90,7 @@ class LoadTest {
         CacheEngine.format(cache, 1, List.of(new VolumeEntry(1, 4 << 20, "v", "b")));
         // Read caching off: the reader's line must stay a miss.
         CacheEngine e = CacheEngine.open(cache, Map.<Integer, BlockDevice>of(1, backing),
-                new EngineConfig().knob(Knob.READ_CACHE_THRESHOLD, 0));
+                new EngineConfig().knob(Knob.READ_CACHE_THRESHOLD, 0).knob(Knob.HIGH_WATERMARK, 0)); // by load only
         java.util.concurrent.atomic.AtomicBoolean reading = new java.util.concurrent.atomic.AtomicBoolean(true);
         Thread reader = new Thread(() -> {
             ByteBuffer b = ByteBuffer.allocate(8 * 512);

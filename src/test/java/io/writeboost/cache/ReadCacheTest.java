@@ -266,7 +266,8 @@ class ReadCacheTest {
 
     @Test
     void slotsHoldingOnlyCleanLinesAreReusedWithoutBackingStoreIo() throws Exception {
-        start(8, new EngineConfig().knob(Knob.READ_CACHE_SECOND_ACCESS, 0));
+        // high_watermark 0: writeback only for a full ring, so that the dirty segment stays.
+        start(8, new EngineConfig().knob(Knob.READ_CACHE_SECOND_ACCESS, 0).knob(Knob.HIGH_WATERMARK, 0));
         byte[] dirty = randomLine();
         engine.write(1, 0, 8, ByteBuffer.wrap(dirty));
         engine.flushNow(); // segment 1 holds a dirty line: writeback may not pass it (allow_migrate 0)
