@@ -39,9 +39,10 @@ public record Status(int cacheId, int nrSegments, long currentSegmentId, int cur
      * @param pausedWrites cached writes paced since start
      * @param pausedNanos the time they paused in total
      * @param lastPauseNanos the last pause
+     * @param writebackCapWaitedNanos time writeback waited for writeback_max_mbps and writeback_max_iops since start
      */
     public record Pacing(long ringUsePercent, boolean writebackByLevel, long writebackLinesPerSec, long allowedLinesPerSec,
-                         long pausedWrites, long pausedNanos, long lastPauseNanos) {
+                         long pausedWrites, long pausedNanos, long lastPauseNanos, long writebackCapWaitedNanos) {
     }
 
     public long stat(boolean write, boolean hit, boolean onBuffer, boolean fullsize) {

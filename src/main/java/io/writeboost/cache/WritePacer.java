@@ -89,9 +89,9 @@ final class WritePacer {
         }
     }
 
-    /** The pacing figures for the status, with the ring's use and whether writeback runs by it, which the caller knows. */
-    synchronized Status.Pacing figures(long ringUsePercent, boolean writebackByLevel) {
+    /** The pacing figures for the status, with what the caller knows: the ring's use, whether writeback runs by it, its waits for the cap. */
+    synchronized Status.Pacing figures(long ringUsePercent, boolean writebackByLevel, long capWaitedNanos) {
         return new Status.Pacing(ringUsePercent, writebackByLevel, (long) freedLinesPerSec, lastAllowedLinesPerSec,
-                pausedWrites, pausedNanos, lastPauseNanos);
+                pausedWrites, pausedNanos, lastPauseNanos, capWaitedNanos);
     }
 }

@@ -96,6 +96,7 @@ final class Writeback extends Daemon {
     /** Set when the ring's use reached high_watermark, cleared at low_watermark (guarded by the engine lock). */
     private boolean aboveWatermark;
     private final WritePacer pacer;
+    private final WritebackBudget budget;
 
     /**
      * Batches written to the backing stores but not yet synced and recorded: segments
@@ -133,6 +134,7 @@ final class Writeback extends Daemon {
               int groupSegments, WritePacer pacer) {
         super("writeback", cacheId, health);
         this.pacer = pacer;
+        this.budget = new WritebackBudget(knobs);
         this.lock = lock;
         this.segments = segments;
         this.lineTable = lineTable;
@@ -220,6 +222,11 @@ final class Writeback extends Daemon {
 
     int[] engineBusy() {
         return engineBusy.clone();
+    }
+
+    /** Time writeback waited for writeback_max_mbps and writeback_max_iops since start. */
+    long budgetWaitedNanos() {
+        return budget.waitedNanos();
     }
 
     boolean pausedByLoad() {
@@ -611,6 +618,9 @@ final class Writeback extends Daemon {
         }
         staging.flip();
         long sectors = staging.remaining() >> Layout.SECTOR_SHIFT;
+        if (budget.capped() && lock.read(() -> roomUrgent() ? 1 : 0) == 0) {
+            budget.take(staging.remaining());
+        }
         backings.write(dev, staging, startSector, staging.remaining() >= DIRECT_RUN_BYTES, true);
         touched[dev] = true;
         staging.clear();

@@ -161,6 +161,8 @@ public final class ControlFiles {
                 p.lastPauseNanos() / 1e6)
                 : "off (the ring has room)");
         line(b, "paced_writes", p.pausedWrites() + String.format(" (%.1f s paused in total)", p.pausedNanos() / 1e9));
+        line(b, "writeback_capped", String.format("%.1f s (writeback waited for writeback_max_mbps and writeback_max_iops)",
+                p.writebackCapWaitedNanos() / 1e9));
         line(b, "flushed_bytes", st.flushedBytes());
         line(b, "written_back_bytes", st.writtenBackBytes());
         line(b, "bypassed_writes", st.bypassedWrites());

@@ -17,6 +17,13 @@ public enum Knob {
                     + "ring is full, as in dm-writeboost (dm-writecache's name)"),
     LOW_WATERMARK(Scope.CACHE, "low_watermark", Access.READ_WRITE, 0, 100, 25,
             "percent at which writeback started by high_watermark stops (at most high_watermark; dm-writecache's name)"),
+    WRITEBACK_MAX_MBPS(Scope.CACHE, "writeback_max_mbps", Access.READ_WRITE, 0, 1_000_000, 0,
+            "MB/s (10^6 bytes) background writeback may write to the backing stores while the ring has room (at "
+                    + "least a quarter free); once writers are paced it runs at full speed, since a stalled writer is "
+                    + "worse than a busy disk; 0: no cap"),
+    WRITEBACK_MAX_IOPS(Scope.CACHE, "writeback_max_iops", Access.READ_WRITE, 0, 1_000_000, 0,
+            "requests a second background writeback may send to the backing stores while the ring has room, as "
+                    + "writeback_max_mbps; 0: no cap"),
     BARRIER_DEADLINE_MS(Scope.CACHE, "barrier_deadline_ms", Access.READ_WRITE, 0, 60_000, 0,
             "time (ms) a flush waits for more writes before it appends the open segment's new lines to the cache "
                     + "device; 0: as soon as the device is free (flushes arriving during an append's write and sync share "

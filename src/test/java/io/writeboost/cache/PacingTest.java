@@ -172,4 +172,67 @@ class PacingTest {
             e.close();
         }
     }
+
+    private static CacheEngine openFast(int slots, EngineConfig config) throws IOException {
+        Object power = new Object();
+        PowerLossDevice cache = new PowerLossDevice("cache", (int) Layout.slotOffset(slots), power);
+        PowerLossDevice backing = new PowerLossDevice("backing", 8 << 20, power);
+        CacheEngine.format(cache, 1, List.of(new VolumeEntry(1, 8 << 20, "v", "b")));
+        return CacheEngine.open(cache, Map.<Integer, BlockDevice>of(1, backing), config);
+    }
+
+    /** Every other line, so that writeback cannot coalesce them: one backing request each. */
+    private static void writeApart(CacheEngine e, int lines) throws IOException {
+        for (int i = 0; i < lines; i++) {
+            e.write(1, 2L * i * Layout.SECTORS_PER_LINE, Layout.SECTORS_PER_LINE, ByteBuffer.allocate(Layout.LINE_SIZE));
+        }
+        e.flushNow();
+    }
+
+    @Test
+    void theWritebackCapHoldsWhileTheRingHasRoom() throws Exception {
+        CacheEngine e = openFast(SLOTS, new EngineConfig().knob(Knob.HIGH_WATERMARK, 0).knob(Knob.WRITEBACK_MAX_IOPS, 20));
+        try {
+            writeApart(e, 60);
+            long t0 = System.nanoTime();
+            e.setKnob(Knob.FORCE_MIGRATE, 1);
+            long deadline = t0 + 30_000_000_000L;
+            while (e.status().dirtyLines() > 0 && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            long ms = (System.nanoTime() - t0) / 1_000_000;
+            assertEquals(0, e.status().dirtyLines());
+            assertTrue(ms >= 2_500, "60 requests at 20 a second took " + ms + " ms");
+            assertTrue(e.status().pacing().writebackCapWaitedNanos() > 2_000_000_000L);
+        } finally {
+            e.close();
+        }
+    }
+
+    @Test
+    void theWritebackCapIsIgnoredWhileWritersArePaced() throws Exception {
+        CacheEngine e = openFast(SLOTS, new EngineConfig().knob(Knob.HIGH_WATERMARK, 0).knob(Knob.WRITEBACK_MAX_IOPS, 2));
+        try {
+            int nr = e.status().nrSegments();
+            int paceStart = WritePacer.paceStart(nr);
+            int filled = 0;
+            while (nr - filled >= paceStart - 1) {   // two slots below where pacing starts
+                for (int k = 0; k < 10; k++) {        // 10 lines apart a slot: 5 s each at the cap
+                    e.write(1, (filled * 20L + 2 * k) * Layout.SECTORS_PER_LINE, Layout.SECTORS_PER_LINE,
+                            ByteBuffer.allocate(Layout.LINE_SIZE));
+                }
+                e.flushNow();
+                filled++;
+            }
+            e.setKnob(Knob.FORCE_MIGRATE, 1);
+            Thread.sleep(1500);
+            Status st = e.status();
+            assertTrue(st.lastMigratedId() >= 2, "the slots below the pacing start came back at full speed: "
+                    + st.lastMigratedId() + " written back");
+            assertTrue(st.dirtyLines() >= (filled - 2) * 10 - 4, "then the cap of 2 a second held: " + st.dirtyLines()
+                    + " of " + filled * 10 + " still dirty");
+        } finally {
+            e.close();
+        }
+    }
 }
