@@ -95,23 +95,33 @@ final class BackingStores {
         }
     }
 
-    /** The first {@code n} buffers as one run from {@code sector} on, past the page cache where allowed; not synced. */
-    void writeThrough(int dev, ByteBuffer[] srcs, int n, long sector) throws IOException {
+    /**
+     * The first {@code n} buffers as one run from {@code sector} on, past the page cache where
+     * allowed, and durable on return where the store can do that for these bytes alone
+     * ({@link BlockDevice#writeDurably}). Returns whether it was; if not, the store is marked
+     * changed, so that the next flush syncs it.
+     */
+    boolean writeDurably(int dev, ByteBuffer[] srcs, int n, long sector) throws IOException {
         long bytes = 0;
         for (int i = 0; i < n; i++) {
             bytes += srcs[i].remaining();
         }
+        boolean durable;
         int entry = ranges.acquireWrite(dev, sector, sector + (bytes >> Layout.SECTOR_SHIFT));
         try {
             busy.begin(dev, false);
             try {
-                devices[dev].writeThrough(srcs, n, sector << Layout.SECTOR_SHIFT);
+                durable = devices[dev].writeDurably(srcs, n, sector << Layout.SECTOR_SHIFT);
             } finally {
                 busy.end(dev, false);
             }
         } finally {
             ranges.release(entry);
         }
+        if (!durable) {
+            changed(dev);
+        }
+        return durable;
     }
 
     /** Punches a range of a store (not synced; {@link #syncChanged} does that). */

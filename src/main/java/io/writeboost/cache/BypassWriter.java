@@ -59,6 +59,7 @@ final class BypassWriter {
         final long sector;
         final ByteBuffer data;
         boolean done;
+        boolean durable;
         IOException error;
 
         Piece(int dev, long sector, ByteBuffer data) {
@@ -70,10 +71,11 @@ final class BypassWriter {
 
     /**
      * Writes sectors [sector, sector + n) of volume {@code dev} from {@code src} at
-     * {@code srcPos} to its backing store and marks the store changed (not synced); returns
-     * once the write completed. Called without any engine lock.
+     * {@code srcPos} to its backing store; returns once the write completed, with whether it
+     * is durable already. If it is not, the store is marked changed, for the next flush to
+     * sync. Called without any engine lock.
      */
-    void write(int dev, long sector, int n, ByteBuffer src, int srcPos) throws IOException {
+    boolean write(int dev, long sector, int n, ByteBuffer src, int srcPos) throws IOException {
         int total = n << Layout.SECTOR_SHIFT;
         Piece[] mine = new Piece[(total + PIECE_BYTES - 1) / PIECE_BYTES];
         for (int i = 0; i < mine.length; i++) {
@@ -85,6 +87,7 @@ final class BypassWriter {
             mine[i] = new Piece(dev, sector + (off >> Layout.SECTOR_SHIFT), b);
         }
         IOException error = null;
+        boolean durable = true;
         lock.lock();
         try {
             java.util.Collections.addAll(queue, mine);
@@ -111,6 +114,7 @@ final class BypassWriter {
             }
             for (Piece p : mine) {
                 error = error == null ? p.error : error;
+                durable &= p.durable;
                 give(p.data);
             }
         } finally {
@@ -121,6 +125,7 @@ final class BypassWriter {
         }
         writes.incrementAndGet();
         bytes.addAndGet(total);
+        return durable;
     }
 
     /**
@@ -184,15 +189,13 @@ final class BypassWriter {
                 j++;
             }
             try {
-                if (j - i == 1) {
-                    backings.write(first.dev, first.data.duplicate(), first.sector, true, false);
-                } else {
-                    for (int k = i; k < j; k++) {
-                        run[k - i] = batch.get(k).data.duplicate();
-                    }
-                    backings.writeThrough(first.dev, run, j - i, first.sector);
+                for (int k = i; k < j; k++) {
+                    run[k - i] = batch.get(k).data.duplicate();
                 }
-                backings.changed(first.dev);
+                boolean durable = backings.writeDurably(first.dev, run, j - i, first.sector);
+                for (int k = i; k < j; k++) {
+                    batch.get(k).durable = durable;
+                }
                 requests.incrementAndGet();
             } catch (IOException e) {
                 for (int k = i; k < j; k++) {

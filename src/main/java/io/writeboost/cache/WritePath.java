@@ -173,8 +173,10 @@ final class WritePath {
      * a line older than what the last completed flush covered (docs/ENGINE.md, "Bypass"):
      *
      * <ol>
-     *   <li>write the backing store (gathered with concurrent bypasses, not synced);
-     *   <li>if any line of the range is cached: sync the backing store, then drop those lines
+     *   <li>write the backing store (gathered with concurrent bypasses; durable at once where
+     *       the store allows O_DIRECT with O_DSYNC, else synced by the next flush);
+     *   <li>if any line of the range is cached: make the write durable (sync the backing
+     *       store, unless step 1 did), then drop those lines
      *       (tombstones in the log, durable with the next flush). A tombstone may reach the
      *       cache device before any flush asks for it, so the data it lets through must be
      *       durable first;
@@ -196,13 +198,13 @@ final class WritePath {
      */
     private void bypass(int dev, long sector, int n, ByteBuffer src, int srcPos, boolean settleAfterBatch) throws IOException {
         long batchesBefore = writeback.batchesDone();
-        bypassWriter.write(dev, sector, n, src, srcPos);
+        boolean durable = bypassWriter.write(dev, sector, n, src, srcPos);
         boolean dropped = false;
         boolean settle;
         lock.lock();
         try {
             health.checkUsable();
-            if (anyCached(dev, sector, n)) {
+            if (!durable && anyCached(dev, sector, n)) {
                 lock.unlock();
                 try {
                     backings.sync(dev, false);

@@ -246,6 +246,7 @@ final class Writeback extends Daemon {
      * them; stopping only at the low mark gives it runs long enough to sort and coalesce.
      */
     private boolean watermarkWants() {
+        lock.assertHeld();
         long high = knobs.get(Knob.HIGH_WATERMARK);
         long low = Math.min(knobs.get(Knob.LOW_WATERMARK), high);
         // Segments the open group has written count as written back: its commit may wait for the low mark.
@@ -268,6 +269,7 @@ final class Writeback extends Daemon {
      * batch on a slow backing store.
      */
     private int batchSegments() {
+        lock.assertHeld();
         int max = (int) knobs.get(Knob.NR_MAX_BATCHED_MIGRATION);
         long free = segments.freeSlots();
         if (free >= WritePacer.paceStart(segments.nrSegments()) && !segments.writersWaitingForSlot()) {
@@ -278,6 +280,7 @@ final class Writeback extends Daemon {
 
     /** Engine lock held: writers are paced or waiting, so each batch commits at once to give its slots back. */
     private boolean roomUrgent() {
+        lock.assertHeld();
         return segments.writersWaitingForSlot() || segments.freeSlots() < WritePacer.paceStart(segments.nrSegments());
     }
 
@@ -536,7 +539,6 @@ final class Writeback extends Daemon {
             }
         }
         long from, to = groupTo;
-        long busyNanos = System.nanoTime() - groupStartNanos;
         lock.lock();
         long invalidators = 0;
         try {
@@ -564,7 +566,7 @@ final class Writeback extends Daemon {
         writtenBackBytes += groupBytes; // under batchLock only
         lock.lock();
         try {
-            pacer.slotsFreed(to - segments.lastMigratedId(), busyNanos);
+            pacer.slotsFreed(to - segments.lastMigratedId(), System.nanoTime() - groupStartNanos);
             segments.markWrittenBack(to);
             segments.cleanRoomGiven();
         } finally {

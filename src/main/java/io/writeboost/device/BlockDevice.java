@@ -42,6 +42,18 @@ public interface BlockDevice extends Closeable {
         }
     }
 
+    /**
+     * {@link #writeThrough(ByteBuffer[], int, long)}, and on stable storage when it returns if
+     * the implementation can make it so without syncing anything else (O_DIRECT with O_DSYNC:
+     * the device flushes its write cache for these bytes, not the page cache of the whole
+     * device). Returns whether it did; false: written as by writeThrough, a {@link #sync} is
+     * still due.
+     */
+    default boolean writeDurably(ByteBuffer[] srcs, int n, long offset) throws IOException {
+        writeThrough(srcs, n, offset);
+        return false;
+    }
+
     /** Returns once every completed write is on stable storage (fdatasync). */
     void sync() throws IOException;
 

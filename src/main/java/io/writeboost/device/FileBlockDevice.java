@@ -21,6 +21,9 @@ public final class FileBlockDevice implements BlockDevice {
     /** The same file opened with O_DIRECT, for {@link #writeThrough}; null where the filesystem refuses it (tmpfs). */
     private volatile FileChannel direct;
     private volatile boolean directTried;
+    /** The same file opened with O_DIRECT and O_DSYNC, for {@link #writeDurably}; null where refused. */
+    private volatile FileChannel directSync;
+    private volatile boolean directSyncTried;
 
     private FileBlockDevice(Path path, FileChannel channel, int fd, long size, boolean blockDevice) {
         this.path = path;
@@ -191,6 +194,80 @@ public final class FileBlockDevice implements BlockDevice {
         }
     }
 
+    /**
+     * One O_DIRECT | O_DSYNC write when every buffer allows it, durable on return; else
+     * {@link #writeThrough} and false. A large write that must be durable before a flush
+     * returns costs its own bytes this way, where an fdatasync of the device would also wait
+     * for everything else the page cache holds for it (a backing store's buffered writeback).
+     */
+    @Override
+    public boolean writeDurably(ByteBuffer[] srcs, int n, long offset) throws IOException {
+        FileChannel d = directSyncChannel();
+        long total = 0;
+        boolean aligned = d != null;
+        for (int i = 0; i < n && aligned; i++) {
+            aligned = directAligned(srcs[i], offset + total);
+            total += srcs[i].remaining();
+        }
+        if (!aligned) {
+            writeThrough(srcs, n, offset);
+            return false;
+        }
+        checkRange(offset, total);
+        int[] starts = new int[n];
+        for (int i = 0; i < n; i++) {
+            starts[i] = srcs[i].position();
+        }
+        try {
+            if (n == 1) {
+                long pos = offset;
+                while (srcs[0].hasRemaining()) {
+                    pos += d.write(srcs[0], pos);
+                }
+            } else {
+                synchronized (d) {
+                    d.position(offset);
+                    long done = 0;
+                    while (done < total) {
+                        done += d.write(srcs, 0, n);
+                    }
+                }
+            }
+            return true;
+        } catch (IOException e) {
+            if (e.getMessage() == null || !e.getMessage().contains("Invalid argument")) {
+                throw e;
+            }
+            org.apache.logging.log4j.LogManager.getLogger(FileBlockDevice.class)
+                    .warn("{}: O_DIRECT | O_DSYNC write refused ({}); such writes are synced with the device from now on",
+                            path, e.toString());
+            directSync = null;
+            d.close();
+            for (int i = 0; i < n; i++) {
+                srcs[i].position(starts[i]);
+            }
+            writeThrough(srcs, n, offset);
+            return false;
+        }
+    }
+
+    private FileChannel directSyncChannel() {
+        if (!directSyncTried) {
+            synchronized (this) {
+                if (!directSyncTried) {
+                    try {
+                        directSync = FileChannel.open(path, StandardOpenOption.WRITE, StandardOpenOption.DSYNC,
+                                com.sun.nio.file.ExtendedOpenOption.DIRECT);
+                    } catch (IOException | UnsupportedOperationException e) {
+                        directSync = null;
+                    }
+                    directSyncTried = true;
+                }
+            }
+        }
+        return directSync;
+    }
+
     private static final int DIRECT_ALIGN = 4096;
 
     private static boolean directAligned(ByteBuffer b, long offset) {
@@ -285,6 +362,10 @@ public final class FileBlockDevice implements BlockDevice {
             FileChannel d = direct;
             if (d != null) {
                 d.close();
+            }
+            FileChannel ds = directSync;
+            if (ds != null) {
+                ds.close();
             }
         } finally {
             NativeIo.POSIX.close(fd);
