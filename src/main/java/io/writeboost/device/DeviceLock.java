@@ -6,7 +6,6 @@ import jnr.posix.FileStat;
 
 import java.io.Closeable;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -36,15 +35,26 @@ import java.util.Map;
  * the claim does not tell who holds it, and /proc/locks does.
  * <p>
  * Both are advisory towards plain opens: {@code check} and {@code dump} read a device in use
- * (and say so, from {@link #holder}).
+ * (and say so, from {@link #holderPid}).
  */
 public final class DeviceLock implements Closeable {
     /** The device is held by another process, or by another lock in this one; the message names the holder. */
     public static final class HeldException extends IOException {
-        HeldException(String message) {
-            super(message);
+        private final long holderPid;
+
+        HeldException(Path path, String role, long holderPid, String holder) {
+            super(path + " (" + role + ") is in use by " + holder);
+            this.holderPid = holderPid;
+        }
+
+        /** The holder's PID as {@link #holderPid(Path)} gives it. */
+        public long holderPid() {
+            return holderPid;
         }
     }
+
+    /** {@link #holderPid} when no process holds the lock, as far as /proc/locks tells. */
+    public static final long NONE = -1;
 
     private static final int LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
     /** Locks held by this process, by device and inode: a second one here says which role has it. */
@@ -77,9 +87,13 @@ public final class DeviceLock implements Closeable {
                 synchronized (HELD_HERE) {
                     here = HELD_HERE.get(keyOf(path));
                 }
-                String holder = here != null ? "this process (as the " + here + ")" : holder(path);
-                throw new HeldException(path + " (" + role + ") is in use by "
-                        + (holder != null ? holder : claimedBy(path) + " (an exclusive open of it is refused)"));
+                long self = ProcessHandle.current().pid();
+                if (here != null) {
+                    throw new HeldException(path, role, self, "this process (as the " + here + ")");
+                }
+                long pid = holderPid(path);
+                throw new HeldException(path, role, pid, pid == NONE ? claimedBy(path) + " (an exclusive open of it is refused)"
+                        : named(pid));
             }
             throw new IOException(path + ": cannot open: " + NativeIo.lastError() + " (" + role + ")");
         }
@@ -88,16 +102,15 @@ public final class DeviceLock implements Closeable {
             synchronized (HELD_HERE) {
                 String here = HELD_HERE.get(key);
                 if (here != null) {
-                    throw new HeldException(path + " (" + role + ") is in use by this process (as the " + here + ")");
+                    throw new HeldException(path, role, ProcessHandle.current().pid(), "this process (as the " + here + ")");
                 }
                 if (NativeIo.POSIX.flock(fd, LOCK_EX | LOCK_NB) != 0) {
                     int errno = NativeIo.POSIX.errno();
                     if (errno != Errno.EWOULDBLOCK.intValue() && errno != Errno.EAGAIN.intValue()) {
                         throw new IOException(path + ": cannot lock: " + NativeIo.lastError() + " (" + role + ")");
                     }
-                    String holder = holder(path);
-                    throw new HeldException(path + " (" + role + ") is in use by "
-                            + (holder != null ? holder : "another process"));
+                    long pid = holderPid(path);
+                    throw new HeldException(path, role, pid, pid == NONE ? "another process" : named(pid));
                 }
                 HELD_HERE.put(key, role);
             }
@@ -114,13 +127,19 @@ public final class DeviceLock implements Closeable {
     }
 
     /**
-     * The process that holds the lock on {@code path}, as "process PID (COMMAND)", or "this
-     * process"; null when /proc/locks shows no lock on it. It only reads: a check that took
-     * the lock, even briefly, could make a server starting meanwhile refuse to start.
+     * The PID of the process that holds the lock on {@code path} ({@code ProcessHandle.current().pid()}
+     * for this one), 0 for one whose PID is not visible here (another PID namespace), or
+     * {@link #NONE} when /proc/locks shows no lock on it. It only reads: a check that took the
+     * lock, even briefly, could make a server starting meanwhile refuse to start.
      */
-    public static String holder(Path path) {
+    public static long holderPid(Path path) {
         String key = keyOf(path);
-        return key == null ? null : holderOf(key);
+        return key == null ? NONE : holderOf(key);
+    }
+
+    /** "process PID", "this process" or "another process": the message when no one above names it better. */
+    private static String named(long pid) {
+        return pid == ProcessHandle.current().pid() ? "this process" : pid > 0 ? "process " + pid : "another process";
     }
 
     /** Releases the lock (and a block device's claim); a second call does nothing. */
@@ -164,36 +183,32 @@ public final class DeviceLock implements Closeable {
         return Long.toHexString(major) + ":" + Long.toHexString(minor) + ":" + st.ino();
     }
 
-    private static String holderOf(String key) {
+    private static long holderOf(String key) {
         List<String> lines;
         try {
             lines = Files.readAllLines(Path.of("/proc/locks"));
         } catch (IOException e) {
-            return null;
+            return NONE;
         }
         long self = ProcessHandle.current().pid();
-        String other = null;
-        boolean mine = false;
+        long found = NONE;
         for (String line : lines) {
             // "1: FLOCK  ADVISORY  WRITE 1234 fe:00:2146411 0 EOF"; a waiter's line has "->" after the number.
             String[] f = line.trim().split("\\s+");
-            if (f.length < 6 || f[1].equals("->") || !f[1].equals("FLOCK") || !keyMatches(f[5], key)) {
+            if (f.length < 6 || !f[1].equals("FLOCK") || !keyMatches(f[5], key)) {
                 continue;
             }
-            long pid;
             try {
-                pid = Long.parseLong(f[4]);
-            } catch (NumberFormatException e) {
-                continue;
-            }
-            if (pid == self) {
-                mine = true;
-            } else if (other == null) {
                 // 0 or -1: a process outside this PID namespace.
-                other = pid > 0 ? describe(pid) : "another process";
+                long pid = Math.max(0, Long.parseLong(f[4]));
+                if (found == NONE || found == self) {
+                    found = pid;
+                }
+            } catch (NumberFormatException ignored) {
+                // Not a lock line.
             }
         }
-        return other != null ? other : mine ? "this process" : null;
+        return found;
     }
 
     /** Leading zeros aside ("fe:00" against "fe:0"). */
@@ -208,57 +223,6 @@ public final class DeviceLock implements Closeable {
         } catch (NumberFormatException e) {
             return false;
         }
-    }
-
-    /** "process PID (COMMAND)", the command shortened as {@link #command} says; without it when it cannot be read. */
-    static String describe(long pid) {
-        try {
-            byte[] raw = Files.readAllBytes(Path.of("/proc", Long.toString(pid), "cmdline"));
-            List<String> argv = new ArrayList<>();
-            int start = 0;
-            for (int i = 0; i < raw.length; i++) {
-                if (raw[i] == 0) {
-                    argv.add(new String(raw, start, i - start, StandardCharsets.UTF_8));
-                    start = i + 1;
-                }
-            }
-            if (start < raw.length) {
-                argv.add(new String(raw, start, raw.length - start, StandardCharsets.UTF_8));
-            }
-            return argv.isEmpty() ? "process " + pid : "process " + pid + " (" + command(argv) + ")";
-        } catch (IOException e) {
-            return "process " + pid;
-        }
-    }
-
-    private static final int COMMAND_MAX = 400;
-
-    /**
-     * A command line for a one-line message: writeboost's Java process (the launcher's
-     * {@code java -jar writeboost.jar ARGS}, or the main class on a class path) as
-     * {@code fuse-mount ARGS}; any other with its class path left out; at most
-     * {@value #COMMAND_MAX} characters.
-     */
-    static String command(List<String> argv) {
-        List<String> shown = new ArrayList<>();
-        for (int i = 0; i < argv.size(); i++) {
-            String a = argv.get(i);
-            boolean writeboostJar = a.equals("-jar") && i + 1 < argv.size()
-                    && Path.of(argv.get(i + 1)).getFileName().toString().startsWith("writeboost");
-            if (a.equals("io.writeboost.cli.Main") || writeboostJar) {
-                shown.clear();
-                shown.add("fuse-mount");
-                shown.addAll(argv.subList(i + (writeboostJar ? 2 : 1), argv.size()));
-                break;
-            }
-            shown.add(a);
-            if ((a.equals("-cp") || a.equals("-classpath") || a.equals("--class-path")) && i + 1 < argv.size()) {
-                shown.add("...");
-                i++;
-            }
-        }
-        String s = String.join(" ", shown).replaceAll("[\\p{Cntrl}]", "?");
-        return s.length() <= COMMAND_MAX ? s : s.substring(0, COMMAND_MAX - 3) + "...";
     }
 
     /**
