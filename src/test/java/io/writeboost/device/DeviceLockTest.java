@@ -123,6 +123,27 @@ class DeviceLockTest {
         assertTrue(java.util.Arrays.equals(new byte[8 << 20], Files.readAllBytes(backingFile)), "mkfs wrote nothing");
     }
 
+    @Test
+    void aMountedBlockDeviceIsRefusedNamingTheMountPoint() throws Exception {
+        Path backingFile = dir.resolve("fs.img");
+        try (FileChannel c = FileChannel.open(backingFile, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            c.write(java.nio.ByteBuffer.allocate(1), (8 << 20) - 1);
+        }
+        Loop.run("mkfs.ext4", "-q", backingFile.toString());
+        Path mountPoint = Files.createDirectories(dir.resolve("m"));
+        try (Loop loop = Loop.attach(backingFile)) {
+            Loop.run("mount", loop.device.toString(), mountPoint.toString());
+            try {
+                DeviceLock.HeldException e = assertThrows(DeviceLock.HeldException.class,
+                        () -> DeviceLock.acquire(loop.device, "backing store"));
+                assertEquals(loop.device + " (backing store) is in use by a file system mounted at " + mountPoint
+                        + " (an exclusive open of it is refused)", e.getMessage());
+            } finally {
+                Loop.run("umount", mountPoint.toString());
+            }
+        }
+    }
+
     /** Holds the lock on its argument until killed, for the test above: says "held" once it does. */
     public static final class Holder {
         public static void main(String[] args) throws Exception {
