@@ -13,6 +13,7 @@ import io.writeboost.format.VolumeEntry;
 import io.writeboost.recovery.Recovery;
 import io.writeboost.recovery.ReplaySegment;
 import io.writeboost.recovery.UpgradeFromV1;
+import io.writeboost.server.ExclusiveUse;
 import io.writeboost.server.Preflight;
 import io.writeboost.server.RequestException;
 import io.writeboost.server.ServerSettings;
@@ -87,7 +88,7 @@ final class OfflineTools {
             }
             return switch (command) {
                 case "check" -> check(m.cache, out);
-                case "dump" -> dump(m.cache, cmd.hasOption("json"), cmd.hasOption("all"), out);
+                case "dump" -> dump(m.cache, cmd.hasOption("json"), cmd.hasOption("all"), out, err);
                 case "upgrade" -> upgrade(m, out);
                 default -> writeback(m, cmd.hasOption("accept-data-loss"), out);
             };
@@ -125,11 +126,34 @@ final class OfflineTools {
         }
     }
 
-    static int check(Path cachePath, PrintStream out) throws IOException {
+    /** A cache read without its lock, and who held the lock meanwhile (null: nobody, as far as /proc/locks tells). */
+    private record Inspected(CacheInspection c, String holder) {
+    }
+
+    /**
+     * check and dump read without the lock, so that they work while a server runs (and cannot
+     * keep one from starting); they look for a holder before and after reading and say so,
+     * since what they read may have changed under them.
+     */
+    private static Inspected inspectUnlocked(Path cachePath) throws IOException {
+        String before = ExclusiveUse.holder(cachePath);
         CacheInspection c = inspect(cachePath);
+        return new Inspected(c, before != null ? before : ExclusiveUse.holder(cachePath));
+    }
+
+    private static String inUse(Path cachePath, String holder) {
+        return cachePath + " is in use by " + holder + ": what is shown was read while it may have been written, and may be stale";
+    }
+
+    static int check(Path cachePath, PrintStream out) throws IOException {
+        Inspected read = inspectUnlocked(cachePath);
+        CacheInspection c = read.c();
         List<String> problems = new ArrayList<>();
         out.printf("cache %s: id %d, format version %d, %d segments, formatted %s%n", cachePath, c.superblock.cacheId(), io.writeboost.format.Superblock.VERSION,
                 c.superblock.nrSegments(), java.time.Instant.ofEpochMilli(c.superblock.formatTimeMillis()));
+        if (read.holder() != null) {
+            out.println("IN USE: " + inUse(cachePath, read.holder()));
+        }
         for (VolumeEntry v : c.superblock.volumes()) {
             out.printf("  volume %d '%s': %d bytes, formatted on %s%n", v.deviceId(), v.name(), v.sizeBytes(), v.path());
         }
@@ -178,7 +202,7 @@ final class OfflineTools {
             out.printf("dirty lines of volume %d '%s': %d%n", v.deviceId(), v.name(), dirty[v.deviceId()]);
         }
         out.println("clean shutdown: " + (c.record == null ? "unknown (no valid record)"
-                : c.record.cleanShutdown() ? "yes" : "no (crashed, or still mounted)"));
+                : c.record.cleanShutdown() ? "yes" : read.holder() != null ? "no (in use)" : "no (crashed, or still mounted)"));
         if (c.record != null && c.record.lostRangesTotal() > 0) {
             out.printf("data loss accepted since the format: %d line(s) in %d range(s)%n", c.record.lostLines(), c.record.lostRangesTotal());
             for (io.writeboost.format.LostRange r : c.record.lostRanges()) {
@@ -201,8 +225,13 @@ final class OfflineTools {
                 + (r.verifyAtStart() ? ", a vouched segment failed its checksum in the last run" : "");
     }
 
-    static int dump(Path cachePath, boolean json, boolean all, PrintStream out) throws IOException {
-        CacheInspection c = inspect(cachePath);
+    static int dump(Path cachePath, boolean json, boolean all, PrintStream out, PrintStream err) throws IOException {
+        Inspected read = inspectUnlocked(cachePath);
+        CacheInspection c = read.c();
+        if (read.holder() != null) {
+            // On stderr: the dump itself stays one JSON object a line.
+            err.println("fuse-mount dump: " + inUse(cachePath, read.holder()));
+        }
         long lastMigrated = c.replay.lastMigratedId();
         List<CacheInspection.Slot> slots = new ArrayList<>(c.slots);
         slots.removeIf(s -> s.header() == null || (!all && s.id() <= lastMigrated));
@@ -267,9 +296,10 @@ final class OfflineTools {
 
     static int writeback(MountOptions m, boolean acceptDataLoss, PrintStream out) throws UsageException, RequestException, IOException {
         requireBackings("writeback", m);
-        Preflight.checkVolumeTable(m.cache, m.backings, m.cacheId);
+        ExclusiveUse exclusive = ExclusiveUse.acquire(m.cache, m.backings);
         List<FileBlockDevice> open = new ArrayList<>();
         try {
+            Preflight.checkVolumeTable(m.cache, m.backings, m.cacheId);
             FileBlockDevice cache = FileBlockDevice.open(m.cache.toAbsolutePath());
             open.add(cache);
             Map<Integer, BlockDevice> backings = openBackings(m, i -> i + 1, open);
@@ -292,9 +322,18 @@ final class OfflineTools {
             }
             return 0;
         } finally {
+            close(open, exclusive);
+        }
+    }
+
+    /** Closes the devices, then lets go of them: the locks last as long as a descriptor that can write. */
+    private static void close(List<FileBlockDevice> open, ExclusiveUse exclusive) throws IOException {
+        try {
             for (FileBlockDevice d : open) {
                 d.close();
             }
+        } finally {
+            exclusive.close();
         }
     }
 
@@ -330,6 +369,7 @@ final class OfflineTools {
      */
     static int upgrade(MountOptions m, PrintStream out) throws UsageException, RequestException, IOException {
         requireBackings("upgrade", m);
+        ExclusiveUse exclusive = ExclusiveUse.acquire(m.cache, m.backings);
         List<FileBlockDevice> open = new ArrayList<>();
         try {
             FileBlockDevice cache = FileBlockDevice.open(m.cache.toAbsolutePath());
@@ -369,9 +409,7 @@ final class OfflineTools {
                     Superblock.VERSION, sb.cacheId());
             return 0;
         } finally {
-            for (FileBlockDevice d : open) {
-                d.close();
-            }
+            close(open, exclusive);
         }
     }
 

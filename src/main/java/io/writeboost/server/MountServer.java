@@ -44,17 +44,27 @@ public final class MountServer {
     private volatile boolean signalled;
     private volatile boolean cleanStop;
     private volatile boolean stopping;
+    /** The locks on the cache and backing stores, from {@link #preflight} until {@link #run} has closed the devices. */
+    private ExclusiveUse exclusive;
 
     public MountServer(ServerSettings settings) {
         this.settings = settings;
     }
 
     /**
-     * Checks that need to read the devices, before anything is created or written; see
-     * {@link Preflight}.
+     * Takes the devices for this process ({@link ExclusiveUse}: another server or a tool that
+     * writes holding one is refused), then the checks that need to read them, before anything
+     * is created or written; see {@link Preflight}. A refusal releases the devices again.
      */
     public void preflight() throws RequestException, IOException {
-        Preflight.check(settings);
+        exclusive = ExclusiveUse.acquire(settings.cache(), settings.backings());
+        try {
+            Preflight.check(settings);
+        } catch (RequestException | IOException | RuntimeException e) {
+            exclusive.close();
+            exclusive = null;
+            throw e;
+        }
     }
 
     private static FileBlockDevice createWritten(Path path, long size) throws IOException {
@@ -67,10 +77,13 @@ public final class MountServer {
     }
 
     /** Formats or recovers, mounts and serves; returns the process exit status. */
-    public int run() throws IOException {
+    public int run() throws RequestException, IOException {
         List<FileBlockDevice> open = new ArrayList<>();
         CacheEngine engine = null;
         try {
+            if (exclusive == null) {
+                exclusive = ExclusiveUse.acquire(settings.cache(), settings.backings());
+            }
             Map<Integer, BlockDevice> backings = new LinkedHashMap<>();
             List<VolumeEntry> entries = new ArrayList<>();
             for (int i = 0; i < settings.backings().size(); i++) {
@@ -82,10 +95,14 @@ public final class MountServer {
             }
             // The cache file last: a backing store that fails to open after all leaves no new file behind.
             Path cachePath = settings.cache().toAbsolutePath();
-            FileBlockDevice cache = Files.exists(cachePath) ? FileBlockDevice.open(cachePath)
+            boolean created = !Files.exists(cachePath);
+            FileBlockDevice cache = !created ? FileBlockDevice.open(cachePath)
                     : settings.sparse() ? FileBlockDevice.createSparse(cachePath, settings.cacheSize())
                     : createWritten(cachePath, settings.cacheSize());
             open.add(cache);
+            if (created) {
+                exclusive.add(cachePath, "cache");
+            }
             if (settings.format()) {
                 CacheEngine.format(cache, settings.effectiveCacheId(), entries);
             }
@@ -108,6 +125,10 @@ public final class MountServer {
                 } catch (IOException e) {
                     log.warn("closing {}: {}", d.name(), e.toString());
                 }
+            }
+            if (exclusive != null) {
+                exclusive.close();
+                exclusive = null;
             }
             stopped.countDown();
         }

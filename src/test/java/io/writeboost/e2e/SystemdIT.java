@@ -89,10 +89,15 @@ class SystemdIT {
         }
 
         // The cache must exist before the unit starts it: the administrator formats once.
-        run(repo, List.of(root + "/usr/local/bin/fuse-mount", "--config", root + "/etc/writeboost/t.conf", "--format",
+        String formatted = run(repo, List.of(root + "/usr/local/bin/fuse-mount", "--config", root + "/etc/writeboost/t.conf", "--format",
                 "--cache-size", "16M", "--log-file", dir.resolve("format.log").toString()), null);
+        java.util.regex.Matcher formatServer = java.util.regex.Pattern.compile("server PID (\\d+)").matcher(formatted);
+        assertTrue(formatServer.find(), "the launcher names the server's PID: " + formatted);
+        long formatPid = Long.parseLong(formatServer.group(1));
         run(repo, List.of("fusermount", "-u", mnt.toString()), null);
-        Fixture.waitFor("the formatting server's exit", 60, () -> Files.readString(dir.resolve("format.log")).contains("stopped cleanly"));
+        // Its exit, not its log line, ends the stop: until then it holds the cache, and the unit's start would be refused.
+        Fixture.waitFor("the formatting server's exit", 60, () -> ProcessHandle.of(formatPid).map(h -> !h.isAlive()).orElse(true));
+        assertTrue(Files.readString(dir.resolve("format.log")).contains("stopped cleanly"));
 
         List<String> exec = execLine(units.resolve("writeboost@.service"), "ExecStart", root, "t");
         assertEquals(Arrays.asList(root + "/usr/local/bin/fuse-mount", "--foreground", "--config", root + "/etc/writeboost/t.conf"), exec);

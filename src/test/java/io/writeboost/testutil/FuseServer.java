@@ -52,6 +52,46 @@ public final class FuseServer implements AutoCloseable {
         return new Result(p.exitValue(), new String(out, StandardCharsets.UTF_8), new String(err, StandardCharsets.UTF_8));
     }
 
+    /**
+     * Runs a server that should be refused (with --foreground, {@code mountPoint} last) and
+     * returns what it printed and its status. One that mounts instead is unmounted and waited
+     * for, and an IOException says so: nothing stays mounted either way.
+     */
+    public static Result startExpectingRefusal(Path mountPoint, String... args) throws IOException, InterruptedException {
+        Path state = Files.createTempDirectory("wb-refused");
+        Path ready = state.resolve("ready"), out = state.resolve("stdout"), err = state.resolve("stderr");
+        List<String> all = new ArrayList<>(List.of("--foreground", "--ready-file", ready.toString()));
+        all.addAll(List.of(args));
+        all.add(mountPoint.toString());
+        Process p = new ProcessBuilder(javaCommand(all.toArray(new String[0])))
+                .redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+        p.getOutputStream().close();
+        try {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+            while (p.isAlive()) {
+                if (Files.exists(ready)) {
+                    unmount(mountPoint);
+                    p.waitFor(120, TimeUnit.SECONDS);
+                    throw new IOException("the server mounted " + mountPoint + " instead of being refused");
+                }
+                if (System.nanoTime() > deadline) {
+                    throw new IOException("the server neither mounted nor exited within 120 s");
+                }
+                Thread.sleep(50);
+            }
+            return new Result(p.exitValue(), Files.readString(out), Files.readString(err));
+        } finally {
+            if (p.isAlive()) {
+                p.destroyForcibly();
+                p.waitFor(30, TimeUnit.SECONDS);
+            }
+            unmountLazily(mountPoint);
+            for (Path f : new Path[] {ready, out, err, state}) {
+                Files.deleteIfExists(f);
+            }
+        }
+    }
+
     /** Starts a server with {@code args} (MOUNTPOINT last) and waits until its mount is ready. */
     public static FuseServer start(Path mountPoint, Path log, String... args) throws IOException, InterruptedException {
         Path ready = Files.createTempFile("wb-ready", "");
