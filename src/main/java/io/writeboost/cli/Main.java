@@ -235,7 +235,7 @@ public final class Main {
             };
             w.printf("  %-45s %s (%s)%n", where + k.fileName, k.description, access);
         }
-        w.println("  caches/<id>/stat                              the seed's write/hit/on_buffer/fullsize counters (read-only)");
+        w.println("  caches/<id>/stat                              dm-writeboost's write/hit/on_buffer/fullsize counters (read-only)");
         w.println("  caches/<id>/status                            one readable summary of the cache (read-only)");
         w.println();
         w.println("Stop with: fusermount -u MOUNTPOINT (or SIGTERM/SIGINT to the server): the RAM buffer is flushed and");

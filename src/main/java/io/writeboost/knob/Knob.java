@@ -14,7 +14,7 @@ public enum Knob {
     BARRIER_DEADLINE_MS(Scope.CACHE, "barrier_deadline_ms", Access.READ_WRITE, 0, 60_000, 0,
             "time (ms) a flush waits for more writes before it appends the open segment's new lines to the cache "
                     + "device; 0: as soon as the device is free (flushes arriving during an append's write and sync share "
-                    + "the next one). Above 0 fsyncs wait longer and share more syncs (the seed's default was 3)"),
+                    + "the next one). Above 0 fsyncs wait longer and share more syncs (dm-writeboost's default was 3)"),
     COMMIT_SUPER_BLOCK(Scope.CACHE, "commit_super_block", Access.ACTION, 1, 1, 0,
             "write 1: write the superblock record now"),
     COMMIT_SUPER_BLOCK_INTERVAL(Scope.CACHE, "commit_super_block_interval", Access.READ_WRITE, 0, 86_400, 0,
