@@ -166,8 +166,10 @@ class ControlFilesTest {
 
     /** Runs {@code echo VALUE > FILE} in bash (10 s at most) and checks that it fails with EINVAL. */
     private static void shellEchoRefused(String file, String value) throws Exception {
-        Process p = new ProcessBuilder("timeout", "10", "bash", "-c", "echo " + value + " > \"$0\"", server.file(file).toString())
-                .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+        ProcessBuilder pb = new ProcessBuilder("timeout", "10", "bash", "-c", "echo " + value + " > \"$0\"", server.file(file).toString())
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD);
+        pb.environment().put("LC_ALL", "C");
+        Process p = pb.start();
         String stderr = new String(p.getErrorStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
         if (!p.waitFor(20, java.util.concurrent.TimeUnit.SECONDS)) {
             p.destroyForcibly();
