@@ -52,7 +52,9 @@ public final class Main {
                         + "Without it the launcher returns once the mount is ready and logs to a file").get());
         o.addOption(Option.builder().longOpt("config").hasArg().argName("FILE")
                 .desc("read settings from FILE: 'key = value' lines (cache, backing, mountpoint, cache-id, log-file, log-level, "
-                        + "drain-on-stop, async-dio, parallel-direct-writes, or a knob name), '#' comments; the command line overrides it").get());
+                        + "drain-on-stop, async-dio, parallel-direct-writes, or a knob name), each key once (backing once per "
+                        + "volume); '#' at a line's start or after whitespace starts a comment, a quoted value is taken whole; "
+                        + "the command line overrides it").get());
         o.addOption(Option.builder().longOpt("drain-on-stop")
                 .desc("at stop, write every dirty line back and sync the backing stores first, leaving the cache clean").get());
         o.addOption(Option.builder().longOpt("async-dio").hasArg().argName("on|off")
@@ -233,7 +235,7 @@ public final class Main {
             };
             w.printf("  %-45s %s (%s)%n", where + k.fileName, k.description, access);
         }
-        w.println("  caches/<id>/stat                              the seed's write/hit/on_buffer/fullsize counters (read-only)");
+        w.println("  caches/<id>/stat                              dm-writeboost's write/hit/on_buffer/fullsize counters (read-only)");
         w.println("  caches/<id>/status                            one readable summary of the cache (read-only)");
         w.println();
         w.println("Stop with: fusermount -u MOUNTPOINT (or SIGTERM/SIGINT to the server): the RAM buffer is flushed and");

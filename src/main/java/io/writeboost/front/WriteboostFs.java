@@ -108,6 +108,11 @@ public final class WriteboostFs {
         if (c != null) {
             return (flags & O_ACCMODE) != O_RDONLY && !c.writable() ? -Errno.EACCES.intValue() : 0;
         }
+        return notAFile(path);
+    }
+
+    /** The error for a call on a file at {@code path}, which is neither an image nor a control file. */
+    private int notAFile(String path) {
         return dirs.containsKey(path) ? -Errno.EISDIR.intValue() : -Errno.ENOENT.intValue();
     }
 
@@ -157,7 +162,7 @@ public final class WriteboostFs {
         }
         ControlFile c = controls.get(path);
         if (c == null) {
-            return dirs.containsKey(path) ? -Errno.EISDIR.intValue() : -Errno.ENOENT.intValue();
+            return notAFile(path);
         }
         try {
             byte[] content = c.read().getBytes(StandardCharsets.UTF_8);
@@ -180,7 +185,7 @@ public final class WriteboostFs {
         }
         ControlFile c = controls.get(path);
         if (c == null) {
-            return dirs.containsKey(path) ? -Errno.EISDIR.intValue() : -Errno.ENOENT.intValue();
+            return notAFile(path);
         }
         if (!c.writable()) {
             log.warn("{}: refused a write: the file is read-only", path);
@@ -235,7 +240,7 @@ public final class WriteboostFs {
             // "echo 1 > file" opens with O_TRUNC before it writes: allowed, and a no-op.
             return !c.writable() ? -Errno.EACCES.intValue() : size == 0 ? 0 : -Errno.EINVAL.intValue();
         }
-        return dirs.containsKey(path) ? -Errno.EISDIR.intValue() : -Errno.ENOENT.intValue();
+        return notAFile(path);
     }
 
     public int fallocate(String path, int mode, long offset, long length) {

@@ -157,6 +157,7 @@ public final class FuseLoop {
     private final List<Thread> workers = new ArrayList<>();
     private volatile int error;
     private final Grants grants;
+    private final CallbackFailures failures = new CallbackFailures();
     /**
      * A channel of our own on the same /dev/fuse descriptor, whose send patches the reply:
      * INIT and OPEN requests are processed with it, every other request with libfuse's
@@ -312,6 +313,12 @@ public final class FuseLoop {
             }
             try {
                 fuse.fuse_session_process(session, buf, n, replyChan);
+            } catch (Throwable t) {
+                // A callback let a throwable through to libfuse (JnrFuseMount's let none through;
+                // another file system's, or jnr-fuse's own wrappers, may): it surfaces here, after
+                // libfuse answered with whatever the closure returned. The worker must survive it,
+                // or each such request takes one more worker away, and the last one the mount.
+                failures.report("FUSE request (opcode " + opcode + ")", t, "libfuse had answered it already");
             } finally {
                 request.opcode = 0;
                 request.parallelDirectWrites = false;
@@ -331,6 +338,26 @@ public final class FuseLoop {
      * the reply to the INIT or OPEN request this thread is processing.
      */
     private int patchSend(Pointer ch, Pointer iov, long count) {
+        try {
+            patch(iov, count);
+        } catch (Throwable t) {
+            // The reply goes out unpatched: a request left without one would hang its caller.
+            failures.report("patching a FUSE reply", t, "sent without the granted bits");
+        }
+        long written = libc().writev(fd, iov, (int) count);
+        if (written < 0) {
+            int errno = runtime.getLastError();
+            if (errno != ENOENT && fuse.fuse_session_exited(session) == 0) {
+                // ENOENT: the kernel dropped an interrupted request; libfuse stays quiet about it too.
+                log.warn("writing a reply to /dev/fuse failed: errno {}", errno);
+            }
+            return -errno;
+        }
+        return 0;
+    }
+
+    /** Sets the granted bits in the reply to the INIT or OPEN request this thread is processing. */
+    private void patch(Pointer iov, long count) {
         Request r = CURRENT.get();
         int iovSize = 2 * runtime.addressSize();
         if (r != null && r.opcode != 0 && count >= 2) {
@@ -347,15 +374,5 @@ public final class FuseLoop {
                 }
             }
         }
-        long written = libc().writev(fd, iov, (int) count);
-        if (written < 0) {
-            int errno = runtime.getLastError();
-            if (errno != ENOENT && fuse.fuse_session_exited(session) == 0) {
-                // ENOENT: the kernel dropped an interrupted request; libfuse stays quiet about it too.
-                log.warn("writing a reply to /dev/fuse failed: errno {}", errno);
-            }
-            return -errno;
-        }
-        return 0;
     }
 }

@@ -30,6 +30,8 @@ public final class JnrFuseMount extends FuseStubFS {
 
     private final WriteboostFs fs;
     private final ReadyListener ready;
+    /** Every callback catches what its code lets through and hands it here ({@link CallbackFailures}). */
+    private final CallbackFailures failures = new CallbackFailures();
     private final long uid, gid;
     private final long startSeconds = System.currentTimeMillis() / 1000;
 
@@ -52,19 +54,36 @@ public final class JnrFuseMount extends FuseStubFS {
     }
 
     private int rawRead(Pointer path, Pointer buf, long size, long offset, Pointer fi) {
-        long handle = RawDataPath.handle(fi);
-        if (handle != 0) {
-            return fs.readVolume(handle, wrap(buf, size), offset);
+        try {
+            long handle = RawDataPath.handle(fi);
+            if (handle != 0) {
+                return fs.readVolume(handle, wrap(buf, size), offset);
+            }
+            return read(path.getString(0), buf, size, offset, FuseFileInfo.of(fi));
+        } catch (Throwable t) {
+            return failures.answerEio("read", pathOf(path), t);
         }
-        return read(path.getString(0), buf, size, offset, FuseFileInfo.of(fi));
     }
 
     private int rawWrite(Pointer path, Pointer buf, long size, long offset, Pointer fi) {
-        long handle = RawDataPath.handle(fi);
-        if (handle != 0) {
-            return fs.writeVolume(handle, wrap(buf, size), offset);
+        try {
+            long handle = RawDataPath.handle(fi);
+            if (handle != 0) {
+                return fs.writeVolume(handle, wrap(buf, size), offset);
+            }
+            return write(path.getString(0), buf, size, offset, FuseFileInfo.of(fi));
+        } catch (Throwable t) {
+            return failures.answerEio("write", pathOf(path), t);
         }
-        return write(path.getString(0), buf, size, offset, FuseFileInfo.of(fi));
+    }
+
+    /** The path of a raw call, for a log line. */
+    private static String pathOf(Pointer path) {
+        try {
+            return path == null ? null : path.getString(0);
+        } catch (Throwable t) {
+            return "(path unreadable)";
+        }
     }
 
     /**
@@ -97,12 +116,24 @@ public final class JnrFuseMount extends FuseStubFS {
 
     @Override
     public Pointer init(Pointer conn) {
-        ready.ready();
+        try {
+            ready.ready();
+        } catch (Throwable t) {
+            failures.report("FUSE init", t, "the mount is served all the same");
+        }
         return null;
     }
 
     @Override
     public int getattr(String path, FileStat stat) {
+        try {
+            return attributes(path, stat);
+        } catch (Throwable t) {
+            return failures.answerEio("getattr", path, t);
+        }
+    }
+
+    private int attributes(String path, FileStat stat) {
         WriteboostFs.Attr a = fs.getattr(path);
         if (a == null) {
             return -Errno.ENOENT.intValue();
@@ -123,33 +154,42 @@ public final class JnrFuseMount extends FuseStubFS {
 
     @Override
     public int readdir(String path, Pointer buf, FuseFillDir filler, @off_t long offset, FuseFileInfo fi) {
-        List<String> entries = fs.list(path);
-        if (entries == null) {
-            return fs.exists(path) ? -Errno.ENOTDIR.intValue() : -Errno.ENOENT.intValue();
+        try {
+            List<String> entries = fs.list(path);
+            if (entries == null) {
+                return fs.exists(path) ? -Errno.ENOTDIR.intValue() : -Errno.ENOENT.intValue();
+            }
+            filler.apply(buf, ".", null, 0);
+            filler.apply(buf, "..", null, 0);
+            for (String e : entries) {
+                filler.apply(buf, e, null, 0);
+            }
+            return 0;
+        } catch (Throwable t) {
+            return failures.answerEio("readdir", path, t);
         }
-        filler.apply(buf, ".", null, 0);
-        filler.apply(buf, "..", null, 0);
-        for (String e : entries) {
-            filler.apply(buf, e, null, 0);
-        }
-        return 0;
     }
 
     @Override
     public int open(String path, FuseFileInfo fi) {
-        int rc = fs.open(path, fi.flags.get());
-        if (rc == 0) {
-            long handle = fs.handleOf(path);
-            fi.fh.set(handle);
-            if (handle != 0) {
-                // Volumes only: the engine serves concurrent writes to one volume; a control
-                // file's write is a knob change, kept one at a time as before.
-                FuseLoop.grantParallelDirectWrites();
+        try {
+            int rc = fs.open(path, fi.flags.get());
+            if (rc == 0) {
+                long handle = fs.handleOf(path);
+                fi.fh.set(handle);
+                if (handle != 0) {
+                    // Volumes only: the engine serves concurrent writes to one volume; a control
+                    // file's write is a knob change, kept one at a time as before.
+                    FuseLoop.grantParallelDirectWrites();
+                }
             }
+            return rc;
+        } catch (Throwable t) {
+            return failures.answerEio("open", path, t);
         }
-        return rc;
     }
 
+    // Reached from rawRead and rawWrite, which catch what these let through.
     @Override
     public int read(String path, Pointer buf, @size_t long size, @off_t long offset, FuseFileInfo fi) {
         return fs.read(path, wrap(buf, size), offset);
@@ -166,7 +206,11 @@ public final class JnrFuseMount extends FuseStubFS {
 
     @Override
     public int fsync(String path, int isdatasync, FuseFileInfo fi) {
-        return fs.fsync(path);
+        try {
+            return fs.fsync(path);
+        } catch (Throwable t) {
+            return failures.answerEio("fsync", path, t);
+        }
     }
 
     @Override
@@ -181,21 +225,41 @@ public final class JnrFuseMount extends FuseStubFS {
 
     @Override
     public int truncate(String path, @off_t long size) {
-        return fs.truncate(path, size);
+        try {
+            return fs.truncate(path, size);
+        } catch (Throwable t) {
+            return failures.answerEio("truncate", path, t);
+        }
     }
 
     @Override
     public int ftruncate(String path, @off_t long size, FuseFileInfo fi) {
-        return fs.truncate(path, size);
+        try {
+            return fs.truncate(path, size);
+        } catch (Throwable t) {
+            return failures.answerEio("ftruncate", path, t);
+        }
     }
 
     @Override
     public int fallocate(String path, int mode, @off_t long off, @off_t long length, FuseFileInfo fi) {
-        return fs.fallocate(path, mode, off, length);
+        try {
+            return fs.fallocate(path, mode, off, length);
+        } catch (Throwable t) {
+            return failures.answerEio("fallocate", path, t);
+        }
     }
 
     @Override
     public int statfs(String path, Statvfs st) {
+        try {
+            return fileSystemStats(st);
+        } catch (Throwable t) {
+            return failures.answerEio("statfs", path, t);
+        }
+    }
+
+    private int fileSystemStats(Statvfs st) {
         WriteboostFs.FsStats s = fs.statfs();
         st.f_bsize.set(s.blockSize());
         st.f_frsize.set(s.blockSize());
@@ -211,10 +275,15 @@ public final class JnrFuseMount extends FuseStubFS {
 
     @Override
     public int access(String path, int mask) {
-        return fs.exists(path) ? 0 : -Errno.ENOENT.intValue();
+        try {
+            return fs.exists(path) ? 0 : -Errno.ENOENT.intValue();
+        } catch (Throwable t) {
+            return failures.answerEio("access", path, t);
+        }
     }
 
-    // The tree is fixed: nothing can be created, removed, renamed or re-owned.
+    // The tree is fixed: nothing can be created, removed, renamed or re-owned. The calls below
+    // that only return an errno cannot throw; those that look the path up catch as above.
     @Override
     public int mknod(String path, @mode_t long mode, long rdev) {
         return -Errno.EPERM.intValue();
@@ -227,7 +296,11 @@ public final class JnrFuseMount extends FuseStubFS {
 
     @Override
     public int create(String path, @mode_t long mode, FuseFileInfo fi) {
-        return fs.exists(path) ? -Errno.EEXIST.intValue() : -Errno.EPERM.intValue();
+        try {
+            return fs.exists(path) ? -Errno.EEXIST.intValue() : -Errno.EPERM.intValue();
+        } catch (Throwable t) {
+            return failures.answerEio("create", path, t);
+        }
     }
 
     @Override
@@ -267,6 +340,10 @@ public final class JnrFuseMount extends FuseStubFS {
 
     @Override
     public int utimens(String path, Timespec[] timespec) {
-        return fs.exists(path) ? -Errno.EPERM.intValue() : -Errno.ENOENT.intValue();
+        try {
+            return fs.exists(path) ? -Errno.EPERM.intValue() : -Errno.ENOENT.intValue();
+        } catch (Throwable t) {
+            return failures.answerEio("utimens", path, t);
+        }
     }
 }

@@ -27,7 +27,7 @@ public enum Knob {
     BARRIER_DEADLINE_MS(Scope.CACHE, "barrier_deadline_ms", Access.READ_WRITE, 0, 60_000, 0,
             "time (ms) a flush waits for more writes before it appends the open segment's new lines to the cache "
                     + "device; 0: as soon as the device is free (flushes arriving during an append's write and sync share "
-                    + "the next one). Above 0 fsyncs wait longer and share more syncs (the seed's default was 3)"),
+                    + "the next one). Above 0 fsyncs wait longer and share more syncs (dm-writeboost's default was 3)"),
     COMMIT_SUPER_BLOCK(Scope.CACHE, "commit_super_block", Access.ACTION, 1, 1, 0,
             "write 1: write the superblock record now"),
     COMMIT_SUPER_BLOCK_INTERVAL(Scope.CACHE, "commit_super_block_interval", Access.READ_WRITE, 0, 86_400, 0,
@@ -116,23 +116,37 @@ public enum Knob {
     }
 
     /**
-     * Parses a value written by a user: decimal digits, optionally one trailing newline, within
-     * [min, max]. Anything else is refused with the reason.
+     * Parses a value written by a user: ASCII decimal digits (leading zeros allowed, any number
+     * of them), optionally one trailing newline, within [min, max]. Anything else is refused
+     * with the reason; nothing here throws anything but a KnobException, whatever the text.
      */
     public long parse(String text) throws KnobException {
         if (access == Access.READ_ONLY) {
             throw new KnobException(fileName + " is read-only");
         }
         String s = text.endsWith("\n") ? text.substring(0, text.length() - 1) : text;
-        if (s.isEmpty() || s.length() > 19 || !s.chars().allMatch(c -> c >= '0' && c <= '9')) {
+        if (s.isEmpty() || !s.chars().allMatch(c -> c >= '0' && c <= '9')) {
             throw new KnobException(fileName + ": '" + printable(text) + "' is not a non-negative decimal number");
         }
-        long v = Long.parseLong(s);
+        int first = 0;
+        while (first < s.length() - 1 && s.charAt(first) == '0') {
+            first++;
+        }
+        String digits = s.substring(first);
+        // Above Long.MAX_VALUE (more than 19 digits, or 19 that compare higher) Long.parseLong
+        // would throw; such a number is above every knob's maximum anyway.
+        if (digits.length() > LONG_MAX_DIGITS.length()
+                || (digits.length() == LONG_MAX_DIGITS.length() && digits.compareTo(LONG_MAX_DIGITS) > 0)) {
+            throw new KnobException(fileName + ": " + printable(digits) + " is out of range " + min + ".." + max);
+        }
+        long v = Long.parseLong(digits);
         if (v < min || v > max) {
             throw new KnobException(fileName + ": " + v + " is out of range " + min + ".." + max);
         }
         return v;
     }
+
+    private static final String LONG_MAX_DIGITS = Long.toString(Long.MAX_VALUE);
 
     private static String printable(String s) {
         StringBuilder b = new StringBuilder();

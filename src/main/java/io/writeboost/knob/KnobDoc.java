@@ -9,10 +9,11 @@ public final class KnobDoc {
         b.append("# Knobs\n\n")
                 .append("Generated from `src/main/java/io/writeboost/knob/Knob.java` by `./fuse-mount --knobs-doc`;\n")
                 .append("a test fails when this file and the table differ. Names and meanings follow dm-writeboost's sysfs.\n")
-                .append("A read gives the value and a newline. A write takes a decimal number (one trailing newline allowed)\n")
-                .append("within the range; anything else is refused with EINVAL (EACCES for a read-only file) and changes\n")
-                .append("nothing, and the log says why. Writing nothing (`: > file`) changes nothing. Actions run when 1 is\n")
-                .append("written and return when done.\n");
+                .append("A read gives the value and a newline. A write takes a decimal number in ASCII digits (leading\n")
+                .append("zeros and one trailing newline allowed) within the range; anything else, a number past the range\n")
+                .append("however many digits it has included, is refused with EINVAL (EACCES for a read-only file) and\n")
+                .append("changes nothing, and the log says why; `-o` refuses it with exit status 2. Writing nothing\n")
+                .append("(`: > file`) changes nothing. Actions run when 1 is written and return when done.\n");
         for (Knob.Scope scope : Knob.Scope.values()) {
             b.append("\n## ").append(scope == Knob.Scope.CACHE ? "Cache knobs: `caches/<cache_id>/`" : "Volume knobs: `devices/<device_id>/`")
                     .append("\n\n| name | access | range | default | meaning |\n| --- | --- | --- | --- | --- |\n");

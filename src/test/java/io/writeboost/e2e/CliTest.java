@@ -116,6 +116,11 @@ class CliTest {
         refused("an action and cannot be set", mount("-o", "flush_current_buffer=1"));
         refused("expected KNOB=VALUE", mount("-o", "allow_migrate"));
         refused("out of range 0..100", mount("-o", "migrate_threshold=101"));
+        // Past Long.MAX_VALUE, whatever the number of digits: out of range like any other value.
+        refused("-o sequential_cutoff=9223372036854775808: sequential_cutoff: 9223372036854775808 is out of range 0..1073741824",
+                mount("-o", "sequential_cutoff=9223372036854775808"));
+        refused("is out of range 0..1073741824", mount("-o", "allow_migrate=1,sequential_cutoff=" + "9".repeat(100)));
+        refused("is not a non-negative decimal number", mount("-o", "sequential_cutoff=-9223372036854775809"));
         for (Knob k : Knob.values()) {
             if (k.access == Knob.Access.READ_WRITE && k.max < Long.MAX_VALUE) {
                 refused("out of range", mount("-o", k.fileName + "=" + (k.max + 1)));

@@ -132,6 +132,53 @@ class ControlFilesTest {
         assertEquals(expectedAfter, server.read(file), file + " changed after a refused write");
     }
 
+    /**
+     * A number past Long.MAX_VALUE, written as a user would ({@code echo N > file} in a shell):
+     * refused with EINVAL, so the shell's echo fails and returns (a write answered with 0 bytes
+     * would have it retry for ever), nothing changes, and the mount serves on, many refusals later.
+     */
+    @Test
+    void aNumberPastLongMaxFromTheShellIsRefusedAndTheMountServesOn() throws Exception {
+        String cutoff = path(Knob.SEQUENTIAL_CUTOFF);
+        String before = server.read(cutoff);
+        String[] huge = {"9223372036854775808", "9999999999999999999", "18446744073709551616", "9".repeat(100),
+                "00009223372036854775808"};
+        for (int round = 0; round < 3; round++) {
+            for (String value : huge) {
+                shellEchoRefused(cutoff, value);
+                assertEquals(before, server.read(cutoff), cutoff + " changed after a refused write of " + value);
+            }
+        }
+        for (Knob k : Knob.values()) {
+            if (k.writable()) {
+                String was = server.read(path(k));
+                shellEchoRefused(path(k), "9223372036854775808");
+                assertEquals(was, server.read(path(k)), path(k));
+            }
+        }
+        assertTrue(server.read("caches/3/status").contains("\nstate: ok\n"), "status is served");
+        Files.writeString(server.file(cutoff), "1048576\n");
+        assertEquals("1048576\n", server.read(cutoff), "a valid value still takes effect");
+        Files.writeString(server.file(cutoff), before);
+        assertEquals(before, server.read(cutoff));
+        assertTrue(server.alive());
+    }
+
+    /** Runs {@code echo VALUE > FILE} in bash (10 s at most) and checks that it fails with EINVAL. */
+    private static void shellEchoRefused(String file, String value) throws Exception {
+        ProcessBuilder pb = new ProcessBuilder("timeout", "10", "bash", "-c", "echo " + value + " > \"$0\"", server.file(file).toString())
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD);
+        pb.environment().put("LC_ALL", "C");
+        Process p = pb.start();
+        String stderr = new String(p.getErrorStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        if (!p.waitFor(20, java.util.concurrent.TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            fail("echo " + value + " > " + file + " did not return");
+        }
+        assertEquals(1, p.exitValue(), "echo " + value + " > " + file + " returns with an error (124: timed out): " + stderr);
+        assertTrue(stderr.contains("write error: Invalid argument"), stderr);
+    }
+
     @Test
     void actionsActWhenWritten() throws Exception {
         try (var f = java.nio.channels.FileChannel.open(server.file("vol"), java.nio.file.StandardOpenOption.WRITE)) {

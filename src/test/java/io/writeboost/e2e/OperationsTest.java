@@ -49,15 +49,18 @@ class OperationsTest {
     @Test
     void configFileIsReadAndTheCommandLineOverridesIt() throws Exception {
         Path mnt = Files.createDirectories(dir.resolve("mnt"));
-        Fixture.sparse(dir.resolve("disk.img"), 8 << 20);
-        Path conf = config("# a comment", "cache = " + dir.resolve("cache.img") + "   # trailing comment",
-                "backing = data=" + dir.resolve("disk.img"), "mountpoint = " + dir.resolve("elsewhere"),
+        // A '#' inside a value is part of it unless whitespace comes before it; a quoted value is taken whole.
+        Path disk = Fixture.sparse(dir.resolve("disk#1.img"), 8 << 20);
+        Path conf = config("# a comment", "cache = \"" + dir.resolve("cache #2.img") + "\"   # trailing comment",
+                "backing = data=" + disk + "\t# the volume", "mountpoint = " + dir.resolve("elsewhere"),
                 "allow_migrate = 1", "barrier_deadline_ms = 7", "", "cache-id = 4", "async-dio = off", "parallel-direct-writes = no");
         try (FuseServer s = FuseServer.start(mnt, dir.resolve("log"), "--config", conf.toString(), "--format", "--cache-size", "8M",
                 "-o", "allow_migrate=0", "--async-dio", "on")) {
             assertEquals("0\n", s.read("caches/4/allow_migrate"), "-o overrides the file");
             assertEquals("7\n", s.read("caches/4/barrier_deadline_ms"), "from the file");
             assertTrue(Files.exists(s.file("data")));
+            assertEquals(disk.toAbsolutePath() + "\n", s.read("devices/1/dev"));
+            assertTrue(Files.size(dir.resolve("cache #2.img")) == 8 << 20, "the cache file, named as quoted");
             String log = Files.readString(s.log);
             assertTrue(log.contains("async direct I/O on, parallel direct writes off"), "the file turns one off, the command line "
                     + "the other on again");
@@ -77,6 +80,10 @@ class OperationsTest {
                 {":1: expected 'key = value'", "cache /x"},
                 {":2: drain-on-stop = maybe: expected yes or no", cache, "drain-on-stop = maybe"},
                 {":2: log-level has no value", cache, "log-level ="},
+                {":3: allow_migrate is given a second time (first on line 2); give each key once", cache, "allow_migrate = 1",
+                        "allow_migrate = 0"},
+                {":3: cache is given a second time (first on line 1)", cache, "# the same again", cache},
+                {":1: cache: the value's opening \" has no closing \"", "cache = \"" + dir.resolve("cache.img")},
         };
         for (String[] c : cases) {
             Path conf = config(java.util.Arrays.copyOfRange(c, 1, c.length));

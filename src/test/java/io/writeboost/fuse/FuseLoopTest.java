@@ -3,10 +3,12 @@ package io.writeboost.fuse;
 import com.sun.nio.file.ExtendedOpenOption;
 import io.writeboost.testutil.FuseServer;
 import io.writeboost.testutil.Loop;
+import io.writeboost.testutil.QuietLogs;
 import jnr.ffi.Pointer;
 import jnr.ffi.types.off_t;
 import jnr.ffi.types.size_t;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 import ru.serce.jnrfuse.ErrorCodes;
 import ru.serce.jnrfuse.FuseStubFS;
@@ -140,6 +142,97 @@ class FuseLoopTest {
         assertFalse(loop.isAlive(), "the loop returns after the unmount");
         assertNull(loopError.get());
         assertFalse(Files.readString(Path.of("/proc/mounts")).contains(mnt.toString()));
+    }
+
+    /**
+     * "ok" reads as 4096 bytes of 'x'; a read of "throw" throws, with nothing in the file
+     * system to catch it (as in a file system without JnrFuseMount's catch-all).
+     */
+    static final class Throwing extends FuseStubFS {
+        final AtomicInteger thrown = new AtomicInteger();
+
+        @Override
+        public int getattr(String path, FileStat stat) {
+            if (path.equals("/")) {
+                stat.st_mode.set(FileStat.S_IFDIR | 0755);
+                stat.st_nlink.set(2);
+                return 0;
+            }
+            if (path.equals("/ok") || path.equals("/throw")) {
+                stat.st_mode.set(FileStat.S_IFREG | 0644);
+                stat.st_nlink.set(1);
+                stat.st_size.set(4096);
+                return 0;
+            }
+            return -ErrorCodes.ENOENT();
+        }
+
+        @Override
+        public int open(String path, FuseFileInfo fi) {
+            return 0;
+        }
+
+        @Override
+        public int read(String path, Pointer buf, @size_t long size, @off_t long offset, FuseFileInfo fi) {
+            if (path.equals("/throw")) {
+                thrown.incrementAndGet();
+                throw new IllegalStateException("injected: a callback that throws");
+            }
+            long n = Math.max(0, Math.min(size, 4096 - offset));
+            for (int i = 0; i < n; i++) {
+                buf.putByte(i, (byte) 'x');
+            }
+            return (int) n;
+        }
+
+        ru.serce.jnrfuse.struct.FuseOperations fuseOperations() {
+            return fuseOperations;
+        }
+    }
+
+    /**
+     * An exception that a callback lets through to libfuse costs no worker: after more of them
+     * than the loop can have workers, the loop still runs and serves. (What libfuse answered
+     * those requests with is the callback's business: JnrFuseMount answers EIO, see
+     * CallbackFailureTest.)
+     */
+    @Test
+    @ExtendWith(QuietLogs.class)
+    void anExceptionThroughLibfuseCostsNoWorker(@TempDir Path dir) throws Exception {
+        Path mnt = Files.createDirectories(dir.resolve("mnt"));
+        Throwing fs = new Throwing();
+        AtomicReference<Throwable> loopError = new AtomicReference<>();
+        Thread loop = new Thread(() -> {
+            try {
+                FuseLoop.run(new String[] {"fuselooptest", "-f", mnt.toString(), "-o", "direct_io,default_permissions"},
+                        fs.fuseOperations(), "t-fuse", FuseLoop.Grants.ALL);
+            } catch (Throwable t) {
+                loopError.set(t);
+            }
+        });
+        loop.start();
+        try {
+            for (int i = 0; i < 100 && !Files.exists(mnt.resolve("ok")); i++) {
+                Thread.sleep(50);
+            }
+            assertTrue(Files.exists(mnt.resolve("ok")), "mounted");
+            int requests = 2 * FuseLoop.MAX_WORKERS + 1;
+            for (int i = 0; i < requests; i++) {
+                try (FileChannel f = FileChannel.open(mnt.resolve("throw"), StandardOpenOption.READ)) {
+                    f.read(ByteBuffer.allocate(4096), 0);
+                } catch (java.io.IOException answered) {
+                    // whatever libfuse made of it
+                }
+            }
+            assertEquals(requests, fs.thrown.get(), "every read reached the callback");
+            assertTrue(loop.isAlive(), "the loop runs on");
+            assertEquals(4096, Files.readAllBytes(mnt.resolve("ok")).length, "and serves");
+        } finally {
+            FuseServer.unmount(mnt);
+            loop.join(10_000);
+        }
+        assertFalse(loop.isAlive(), "the loop returns after the unmount");
+        assertNull(loopError.get());
     }
 
     /**

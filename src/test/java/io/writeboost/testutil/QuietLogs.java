@@ -20,8 +20,9 @@ import java.util.ArrayDeque;
  * For tests that provoke failures on purpose (power cuts, injected I/O errors, damaged
  * segments): the engine logs each one as it must in production, which in such a test is
  * hundreds of lines that say nothing new. While the test runs its log events are held in
- * memory; afterwards one line says how many were held back and shows the first, and a test
- * that failed gets the last {@value #KEEP} printed as well, for the diagnosis.
+ * memory; afterwards one line says how many were held back and shows the first line of the
+ * first (not the stack trace it may carry), and a test that failed gets the last
+ * {@value #KEEP} printed as well, for the diagnosis.
  */
 public final class QuietLogs implements BeforeEachCallback, AfterEachCallback {
     static final int KEEP = 40;
@@ -56,7 +57,7 @@ public final class QuietLogs implements BeforeEachCallback, AfterEachCallback {
         synchronized (capture) {
             if (capture.total > 0) {
                 System.out.printf("%s: %d log line(s) held back (%d ERROR, %d WARN; the test provokes them), the first: %s%n",
-                        test, capture.total, capture.errors, capture.warnings, capture.first.strip());
+                        test, capture.total, capture.errors, capture.warnings, capture.first.lines().findFirst().orElse(""));
             }
             if (context.getExecutionException().isPresent() && !capture.last.isEmpty()) {
                 System.out.printf("%s failed; its last %d log line(s):%n", test, capture.last.size());
