@@ -28,7 +28,11 @@ final class BackingStores {
     private final BackingRanges ranges = new BackingRanges();
     private final BackingBusy busy = new BackingBusy();
 
-    BackingStores(Map<Integer, BlockDevice> byId) {
+    /** Told of a failed sync (see {@link #sync}). */
+    private final Health health;
+
+    BackingStores(Map<Integer, BlockDevice> byId, Health health) {
+        this.health = health;
         for (Map.Entry<Integer, BlockDevice> e : byId.entrySet()) {
             devices[e.getKey()] = e.getValue();
             sectors[e.getKey()] = e.getValue().size() / Layout.SECTOR_SIZE;
@@ -149,11 +153,21 @@ final class BackingStores {
         changedSinceSync.set(dev, 1);
     }
 
-    /** Syncs a store: every completed write to it is on stable storage when this returns; {@code writeback}: for writeback. */
+    /**
+     * Syncs a store: every completed write to it is on stable storage when this returns;
+     * {@code writeback}: for writeback. A failed sync fails the engine, whoever asked for it:
+     * the kernel reports a write-back error once per open file, after which the pages it
+     * concerned are gone and later syncs succeed, so a retry could turn a lost bypassed write
+     * or punch into an fsync that returns success. Writeback's own lines stay dirty in the
+     * cache and are written back at the next start.
+     */
     void sync(int dev, boolean writeback) throws IOException {
         busy.begin(dev, writeback);
         try {
             devices[dev].sync();
+        } catch (IOException e) {
+            health.fail(new IOException("syncing backing store " + devices[dev].name() + " failed: " + e.getMessage(), e));
+            throw e;
         } finally {
             busy.end(dev, writeback);
         }
@@ -168,12 +182,7 @@ final class BackingStores {
     void syncChanged() throws IOException {
         for (int dev = 1; dev <= Layout.MAX_DEVICE_ID; dev++) {
             if (changedSinceSync.getAndSet(dev, 0) != 0) {
-                try {
-                    sync(dev, false);
-                } catch (IOException e) {
-                    changedSinceSync.set(dev, 1);
-                    throw e;
-                }
+                sync(dev, false);
             }
         }
     }

@@ -172,7 +172,7 @@ public final class CacheEngine implements Closeable {
         int nrSegments = sb.nrSegments();
         health = new Health(cacheId, lock);
         knobs = new KnobValues(config.knobs());
-        backings = new BackingStores(backingMap);
+        backings = new BackingStores(backingMap, health);
         bypassWriter = new BypassWriter(backings);
         lines = new LineTable(nrSegments);
         admission = new ReadAdmission(knobs, lines.lineCount());
@@ -188,7 +188,7 @@ public final class CacheEngine implements Closeable {
             lostRangesTotal += rec.loss().ranges().size();
         }
         records = new RecordWriter(cache, sb.nonce(), lock, segments, rec.recordSequence(), rec.lastMigratedId(), lostLines,
-                lostRangesTotal, lost);
+                lostRangesTotal, lost, health);
         this.lostLines = lostLines;
         this.lostRangesTotal = lostRangesTotal;
         this.lostRanges = List.copyOf(lost.subList(0, Math.min(lost.size(), SuperblockRecord.MAX_STORED_RANGES)));

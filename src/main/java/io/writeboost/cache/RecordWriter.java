@@ -38,7 +38,8 @@ final class RecordWriter {
     private volatile long recordedDurableId;
 
     RecordWriter(BlockDevice device, long nonce, EngineLock lock, SegmentLog segments, long sequence, long migratedId,
-                 long lostLines, long lostRangesTotal, List<LostRange> lostRanges) {
+                 long lostLines, long lostRangesTotal, List<LostRange> lostRanges, Health health) {
+        this.health = health;
         this.device = device;
         this.nonce = nonce;
         this.lock = lock;
@@ -50,7 +51,9 @@ final class RecordWriter {
         this.lostRanges = List.copyOf(lostRanges);
     }
 
-    /** Writes and syncs a record; called without the engine lock. */
+    private final Health health;
+
+    /** Writes and syncs a record; called without the engine lock. A failed sync fails the engine. */
     synchronized void write(long migratedId, boolean clean) throws IOException {
         recordedMigratedId = Math.max(recordedMigratedId, migratedId);
         // Vouch only for segments a completed sync made durable before this record: one
@@ -59,7 +62,14 @@ final class RecordWriter {
         SuperblockRecord r = new SuperblockRecord(++sequence, nonce, recordedMigratedId, durableId, clean && !verifyAtStart,
                 verifyAtStart, lostLines, lostRangesTotal, lostRanges);
         device.write(r.encode(), r.offset());
-        device.sync();
+        try {
+            device.sync();
+        } catch (IOException e) {
+            // As for a segment's sync: once a sync of the cache device failed, nothing written
+            // before it may be taken as durable, and a retry would only hide the loss.
+            health.fail(new IOException("syncing the superblock record on " + device.name() + " failed: " + e.getMessage(), e));
+            throw e;
+        }
         recordedDurableId = r.lastFlushedId();
     }
 

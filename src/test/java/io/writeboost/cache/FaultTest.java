@@ -170,4 +170,74 @@ class FaultTest {
             again.close();
         }
     }
+
+    /**
+     * One rule for every sync: once one failed, no later flush succeeds, whoever's sync saw
+     * the error. The kernel reports a write-back error once; the pages it concerned are gone
+     * and the next sync returns 0, so a retried sync would have acknowledged data the disk no
+     * longer has. Each variant lets a different sync meet the one failure, then checks that
+     * every flush after it fails and that a start on healthy devices finds what was acknowledged.
+     */
+    private void aFailedSyncFailsEveryLaterFlush(String consumer) throws Exception {
+        Random rnd = new Random(consumer.hashCode());
+        byte[] acked = random(rnd, 4096);
+        byte[] bypassed = random(rnd, 64 << 10);
+        CacheEngine e = CacheEngine.open(cache, Map.<Integer, BlockDevice>of(1, backing),
+                new EngineConfig().knob(Knob.HIGH_WATERMARK, 0));
+        try {
+            e.write(1, 0, 8, ByteBuffer.wrap(acked));
+            e.flushNow();
+            e.setKnob(Knob.WRITE_AROUND_MODE, 1);
+            e.write(1, 1024, bypassed.length / 512, ByteBuffer.wrap(bypassed)); // around the cache, not yet synced
+            switch (consumer) {
+                case "writeback" -> {
+                    backing.failSyncs.set(1);
+                    e.setKnob(Knob.FORCE_MIGRATE, 1);
+                    long deadline = System.nanoTime() + 10_000_000_000L;
+                    while (e.status().failure() == null && System.nanoTime() < deadline) {
+                        Thread.sleep(10);
+                    }
+                }
+                case "record" -> {
+                    cache.failSyncs.set(1);
+                    assertThrows(IOException.class, () -> e.setKnob(Knob.COMMIT_SUPER_BLOCK, 1));
+                }
+                case "discard" -> {
+                    e.discard(1, 4096, 8);
+                    backing.failSyncs.set(1);
+                    assertThrows(IOException.class, e::flush, "the flush that met the failure");
+                }
+                default -> throw new IllegalArgumentException(consumer);
+            }
+            assertNotNull(e.status().failure(), "the engine reports the failed sync");
+            assertThrows(IOException.class, e::flush, "a later flush fails too");
+            assertThrows(IOException.class, e::flush, "and the one after it");
+            assertThrows(IOException.class, () -> e.write(1, 16, 8, ByteBuffer.allocate(4096)), "writes are refused");
+        } finally {
+            assertThrows(IOException.class, e::close);
+        }
+        CacheEngine again = open();
+        try {
+            ByteBuffer got = ByteBuffer.allocate(4096);
+            again.read(1, 0, 8, got);
+            assertArrayEquals(acked, got.array(), "what the first flush acknowledged");
+        } finally {
+            again.close();
+        }
+    }
+
+    @Test
+    void aBackingSyncFailureMetByWritebackFailsLaterFlushes() throws Exception {
+        aFailedSyncFailsEveryLaterFlush("writeback");
+    }
+
+    @Test
+    void aCacheSyncFailureMetByTheRecordWriterFailsLaterFlushes() throws Exception {
+        aFailedSyncFailsEveryLaterFlush("record");
+    }
+
+    @Test
+    void aBackingSyncFailureMetByAFlushAfterADiscardFailsLaterFlushes() throws Exception {
+        aFailedSyncFailsEveryLaterFlush("discard");
+    }
 }
