@@ -19,7 +19,8 @@ import io.writeboost.format.Layout;
  * get exactly what writeback frees: that is the set point. With more room they get more, with
  * less they get less, and the ring never runs empty as long as writeback makes progress. A
  * shared virtual clock spreads the allowed rate over all writers whatever their number; one
- * pause is at most {@link #MAX_PAUSE_NANOS}, and the wait for a free slot in
+ * pause is at most {@link #MAX_PAUSE_NANOS}, the clock runs at most {@link #MAX_DEBT_NANOS}
+ * ahead, and the wait for a free slot in
  * {@link SegmentLog#makeRoom} stays the backstop. Before writeback has committed anything the
  * rate is unknown and nothing is paced.
  *
@@ -28,8 +29,14 @@ import io.writeboost.format.Layout;
  * caller after it has released the engine lock ({@link #pause}).
  */
 final class WritePacer {
-    /** Longest single pause: Linux's dirty throttling caps one pause at 200 ms for the same reason (latency). */
-    static final long MAX_PAUSE_NANOS = 200_000_000L;
+    /**
+     * Longest single pause, for latency (Linux's dirty throttling caps one at 200 ms). Longer
+     * here: the kernel paces tasks, but here every FUSE request is a writer of its own, and
+     * with dozens in flight a short cap would let them through far above the allowed rate.
+     */
+    static final long MAX_PAUSE_NANOS = 500_000_000L;
+    /** How far ahead of real time the pacing clock may run: the debt many writers at once can build up. */
+    static final long MAX_DEBT_NANOS = 2_000_000_000L;
     /** Weight of the newest commit in the writeback rate's moving average. */
     private static final double RATE_WEIGHT = 0.3;
 
@@ -73,8 +80,8 @@ final class WritePacer {
         lastAllowedLinesPerSec = (long) allowed;
         long cost = allowed <= 0 ? MAX_PAUSE_NANOS : (long) Math.min(MAX_PAUSE_NANOS, lines * 1e9 / allowed);
         long begin = Math.max(now, nextNanos);
-        nextNanos = Math.min(begin + cost, now + MAX_PAUSE_NANOS);
-        long pause = nextNanos - now;
+        nextNanos = Math.min(begin + cost, now + MAX_DEBT_NANOS);
+        long pause = Math.min(nextNanos - now, MAX_PAUSE_NANOS);
         pausedWrites++;
         pausedNanos += pause;
         lastPauseNanos = pause;

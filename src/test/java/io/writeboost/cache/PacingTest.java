@@ -97,7 +97,7 @@ class PacingTest {
         PowerLossDevice backing = new PowerLossDevice("backing", 8 << 20, power);
         CacheEngine.format(cache, 1, List.of(new VolumeEntry(1, 8 << 20, "v", "b")));
         CacheEngine e = CacheEngine.open(cache, Map.<Integer, BlockDevice>of(1, backing),
-                new EngineConfig());
+                new EngineConfig().knob(Knob.HIGH_WATERMARK, 0));
         try {
             int nr = e.status().nrSegments();
             for (int line = 0; line < nr - 1; line++) {
