@@ -227,6 +227,17 @@ final class BypassWriter {
         }
     }
 
+    /** A bypassed write staged by {@link StreamStaging}: counted with the others. */
+    void countStaged(long stagedBytes) {
+        writes.incrementAndGet();
+        bytes.addAndGet(stagedBytes);
+    }
+
+    /** A backing request {@link StreamStaging} sent for staged lines. */
+    void countRequest() {
+        requests.incrementAndGet();
+    }
+
     /** Bypassed writes since start (engine write calls whose whole lines went to the backing store). */
     long writes() {
         return writes.get();

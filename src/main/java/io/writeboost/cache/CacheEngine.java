@@ -57,6 +57,7 @@ public final class CacheEngine implements Closeable {
     private final StreamTable streams = new StreamTable();
     private final ReadAdmission admission;
     private final BypassWriter bypassWriter;
+    private final StreamStaging staging;
     private final WritePath writePath;
     private final ReadPath readPath;
     private final Durability durability;
@@ -206,9 +207,11 @@ public final class CacheEngine implements Closeable {
         periodic = new Periodic(cacheId, health, lock, segments, records, durability, knobs, config.vouchSegments(), writeback);
         verifier = unverified.length > 0 && config.backgroundVerification()
                 ? new Verifier(cacheId, health, verification, unverified) : null;
+        staging = new StreamStaging(lock, health, backings, admission, bypassWriter, config.stagingQuietNanos());
         writePath = new WritePath(lock, health, lines, segments, verification, cache, backings, writeback, stats, knobs, streams,
-                bypassWriter, admission, pacer);
-        readPath = new ReadPath(lock, health, lines, segments, verification, cache, backings, stats, admission);
+                bypassWriter, admission, pacer, staging);
+        staging.settleWith(writePath);
+        readPath = new ReadPath(lock, health, lines, segments, verification, cache, backings, stats, admission, staging);
 
         log.info("cache {} on {}: {} segments, {} volume(s); start {} took {} ms: loaded {} segment(s) not yet written back, "
                         + "{} line(s), {} dirty; last migrated {}, next segment {}{}{}",
@@ -221,6 +224,7 @@ public final class CacheEngine implements Closeable {
         flusher.start();
         writeback.start();
         periodic.start();
+        staging.start(cacheId);
         if (verifier != null) {
             verifier.start();
         }
@@ -292,17 +296,21 @@ public final class CacheEngine implements Closeable {
 
     /**
      * Returns once every write acknowledged before the call is on the cache device and the
-     * device is synced. The open segment is sealed barrier_deadline_ms after the first flush
+     * device is synced (or, for a stream's staged lines, written out and durable on the
+     * backing store: {@link StreamStaging} first, so that the log carries whatever tombstones
+     * their write-out logged). The open segment is sealed barrier_deadline_ms after the first flush
      * waiting for it, or when it fills; with the default 0, as soon as the flusher has no
      * segment write or sync under way. Flushes arriving before the seal share the segment, and
      * those arriving during its write and sync share the next one (group commit).
      */
     public void flush() throws IOException {
+        staging.writeOutAll();
         durability.flush();
     }
 
     /** Like {@link #flush()} but seals the open segment at once (flush_current_buffer). */
     public void flushNow() throws IOException {
+        staging.writeOutAll();
         durability.flushNow();
     }
 
@@ -480,6 +488,7 @@ public final class CacheEngine implements Closeable {
     /** Sets the closing flag the daemons watch for, wakes them, and waits until they have ended. */
     private void stopDaemons() {
         health.startClosing();
+        staging.stop();
         periodic.join();
         writeback.join();
         flusher.join();

@@ -15,6 +15,7 @@ public final class EngineConfig {
     private long vouchSegments = Periodic.VOUCH_SEGMENTS;
     private boolean backgroundVerification = true;
     private boolean acceptDataLoss;
+    private long stagingQuietNanos = StreamStaging.QUIET_NANOS;
     private final Map<Knob, Long> knobs = new EnumMap<>(Knob.class);
 
     public int ramBuffers() {
@@ -56,6 +57,16 @@ public final class EngineConfig {
     /** Without the verifier thread only reads and flushes verify segments: tests use it to control who gets there first. */
     EngineConfig backgroundVerification(boolean on) {
         backgroundVerification = on;
+        return this;
+    }
+
+    long stagingQuietNanos() {
+        return stagingQuietNanos;
+    }
+
+    /** How long a staging window may sit quiet before it is written out; tests lengthen it so that only full windows and flushes write. */
+    EngineConfig stagingQuietNanos(long nanos) {
+        stagingQuietNanos = Math.max(0, nanos);
         return this;
     }
 

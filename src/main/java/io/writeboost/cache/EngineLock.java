@@ -66,6 +66,11 @@ final class EngineLock {
         ticks.signalAll();
     }
 
+    /** A condition of its own for a waiter that none of the three fits (the stager: woken only for its windows). */
+    Condition newCondition() {
+        return lock.newCondition();
+    }
+
     /** Lock held: waits for {@link #signalChanged}. */
     void awaitChanged() throws InterruptedException {
         changed.await();

@@ -32,11 +32,12 @@ final class ReadPath {
     private final BackingStores backings;
     private final Stats stats;
     private final ReadAdmission admission;
+    private final StreamStaging staging;
     /** One plan per reading thread (FUSE threads live long): reads take no lock just to get scratch space. */
     private final ThreadLocal<ReadPlan> readPlan = ThreadLocal.withInitial(ReadPlan::new);
 
     ReadPath(EngineLock lock, Health health, LineTable lines, SegmentLog segments, SegmentVerification verification,
-             BlockDevice cacheDevice, BackingStores backings, Stats stats, ReadAdmission admission) {
+             BlockDevice cacheDevice, BackingStores backings, Stats stats, ReadAdmission admission, StreamStaging staging) {
         this.lock = lock;
         this.health = health;
         this.lines = lines;
@@ -46,6 +47,7 @@ final class ReadPath {
         this.backings = backings;
         this.stats = stats;
         this.admission = admission;
+        this.staging = staging;
     }
 
     /** See {@link CacheEngine#read}; the request is already checked. */
@@ -81,6 +83,12 @@ final class ReadPath {
                     if (line >= 0 && lines.isClean(line)) {
                         admission.countCleanHit();
                     }
+                }
+                if (line < 0 && staging.read(dev, lineNo, first, n, dst, dstLine)) {
+                    // Staged for the backing store and not written yet: the newest copy is in RAM.
+                    plan.markBacking(s - sector, 0, first, n);
+                    s += n;
+                    continue;
                 }
                 if (line < 0 && admit && mask == Layout.FULL_DIRTY && admission.secondMiss(key)) {
                     plan.addCandidate(key, dstLine);

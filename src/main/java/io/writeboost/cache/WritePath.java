@@ -40,6 +40,7 @@ final class WritePath {
     private final BypassWriter bypassWriter;
     private final ReadAdmission admission;
     private final WritePacer pacer;
+    private final StreamStaging staging;
     /**
      * Bypasses and discards that dropped cached lines and have not yet had their turn between
      * writeback batches (guarded by the lock). While one is pending, a batch may still hold an
@@ -52,7 +53,8 @@ final class WritePath {
 
     WritePath(EngineLock lock, Health health, LineTable lines, SegmentLog segments, SegmentVerification verification,
               BlockDevice cacheDevice, BackingStores backings, Writeback writeback, Stats stats, KnobValues knobs,
-              StreamTable streams, BypassWriter bypassWriter, ReadAdmission admission, WritePacer pacer) {
+              StreamTable streams, BypassWriter bypassWriter, ReadAdmission admission, WritePacer pacer,
+              StreamStaging staging) {
         this.pacer = pacer;
         this.lock = lock;
         this.health = health;
@@ -67,6 +69,7 @@ final class WritePath {
         this.streams = streams;
         this.bypassWriter = bypassWriter;
         this.admission = admission;
+        this.staging = staging;
     }
 
     /** See {@link CacheEngine#write}; the request is already checked. */
@@ -77,11 +80,13 @@ final class WritePath {
         long bypassFrom = 0, bypassTo = 0;
         boolean settleAfterBatch = false;
         long pause;
+        boolean stream, staged = false;
         lock.lock();
         try {
             health.checkUsable();
             boolean aroundMode = knobs.get(Knob.WRITE_AROUND_MODE) == 1;
-            if (streamBypasses(deviceId, sector, nSectors) || aroundMode) {
+            stream = streamBypasses(deviceId, sector, nSectors);
+            if (stream || aroundMode) {
                 bypassFrom = (sector + 7) & ~7L;
                 bypassTo = end & ~7L;
                 boolean cached = bypassFrom < bypassTo && anyCached(deviceId, bypassFrom, (int) (bypassTo - bypassFrom));
@@ -101,7 +106,14 @@ final class WritePath {
                 writeLines(deviceId, sector, bypassFrom, src, srcPos, sector);
                 writeLines(deviceId, bypassTo, end, src, srcPos, sector);
             }
-            if (bypassFrom < bypassTo) {
+            if (bypassFrom < bypassTo && stream && !settleAfterBatch) {
+                staged = stage(deviceId, bypassFrom, (int) (bypassTo - bypassFrom), src,
+                        srcPos + (int) ((bypassFrom - sector) << Layout.SECTOR_SHIFT));
+                // Declined: a line was cached or dropped since the decision (or the write is
+                // larger than the windows); settle the cautious way, as over cached lines.
+                settleAfterBatch = !staged;
+            }
+            if (bypassFrom < bypassTo && !staged) {
                 admission.beginChange(deviceId, bypassFrom >>> 3, (bypassTo - bypassFrom) >>> 3);
             }
             long cachedLines = Layout.linesSpanned(sector, nSectors) - ((bypassTo - bypassFrom) >>> 3);
@@ -112,7 +124,7 @@ final class WritePath {
         if (pause > 0) {
             WritePacer.pause(pause);
         }
-        if (bypassFrom < bypassTo) {
+        if (bypassFrom < bypassTo && !staged) {
             try {
                 bypass(deviceId, bypassFrom, (int) (bypassTo - bypassFrom), src, srcPos + (int) ((bypassFrom - sector) << Layout.SECTOR_SHIFT),
                         settleAfterBatch);
@@ -120,6 +132,19 @@ final class WritePath {
                 endChange(deviceId, bypassFrom, bypassTo - bypassFrom);
             }
         }
+    }
+
+    /**
+     * Lock held (released while it waits for a staging window): a stream's whole lines, none of
+     * them cached and no dropped line unsettled, go to {@link StreamStaging} instead of straight
+     * to the backing store; the write returns once they are copied there. Both conditions are
+     * checked again right before the lines are staged (the lock may have been released since
+     * the write was decided): a line cached meanwhile, or a drop, sends the write the
+     * unstaged way, as does a write larger than all the windows. False if it was not staged.
+     */
+    private boolean stage(int dev, long sector, int n, ByteBuffer src, int srcPos) throws IOException {
+        return staging.stage(dev, sector, n, src, srcPos, writeback.batchesDone(),
+                () -> unsettledDrops == 0 && !anyCached(dev, sector, n));
     }
 
     /** Called without the lock: sectors [sector, sector + n) are changed on the backing store (see {@link ReadAdmission}). */
@@ -197,8 +222,33 @@ final class WritePath {
      * bypassed piece while writeback empties a full ring).
      */
     private void bypass(int dev, long sector, int n, ByteBuffer src, int srcPos, boolean settleAfterBatch) throws IOException {
+        lock.lock();
+        try {
+            staging.awaitClear(dev, sector, n); // staged lines written out after this write would undo it
+        } finally {
+            lock.unlock();
+        }
         long batchesBefore = writeback.batchesDone();
         boolean durable = bypassWriter.write(dev, sector, n, src, srcPos);
+        afterBackingWrite(dev, sector, n, src, srcPos, batchesBefore, settleAfterBatch, durable);
+    }
+
+    /**
+     * Called without the lock by {@link StreamStaging} once it has written staged lines
+     * [sector, sector + n) of {@code dev} from {@code src} at {@code srcPos} to the backing
+     * store ({@code durable}: made durable by that write): steps 2 and 3 of {@link #bypass},
+     * with {@link Writeback#batchesDone()} as it was when the first of them was staged. When
+     * they were staged, none was cached and no drop was unsettled, which is what a bypass with
+     * {@code settleAfterBatch} false was decided on.
+     */
+    void settleBypass(int dev, long sector, int n, ByteBuffer src, int srcPos, long batchesBefore, boolean durable)
+            throws IOException {
+        afterBackingWrite(dev, sector, n, src, srcPos, batchesBefore, false, durable);
+    }
+
+    /** Steps 2 and 3 of {@link #bypass}, after its backing write ({@code durable}: whether that write made itself durable). */
+    private void afterBackingWrite(int dev, long sector, int n, ByteBuffer src, int srcPos, long batchesBefore,
+                                   boolean settleAfterBatch, boolean durable) throws IOException {
         boolean dropped = false;
         boolean settle;
         lock.lock();
@@ -290,6 +340,9 @@ final class WritePath {
         long fetchedSegment = 0;
         try {
             while (true) {
+                // A line is never staged and cached at once: a staged copy goes to the backing
+                // store before this write may put the line in the cache.
+                staging.awaitClear(dev, lineNo << 3, Layout.SECTORS_PER_LINE);
                 int line = lines.lookup(key);
                 if (line >= 0 && segments.mutable(line)) {
                     stats.count(true, true, true, fullsize);
@@ -374,6 +427,7 @@ final class WritePath {
         long lineCount = ((sector + nSectors + 7) >>> 3) - firstLine;
         lock.lock();
         try {
+            staging.awaitClear(deviceId, sector, nSectors); // staged lines written out after the punch would undo it
             admission.beginChange(deviceId, firstLine, lineCount);
         } finally {
             lock.unlock();
