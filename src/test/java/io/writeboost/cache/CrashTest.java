@@ -94,7 +94,9 @@ class CrashTest {
      * Sequential runs that bypass the cache (a 16 KiB cutoff) over cached dirty lines, and
      * write_around_mode switched on and off, among the usual writes, flushes, discards and
      * writeback: a bypassed write must never let an older cached copy come back over it once a
-     * flush covered it, and never leave a sector older than the last flush.
+     * flush covered it, and never leave a sector older than the last flush. Runs over lines
+     * the cache does not hold are staged, and written out by a flush, by a request over them,
+     * or in the background once quiet, wherever the power cut finds them.
      */
     @ParameterizedTest
     @MethodSource("bypassSeeds")
@@ -215,6 +217,102 @@ class CrashTest {
             return inside;
         } finally {
             rig.engine.close();
+        }
+    }
+
+    /**
+     * The windows of a staged stream, one power cut each: version 1 of a range written as a
+     * stream (staged, written out by a flush), then version 2 the same way, each piece read
+     * back right after its write, and a flush, with the power cut after the 1st, 2nd, ...
+     * device call from version 2 on: the write-out of the staged lines, the log write of the
+     * stream's cached lead-in, the syncs. Without {@code flush}, a write through the cache over
+     * the last staged line makes the write-out instead, and nothing is flushed. The quiet time
+     * is long, so that the calls come in the same order every run. Nothing older than version
+     * 1 may come back, nor version 2 be lost once the flush returned.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(booleans = {true, false})
+    void powerCutAtEachStepOfAStagedStream(boolean flush) throws Exception {
+        int cuts = 0;
+        for (int calls = 1; ; calls++) {
+            boolean cutInside = false;
+            for (int fate = 0; fate < 6; fate++) {
+                cutInside |= stagedStreamWithCutAfter(calls, flush, new Random(calls * 37L + fate));
+                cuts++;
+            }
+            if (!cutInside) {
+                break;
+            }
+            assertTrue(calls < 200, "a staged stream and a flush take fewer than 200 device calls");
+        }
+        crashPoints.addAndGet(cuts);
+    }
+
+    private static boolean stagedStreamWithCutAfter(int calls, boolean flush, Random rnd) throws Exception {
+        int from = 256;        // sectors
+        int pieces = 6, piece = 32;
+        Rig rig = new Rig(5, 1, VOLUME_BYTES, new EngineConfig().ramBuffers(3).knob(Knob.BARRIER_DEADLINE_MS, 0)
+                .knob(Knob.SEQUENTIAL_CUTOFF, 32 << 10).stagingQuietNanos(java.util.concurrent.TimeUnit.MINUTES.toNanos(10)));
+        SectorModel model = new SectorModel(1, SECTORS);
+        long[] id = {1};
+        try {
+            long bypassed = rig.engine.status().bypassedBytes();
+            stagedStream(rig, model, id, from, pieces, piece);
+            assertEquals(bypassed + pieces * piece * 512L, rig.engine.status().bypassedBytes(), "version 1 went around the cache");
+            rig.engine.flush();
+            model.flushed();
+            var cut = rig.cutPowerAfter(calls, rnd);
+            boolean inside;
+            try {
+                stagedStream(rig, model, id, from, pieces, piece);
+                if (flush) {
+                    rig.engine.flush();
+                    if (!cut.get()) {
+                        model.flushed();
+                    }
+                } else {
+                    writeStamped(rig, model, id, from + pieces * piece - 8, 8);
+                }
+            } catch (java.io.IOException expected) {
+                assertTrue(cut.get(), "only the power cut fails the stream: " + expected);
+            } finally {
+                inside = cut.getAndSet(true);
+            }
+            if (!inside) {
+                rig.cutPowerNow(rnd);
+            }
+            rig.recoverAfterCut();
+            ByteBuffer all = ByteBuffer.allocate(VOLUME_BYTES);
+            rig.engine.read(1, 0, SECTORS, all);
+            for (int s = 0; s < SECTORS; s++) {
+                long got = SectorModel.decode(all, s * 512, 1, s);
+                if (got < 0 || !model.allowed(1, s, got)) {
+                    fail("cut after " + calls + " call(s) (flush " + flush + "): sector " + s + " holds "
+                            + (got < 0 ? "garbage" : "write " + got) + ", the last flush acknowledged write " + model.acked[1][s]);
+                }
+            }
+            return inside;
+        } finally {
+            rig.engine.close();
+        }
+    }
+
+    /**
+     * A 24 KiB lead-in through the cache (below the 32 KiB cutoff), then {@code pieces} pieces of {@code piece} sectors
+     * from {@code from} on, which continue its stream past the cutoff and are staged; each read
+     * back right after its write (unless the power is already gone).
+     */
+    private static void stagedStream(Rig rig, SectorModel model, long[] id, int from, int pieces, int piece)
+            throws java.io.IOException {
+        writeStamped(rig, model, id, from - 48, 48);
+        for (int p = 0; p < pieces; p++) {
+            int at = from + p * piece;
+            writeStamped(rig, model, id, at, piece);
+            ByteBuffer back = ByteBuffer.allocate(piece * 512);
+            rig.engine.read(1, at, piece, back);
+            for (int k = 0; k < piece; k++) {
+                assertEquals(id[0] - 1, SectorModel.decode(back, k * 512, 1, at + k), "sector " + (at + k) + " right after its write");
+            }
         }
     }
 
