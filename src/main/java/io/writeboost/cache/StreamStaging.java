@@ -447,17 +447,30 @@ final class StreamStaging {
         }
     }
 
-    /** Lock held: the window to write out now (due, quiet, or failed and due for a retry), oldest first; or null. */
+    /**
+     * Lock held: the window to write out now (due; quiet, unless its stream went on into the
+     * next window, which takes it along when it goes; failed and due for a retry), oldest
+     * first; or null.
+     */
     private Window ready(long now) {
         Window best = null;
         for (Window w : windows) {
-            boolean go = (w.state == FILLING && (w.due || now - w.touched >= quietNanos))
+            boolean go = (w.state == FILLING && (w.due || (now - w.touched >= quietNanos && !continued(w))))
                     || (w.state == FAILED && (w.due || now - w.retryAt >= 0));
             if (go && (best == null || w.touched < best.touched)) {
                 best = w;
             }
         }
         return best;
+    }
+
+    /** Lock held: whether {@code w}'s last line and the first of the filling window after it are staged. */
+    private boolean continued(Window w) {
+        if (!w.holds(w.first + WINDOW_LINES - 1)) {
+            return false;
+        }
+        Window next = filling(w.dev, w.first + WINDOW_LINES);
+        return next != null && next.holds(next.first);
     }
 
     /** Lock held: when the next window falls quiet or is due for a retry (far off when none). */
@@ -475,15 +488,25 @@ final class StreamStaging {
 
     /**
      * Lock held (released for the I/O): writes {@code w} out, together with the filling window
-     * just before it when that one's last line and {@code w}'s first are staged (a stream's
+     * just before it when that one's last line and {@code w}'s first are staged, or else with
+     * the one just after it when that one is due too and they meet the same way (a stream's
      * first window, staged from where it passed the cutoff, would otherwise go out alone).
      */
     private void writeOut(Window w) {
-        Window prev = w.state == FILLING && w.holds(w.first) ? filling(w.dev, w.first - WINDOW_LINES) : null;
-        if (prev != null && !prev.holds(w.first - 1)) {
-            prev = null;
+        Window prev = null, next = null;
+        if (w.state == FILLING && w.holds(w.first)) {
+            prev = filling(w.dev, w.first - WINDOW_LINES);
+            if (prev != null && !prev.holds(w.first - 1)) {
+                prev = null;
+            }
         }
-        Window[] chain = prev == null ? new Window[] {w} : new Window[] {prev, w};
+        if (prev == null && w.state == FILLING && w.holds(w.first + WINDOW_LINES - 1)) {
+            next = filling(w.dev, w.first + WINDOW_LINES);
+            if (next != null && (!next.holds(next.first) || !(next.due || System.nanoTime() - next.touched >= quietNanos))) {
+                next = null;
+            }
+        }
+        Window[] chain = prev != null ? new Window[] {prev, w} : next != null ? new Window[] {w, next} : new Window[] {w};
         for (Window c : chain) {
             c.state = WRITING;
             c.due = false;
@@ -519,8 +542,12 @@ final class StreamStaging {
             }
         }
         if (error != null) {
+            int n = 0;
+            for (Window c : chain) {
+                n += c.lines;
+            }
             log.warn("writing {} staged line(s) of volume {} to its backing store failed (retried in {} ms): {}",
-                    w.lines + (prev == null ? 0 : prev.lines), dev, TimeUnit.NANOSECONDS.toMillis(w.backoff), error.toString());
+                    n, dev, TimeUnit.NANOSECONDS.toMillis(w.backoff), error.toString());
         }
         lock.signalChanged();
     }

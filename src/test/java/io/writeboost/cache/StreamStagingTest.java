@@ -5,7 +5,9 @@ import io.writeboost.format.Layout;
 import io.writeboost.format.VolumeEntry;
 import io.writeboost.testutil.DelegatingDevice;
 import io.writeboost.testutil.PowerLossDevice;
+import io.writeboost.testutil.QuietLogs;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -17,10 +19,10 @@ import java.util.Random;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -31,6 +33,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * writeback's (there is none to do here anyway). The quiet time is long here, so that only full
  * windows and flushes write, whatever the machine's pace.
  */
+@ExtendWith(QuietLogs.class)
 class StreamStagingTest {
     static final int PIECE = 128 << 10;
     static final int VOLUME_BYTES = 64 << 20;
@@ -119,6 +122,12 @@ class StreamStagingTest {
         }
     }
 
+    /**
+     * The eight pieces of each 1 MiB request in flight together, in any order, as a loop
+     * device's asynchronous direct write sends them; one request after another. (Pieces run
+     * ahead of the stream by at most a request, within what {@link StreamTable} stitches: more,
+     * and a piece may rightly start a stream of its own and go through the cache.)
+     */
     @Test
     void piecesArrivingTogetherLeaveInLargeRequests() throws Exception {
         try (Setup s = new Setup()) {
@@ -128,20 +137,21 @@ class StreamStagingTest {
             for (int p = 0; p < first; p++) {
                 s.writeAndReadBack(data, p);
             }
-            AtomicInteger next = new AtomicInteger(first);
-            ExecutorService pool = Executors.newFixedThreadPool(4);
+            ExecutorService pool = Executors.newFixedThreadPool(8);
             try {
-                List<Future<?>> writers = new ArrayList<>();
-                for (int t = 0; t < 4; t++) {
-                    writers.add(pool.submit(() -> {
-                        for (int p = next.getAndIncrement(); p < pieces; p = next.getAndIncrement()) {
-                            s.writeAndReadBack(data, p);
-                        }
-                        return null;
-                    }));
-                }
-                for (Future<?> f : writers) {
-                    f.get();
+                for (int request = first; request < pieces; request += 8) {
+                    List<java.util.concurrent.Callable<Void>> together = new ArrayList<>();
+                    for (int p = request; p < request + 8; p++) {
+                        int piece = p;
+                        together.add(() -> {
+                            s.writeAndReadBack(data, piece);
+                            return null;
+                        });
+                    }
+                    Collections.shuffle(together, new Random(request));
+                    for (Future<Void> f : pool.invokeAll(together)) {
+                        f.get();
+                    }
                 }
             } finally {
                 pool.shutdownNow();
@@ -215,6 +225,54 @@ class StreamStagingTest {
             s.engine.close();
             s.open();
             assertReads(s, expected, "after a restart");
+        }
+    }
+
+    /**
+     * A backing store that fails the write-out: the staged lines stay readable, a flush and a
+     * write through the cache over them get the error, and once the store works again the next
+     * flush writes them out and the cached write goes through.
+     */
+    @Test
+    void aFailedWriteOutKeepsTheLinesAndFailsTheFlush() throws Exception {
+        Object power = new Object();
+        PowerLossDevice cache = new PowerLossDevice("cache", (int) Layout.slotOffset(64), power);
+        PowerLossDevice media = new PowerLossDevice("backing1", VOLUME_BYTES, power);
+        io.writeboost.testutil.FaultyDevice backing = new io.writeboost.testutil.FaultyDevice(media);
+        CacheEngine.format(cache, 1, List.of(new VolumeEntry(1, VOLUME_BYTES, "vol1", "backing1")));
+        CacheEngine engine = CacheEngine.open(cache, Map.of(1, backing), new EngineConfig());
+        try {
+            byte[] data = random(6 << 20, 6);
+            backing.broken = true;
+            for (int p = 0; p < data.length / PIECE; p++) {   // [3.875, 6) MiB staged
+                engine.write(1, p * (long) (PIECE >> 9), PIECE >> 9, ByteBuffer.wrap(data, p * PIECE, PIECE));
+            }
+            ByteBuffer back = ByteBuffer.allocate(data.length);
+            engine.read(1, 0, data.length >> 9, back);
+            assertArrayEquals(data, back.array(), "staged lines read back while the store fails");
+            assertTrue(assertThrows(IOException.class, engine::flush).getMessage().contains("staged lines"));
+            byte[] line = random(4096, 7);
+            assertThrows(IOException.class, () -> engine.write(1, 5 * MIB_SECTORS, 8, ByteBuffer.wrap(line)),
+                    "a write through the cache over a staged line the store refuses");
+            back.clear();
+            engine.read(1, 0, data.length >> 9, back);
+            assertArrayEquals(data, back.array(), "still readable after the failed attempts");
+
+            backing.broken = false;
+            engine.flush();
+            ByteBuffer onMedia = ByteBuffer.allocate(2 << 20);
+            media.read(onMedia, 4 << 20);
+            assertArrayEquals(java.util.Arrays.copyOfRange(data, 4 << 20, 6 << 20), onMedia.array(),
+                    "the staged lines reached the backing store");
+            engine.write(1, 5 * MIB_SECTORS, 8, ByteBuffer.wrap(line));
+            System.arraycopy(line, 0, data, 5 << 20, line.length);
+            engine.flush();
+            back.clear();
+            engine.read(1, 0, data.length >> 9, back);
+            assertArrayEquals(data, back.array(), "with the cached write over them");
+        } finally {
+            backing.broken = false;
+            engine.close();
         }
     }
 
