@@ -188,7 +188,8 @@ public final class EngineMetrics implements MultiCollector {
         }
         f.counterDone();
 
-        f.counter("writeboost_writeback_errors", null, "writeback batches that failed (each is retried)", st.writebackErrors());
+        f.counter("writeboost_writeback_errors", null, "writeback batches and commits that failed (each retried after a back-off)",
+                st.writebackErrors());
         f.gauge("writeboost_writeback_failing", null, "1 while writeback is failing and retrying", st.writebackFailing() != null ? 1 : 0);
         f.gauge("writeboost_lost_lines", null, "dirty lines given up with --accept-data-loss since the format (0 normally)",
                 st.lostLines());
