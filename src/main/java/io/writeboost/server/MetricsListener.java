@@ -1,5 +1,8 @@
 package io.writeboost.server;
 
+import com.sun.net.httpserver.Authenticator;
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpPrincipal;
 import io.prometheus.metrics.config.PrometheusProperties;
 import io.prometheus.metrics.exporter.httpserver.HTTPServer;
 import io.prometheus.metrics.instrumentation.jvm.JvmMetrics;
@@ -18,6 +21,21 @@ import java.net.InetSocketAddress;
  * figures join once the engine is open.
  */
 public final class MetricsListener implements AutoCloseable {
+    /**
+     * Lets through requests for exactly {@code /metrics} and answers every other path 404. The
+     * JDK's HTTP server matches a context by prefix, so the client's {@code /metrics} handler
+     * would also answer {@code /metricsfoo} and its {@code /} handler every other path; an
+     * authenticator is the hook the client applies to all its contexts.
+     */
+    private static final Authenticator ONLY_METRICS = new Authenticator() {
+        private final HttpPrincipal anyone = new HttpPrincipal("scraper", "metrics");
+
+        @Override
+        public Result authenticate(HttpExchange exchange) {
+            return "/metrics".equals(exchange.getRequestURI().getPath()) ? new Success(anyone) : new Failure(404);
+        }
+    };
+
     private final PrometheusRegistry registry = new PrometheusRegistry();
     private final HTTPServer server;
 
@@ -29,11 +47,7 @@ public final class MetricsListener implements AutoCloseable {
         JvmMetrics.builder(properties).register(registry);
         server = HTTPServer.builder(properties).inetAddress(address.getAddress()).port(address.getPort()).registry(registry)
                 .registerHealthHandler(false)
-                .defaultHandler(exchange -> {
-                    exchange.getRequestBody().close();
-                    exchange.sendResponseHeaders(404, -1);
-                    exchange.close();
-                })
+                .authenticator(ONLY_METRICS)
                 .buildAndStart();
     }
 

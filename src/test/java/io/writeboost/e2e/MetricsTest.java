@@ -260,6 +260,9 @@ class MetricsTest {
         assertEquals(404, get("/").statusCode());
         assertEquals(404, get("/-/healthy").statusCode());
         assertEquals(404, get("/status").statusCode());
+        assertEquals(404, get("/metricsx").statusCode());
+        assertEquals(404, get("/metrics/x").statusCode());
+        assertEquals(200, get("/metrics?name[]=writeboost_state").statusCode());
         List<String> listening = listeningOn(port);
         assertEquals(List.of("127.0.0.1"), listening, "sockets listening on port " + port);
     }
