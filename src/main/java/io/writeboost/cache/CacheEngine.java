@@ -414,7 +414,7 @@ public final class CacheEngine implements Closeable {
                     lostLines, lostRangesTotal, lostRanges, bypassWriter.writes(), bypassWriter.bytes(), bypassWriter.requests(),
                     writeback.engineBusy(), lines.cleanLines(), admission.admitted(), admission.cleanHits(),
                     flushedSegmentsWithDirtyLines(),
-                    pacer.figures(segments.slotsInUse() * 100 / segments.nrSegments(), writeback.aboveWatermark(),
+                    pacer.figures(segments.slotsInUse(), segments.slotsInUse() * 100 / segments.nrSegments(), writeback.aboveWatermark(),
                             writeback.budgetWaitedNanos()));
         } finally {
             lock.unlock();

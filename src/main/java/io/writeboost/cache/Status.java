@@ -32,7 +32,8 @@ public record Status(int cacheId, int nrSegments, long currentSegmentId, int cur
                      long readCacheAdmissions, long readHitsClean, long segmentsWithDirtyLines, Pacing pacing) {
 
     /**
-     * @param ringUsePercent ring slots holding data not yet written back, in percent (what the watermarks compare)
+     * @param ringSlotsInUse ring slots holding a segment not yet written back, the open one included
+     * @param ringUsePercent those slots in percent of the ring (what the watermarks compare)
      * @param writebackByLevel whether writeback runs because the ring's use passed high_watermark (until low_watermark)
      * @param writebackLinesPerSec the rate at which writeback has lately been freeing ring room, in 4 KiB lines a second
      * @param allowedLinesPerSec the rate writers were allowed at the last cached write; 0 when they were not paced
@@ -41,7 +42,7 @@ public record Status(int cacheId, int nrSegments, long currentSegmentId, int cur
      * @param lastPauseNanos the last pause
      * @param writebackCapWaitedNanos time writeback waited for writeback_max_mbps and writeback_max_iops since start
      */
-    public record Pacing(long ringUsePercent, boolean writebackByLevel, long writebackLinesPerSec, long allowedLinesPerSec,
+    public record Pacing(long ringSlotsInUse, long ringUsePercent, boolean writebackByLevel, long writebackLinesPerSec, long allowedLinesPerSec,
                          long pausedWrites, long pausedNanos, long lastPauseNanos, long writebackCapWaitedNanos) {
     }
 

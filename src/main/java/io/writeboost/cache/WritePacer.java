@@ -97,8 +97,8 @@ final class WritePacer {
     }
 
     /** The pacing figures for the status, with what the caller knows: the ring's use, whether writeback runs by it, its waits for the cap. */
-    synchronized Status.Pacing figures(long ringUsePercent, boolean writebackByLevel, long capWaitedNanos) {
-        return new Status.Pacing(ringUsePercent, writebackByLevel, (long) freedLinesPerSec, lastAllowedLinesPerSec,
+    synchronized Status.Pacing figures(long ringSlotsInUse, long ringUsePercent, boolean writebackByLevel, long capWaitedNanos) {
+        return new Status.Pacing(ringSlotsInUse, ringUsePercent, writebackByLevel, (long) freedLinesPerSec, lastAllowedLinesPerSec,
                 pausedWrites, pausedNanos, lastPauseNanos, capWaitedNanos);
     }
 }

@@ -16,7 +16,7 @@ import java.util.Set;
 /**
  * A mount's settings in a file, for --config: one {@code key = value} per line. Keys are the
  * long option names (cache, backing, mountpoint, cache-id, log-file, log-level, drain-on-stop,
- * async-dio, parallel-direct-writes) and knob names (allow_migrate = 1); each is given once,
+ * async-dio, parallel-direct-writes, metrics-listen) and knob names (allow_migrate = 1); each is given once,
  * but {@code backing}, once per volume. A {@code #} at the start of a line or after whitespace
  * starts a comment; any other {@code #} is part of the value ({@code /srv/disk#2.img}), and a
  * value in double or single quotes is taken whole ({@code "/srv/my disk #2.img"}), so that a
@@ -29,7 +29,7 @@ final class ConfigFile {
     private ConfigFile() {}
 
     static final Set<String> KEYS = Set.of("cache", "backing", "mountpoint", "cache-id", "log-file", "log-level", "drain-on-stop",
-            "async-dio", "parallel-direct-writes", "accept-data-loss");
+            "async-dio", "parallel-direct-writes", "accept-data-loss", "metrics-listen");
     /** Keys that may be given more than once, each time for one more item. */
     private static final Set<String> REPEATABLE = Set.of("backing");
     /** One-time or per-invocation options that a file read at every boot must not carry. */
@@ -152,6 +152,7 @@ final class ConfigFile {
             case "async-dio" -> o.asyncDio = parseBoolean(key, value);
             case "parallel-direct-writes" -> o.parallelDirectWrites = parseBoolean(key, value);
             case "accept-data-loss" -> o.acceptDataLossInFile = parseBoolean(key, value);
+            case "metrics-listen" -> o.metricsListen = MountOptions.parseListen(value);
             default -> throw new IllegalArgumentException(key);
         }
     }

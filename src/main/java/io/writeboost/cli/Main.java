@@ -23,8 +23,8 @@ public final class Main {
 
     static final String USAGE = "fuse-mount [--config FILE] --cache CACHE --backing [NAME=]BACKING [--backing ...] "
             + "[--format [--cache-size SIZE [--sparse]] [--force]] [--cache-id N] [-o KNOB=VALUE ...] [--drain-on-stop] "
-            + "[--async-dio on|off] [--parallel-direct-writes on|off] [--accept-data-loss] [--foreground] [--log-file F] "
-            + "[--log-level L] MOUNTPOINT";
+            + "[--async-dio on|off] [--parallel-direct-writes on|off] [--accept-data-loss] [--metrics-listen [ADDR:]PORT] "
+            + "[--foreground] [--log-file F] [--log-level L] MOUNTPOINT";
 
     static Options options() {
         Options o = new Options();
@@ -52,7 +52,7 @@ public final class Main {
                         + "Without it the launcher returns once the mount is ready and logs to a file").get());
         o.addOption(Option.builder().longOpt("config").hasArg().argName("FILE")
                 .desc("read settings from FILE: 'key = value' lines (cache, backing, mountpoint, cache-id, log-file, log-level, "
-                        + "drain-on-stop, async-dio, parallel-direct-writes, or a knob name), each key once (backing once per "
+                        + "drain-on-stop, async-dio, parallel-direct-writes, metrics-listen, or a knob name), each key once (backing once per "
                         + "volume); '#' at a line's start or after whitespace starts a comment, a quoted value is taken whole; "
                         + "the command line overrides it").get());
         o.addOption(Option.builder().longOpt("drain-on-stop")
@@ -68,6 +68,10 @@ public final class Main {
                 .desc("start even when the cache lost data a flush acknowledged (a start without it refuses, exit 2, and names "
                         + "the lost volume ranges): the ranges go to the log and the status file. Command line only: a config "
                         + "file's accept-data-loss counts only when this is given too").get());
+        o.addOption(Option.builder().longOpt("metrics-listen").hasArg().argName("[ADDR:]PORT")
+                .desc("serve Prometheus metrics over HTTP at http://ADDR:PORT/metrics (the caches/<id>/metrics figures and the "
+                        + "JVM's). ADDR defaults to the loopback address; name another (0.0.0.0, [::], a host's address) to "
+                        + "let other machines scrape it. Off unless given").get());
         o.addOption(Option.builder().longOpt("log-file").hasArg().argName("F").desc("append the log to F").get());
         o.addOption(Option.builder().longOpt("log-level").hasArg().argName("L")
                 .desc("error, warn, info (default), debug or trace").get());
@@ -147,7 +151,7 @@ public final class Main {
         }
         // The command line overrides the file: single values replace, a --backing list replaces the file's.
         for (String single : new String[] {"cache", "cache-id", "log-file", "log-level", "async-dio", "parallel-direct-writes",
-                "config"}) {
+                "metrics-listen", "config"}) {
             String[] values = cmd.getOptionValues(single);
             if (values != null && values.length > 1) {
                 throw new UsageException("--" + single + " given more than once");
@@ -237,6 +241,7 @@ public final class Main {
         }
         w.println("  caches/<id>/stat                              dm-writeboost's write/hit/on_buffer/fullsize counters (read-only)");
         w.println("  caches/<id>/status                            one readable summary of the cache (read-only)");
+        w.println("  caches/<id>/metrics                           the status and stat figures for Prometheus (read-only)");
         w.println();
         w.println("Stop with: fusermount -u MOUNTPOINT (or SIGTERM/SIGINT to the server): the RAM buffer is flushed and");
         w.println("the superblock record written; dirty data stays in the cache for the next start.");

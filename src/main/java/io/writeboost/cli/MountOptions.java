@@ -9,6 +9,9 @@ import io.writeboost.server.ServerSettings;
 import io.writeboost.server.ServerSettings.Backing;
 
 import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.UnknownHostException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -52,6 +55,8 @@ public final class MountOptions {
     boolean acceptDataLossInFile;
     /** Set by validate(): the mount point holds a dead server's FUSE mount, for the server to clear. */
     boolean clearStaleMount;
+    /** --metrics-listen: where to serve metrics over HTTP; null for no listener. */
+    public InetSocketAddress metricsListen;
     /** The arguments as given, to print the command that accepts a loss. */
     public List<String> commandLine = List.of();
 
@@ -110,6 +115,38 @@ public final class MountOptions {
             } catch (KnobException e) {
                 throw new UsageException("-o " + one + ": " + e.getMessage());
             }
+        }
+    }
+
+    /**
+     * Parses "[ADDR:]PORT" for --metrics-listen: ADDR a name or an IPv4 address, or an IPv6
+     * address in brackets. Without ADDR (or with an empty one) the listener takes the loopback
+     * address: metrics leave the machine only when the operator names an address that lets them.
+     */
+    static InetSocketAddress parseListen(String spec) throws UsageException {
+        String what = "--metrics-listen " + spec + ": ";
+        int colon = spec.lastIndexOf(':');
+        String host = colon < 0 ? "" : spec.substring(0, colon);
+        String portText = spec.substring(colon + 1);
+        if (host.startsWith("[") && host.endsWith("]")) {
+            host = host.substring(1, host.length() - 1);
+        } else if (host.contains(":")) {
+            throw new UsageException(what + "put an IPv6 address in brackets: [ADDR]:PORT");
+        }
+        int port;
+        try {
+            port = Integer.parseInt(portText);
+        } catch (NumberFormatException e) {
+            port = -1;
+        }
+        if (port < 1 || port > 65535) {
+            throw new UsageException(what + "expected [ADDR:]PORT with a port 1..65535");
+        }
+        try {
+            InetAddress address = host.isEmpty() ? InetAddress.getLoopbackAddress() : InetAddress.getByName(host);
+            return new InetSocketAddress(address, port);
+        } catch (UnknownHostException e) {
+            throw new UsageException(what + "unknown address '" + host + "'");
         }
     }
 
@@ -275,6 +312,6 @@ public final class MountOptions {
     /** What the server reads of this request; logging and --foreground stay with the CLI. */
     ServerSettings settings() {
         return new ServerSettings(cache, backings, mountPoint, format, force, cacheSize, sparse, cacheId, knobs, drainOnStop, readyFile,
-                asyncDio, parallelDirectWrites, acceptDataLoss, clearStaleMount);
+                asyncDio, parallelDirectWrites, acceptDataLoss, clearStaleMount, metricsListen);
     }
 }

@@ -14,14 +14,15 @@ import java.util.Map;
 
 /**
  * Builds the control directories from the knob table: {@code caches/<cache_id>/} with one
- * file per cache knob plus {@code stat} and {@code status}, and {@code devices/<device_id>/}
- * with one file per volume knob.
+ * file per cache knob plus {@code stat}, {@code status} and {@code metrics} (the same figures
+ * for Prometheus, from {@link EngineMetrics}), and {@code devices/<device_id>/} with one file
+ * per volume knob.
  */
 public final class ControlFiles {
     private ControlFiles() {}
 
     /** Directory path (e.g. "/caches/1") to its files, in listing order. */
-    public static Map<String, Map<String, ControlFile>> build(CacheEngine engine, List<Volume> volumes) {
+    public static Map<String, Map<String, ControlFile>> build(CacheEngine engine, List<Volume> volumes, EngineMetrics metrics) {
         Map<String, Map<String, ControlFile>> dirs = new LinkedHashMap<>();
         Map<String, ControlFile> cache = new LinkedHashMap<>();
         for (Knob k : Knob.values()) {
@@ -31,6 +32,7 @@ public final class ControlFiles {
         }
         cache.put("stat", readOnly(() -> formatStat(engine.status())));
         cache.put("status", readOnly(() -> formatStatus(engine, volumes)));
+        cache.put("metrics", readOnly(metrics::text));
         dirs.put("/caches/" + engine.superblock().cacheId(), cache);
         for (Volume v : volumes) {
             Map<String, ControlFile> dev = new LinkedHashMap<>();
@@ -149,10 +151,14 @@ public final class ControlFiles {
                     + st.engineBusyPercent()[v.deviceId()] + "% of the time)");
         }
         Status.Pacing p = st.pacing();
-        line(b, "writeback", st.writebackPausedByLoad() ? "paused: a backing store is busier than its migrate_threshold"
-                : p.writebackByLevel() ? "running: the ring's use passed high_watermark "
-                + engine.knob(Knob.HIGH_WATERMARK) + "% (until low_watermark " + engine.knob(Knob.LOW_WATERMARK) + "%)"
-                : st.segmentsAwaitingWriteback() > 0 ? "pending" : "idle");
+        String writeback = EngineMetrics.writebackState(st);
+        line(b, "writeback", switch (writeback) {
+            case "paused" -> "paused: a backing store is busier than its migrate_threshold";
+            case "running" -> "running: the ring's use passed high_watermark " + engine.knob(Knob.HIGH_WATERMARK)
+                    + "% (until low_watermark " + engine.knob(Knob.LOW_WATERMARK) + "%)";
+            default -> writeback;
+        });
+        line(b, "ring_slots_in_use", p.ringSlotsInUse());
         line(b, "ring_use_percent", p.ringUsePercent());
         line(b, "writeback_rate", String.format("%.1f MB/s of ring room freed lately (%d lines a second)",
                 p.writebackLinesPerSec() * (double) Layout.LINE_SIZE / 1e6, p.writebackLinesPerSec()));
@@ -202,8 +208,12 @@ public final class ControlFiles {
                         + "start that accepted them");
             }
         }
-        line(b, "state", st.failure() != null ? "failed: " + st.failure() : st.draining() ? "draining"
-                : st.writebackFailing() != null ? "degraded: writeback failing, retrying" : "ok");
+        String state = EngineMetrics.state(st);
+        line(b, "state", switch (state) {
+            case "failed" -> "failed: " + st.failure();
+            case "degraded" -> "degraded: writeback failing, retrying";
+            default -> state;
+        });
         return b.toString();
     }
 

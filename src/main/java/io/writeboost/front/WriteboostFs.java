@@ -45,6 +45,11 @@ public final class WriteboostFs {
     private final long totalBytes;
 
     public WriteboostFs(CacheEngine engine, List<Volume> volumes) {
+        this(engine, volumes, new EngineMetrics(engine, volumes, "dev"));
+    }
+
+    /** With the metrics the server also serves over HTTP, so that the {@code metrics} file and the listener are one renderer. */
+    public WriteboostFs(CacheEngine engine, List<Volume> volumes, EngineMetrics metrics) {
         List<String> root = new ArrayList<>();
         long total = 0;
         byHandle.add(null);
@@ -61,7 +66,7 @@ public final class WriteboostFs {
         List<String> caches = new ArrayList<>(), devices = new ArrayList<>();
         dirs.put("/caches", caches);
         dirs.put("/devices", devices);
-        for (Map.Entry<String, Map<String, ControlFile>> d : ControlFiles.build(engine, volumes).entrySet()) {
+        for (Map.Entry<String, Map<String, ControlFile>> d : ControlFiles.build(engine, volumes, metrics).entrySet()) {
             String dir = d.getKey();
             (dir.startsWith("/caches/") ? caches : devices).add(dir.substring(dir.lastIndexOf('/') + 1));
             dirs.put(dir, new ArrayList<>(d.getValue().keySet()));

@@ -6,6 +6,7 @@ import io.writeboost.cache.Status;
 import io.writeboost.device.BlockDevice;
 import io.writeboost.device.FileBlockDevice;
 import io.writeboost.format.VolumeEntry;
+import io.writeboost.front.EngineMetrics;
 import io.writeboost.front.WriteboostFs;
 import io.writeboost.fuse.JnrFuseMount;
 import io.writeboost.volume.Volume;
@@ -46,6 +47,8 @@ public final class MountServer {
     private volatile boolean stopping;
     /** The locks on the cache and backing stores, from {@link #preflight} until {@link #run} has closed the devices. */
     private ExclusiveUse exclusive;
+    /** The HTTP metrics listener (--metrics-listen), bound from {@link #preflight} until {@link #run} ends; null without one. */
+    private MetricsListener metricsListener;
 
     public MountServer(ServerSettings settings) {
         this.settings = settings;
@@ -60,10 +63,19 @@ public final class MountServer {
         exclusive = ExclusiveUse.acquire(settings.cache(), settings.backings());
         try {
             Preflight.check(settings);
+            bindMetrics();
         } catch (RequestException | IOException | RuntimeException e) {
             exclusive.close();
             exclusive = null;
             throw e;
+        }
+    }
+
+    /** Binds the metrics listener when asked for one: an address that cannot be had refuses the start like bad input. */
+    private void bindMetrics() throws RequestException {
+        if (settings.metricsListen() != null && metricsListener == null) {
+            metricsListener = MetricsListener.bind(settings.metricsListen());
+            log.info("metrics listener on http://{}:{}/metrics", settings.metricsListen().getHostString(), metricsListener.port());
         }
     }
 
@@ -84,6 +96,7 @@ public final class MountServer {
             if (exclusive == null) {
                 exclusive = ExclusiveUse.acquire(settings.cache(), settings.backings());
             }
+            bindMetrics();
             Map<Integer, BlockDevice> backings = new LinkedHashMap<>();
             List<VolumeEntry> entries = new ArrayList<>();
             for (int i = 0; i < settings.backings().size(); i++) {
@@ -130,12 +143,21 @@ public final class MountServer {
                 exclusive.close();
                 exclusive = null;
             }
+            // Last: a scrape during a drain at stop still sees the dirty lines go.
+            if (metricsListener != null) {
+                metricsListener.close();
+                metricsListener = null;
+            }
             stopped.countDown();
         }
     }
 
     private int serve(CacheEngine engine, List<Volume> volumes) throws IOException {
-        WriteboostFs fs = new WriteboostFs(engine, volumes);
+        EngineMetrics metrics = new EngineMetrics(engine, volumes, Version.get());
+        WriteboostFs fs = new WriteboostFs(engine, volumes, metrics);
+        if (metricsListener != null) {
+            metricsListener.serve(metrics);
+        }
         JnrFuseMount fuse = new JnrFuseMount(fs, () -> ready(engine, volumes));
         // SIGTERM/SIGINT start the JVM's shutdown: unmount, let the main thread stop the
         // engine cleanly, then exit 0. (The hook also runs at a normal exit, when all is done.)

@@ -2,6 +2,7 @@ package io.writeboost.server;
 
 import io.writeboost.knob.Knob;
 
+import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.Collections;
 import java.util.EnumMap;
@@ -30,11 +31,12 @@ import java.util.Objects;
  * @param acceptDataLoss start even when recovery finds acknowledged data lost (the operator's decision, --accept-data-loss)
  * @param clearStaleMount the mount point holds the FUSE mount of a dead server, to be cleared before mounting
  *                        ({@link MountPoint#staleFuseMount}); the directory underneath is checked then
+ * @param metricsListen where to serve metrics over HTTP ({@link MetricsListener}), or null for no listener
  */
 public record ServerSettings(Path cache, List<Backing> backings, Path mountPoint, boolean format, boolean force, Long cacheSize,
                              boolean sparse, Integer cacheId, Map<Knob, Long> knobs, boolean drainOnStop, Path readyFile,
                              boolean asyncDio, boolean parallelDirectWrites, boolean acceptDataLoss,
-                             boolean clearStaleMount) {
+                             boolean clearStaleMount, InetSocketAddress metricsListen) {
     /** One backing store: the volume's file name in the mount and the store's path. */
     public record Backing(String name, Path path) {
     }

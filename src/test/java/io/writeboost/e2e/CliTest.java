@@ -212,7 +212,7 @@ class CliTest {
         assertEquals(0, help.status());
         for (String opt : new String[] {"--cache", "--backing", "--format", "--cache-size", "--sparse", "--force", "--cache-id", "-o",
                 "--foreground", "--log-file", "--log-level", "--demo", "--version", "--async-dio", "--parallel-direct-writes",
-                "--accept-data-loss"}) {
+                "--accept-data-loss", "--metrics-listen"}) {
             assertTrue(help.stdout().contains(opt), "--help mentions " + opt);
         }
         for (Knob k : Knob.values()) {

@@ -54,6 +54,7 @@ class ControlFilesTest {
         }
         cache.add("stat");
         cache.add("status");
+        cache.add("metrics");
         assertEquals(sorted(cache), list("caches/3"));
         assertEquals(sorted(dev), list("devices/1"));
         assertEquals(List.of("caches", "devices", "vol"), list(""));
