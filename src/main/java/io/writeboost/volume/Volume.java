@@ -6,12 +6,11 @@ import io.writeboost.format.Layout;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
-import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * One cached volume seen as a byte-addressed file of fixed size. Sector-aligned requests go
- * straight to the engine; the rare unaligned edge is read, merged and written back (under a
- * per-volume lock so two partial writes of one sector cannot lose each other).
+ * straight to the engine; the rare unaligned edge is read, merged and written back, atomically
+ * against every other change of the same sectors ({@link SectorStripes}).
  */
 public final class Volume {
     private static final int BOUNCE_BYTES = (128 << 10) + 2 * Layout.SECTOR_SIZE;
@@ -21,7 +20,7 @@ public final class Volume {
     private final String name;
     private final String backingPath;
     private final long size;
-    private final ReentrantLock partialSectorLock = new ReentrantLock();
+    private final SectorStripes stripes = new SectorStripes();
     private final ArrayDeque<ByteBuffer> bounce = new ArrayDeque<>();
 
     public Volume(CacheEngine engine, int deviceId, String name, String backingPath, long size) {
@@ -95,19 +94,22 @@ public final class Volume {
         }
         int len = (int) Math.min(src.remaining(), size - offset);
         if (aligned(offset, len)) {
-            engine.write(deviceId, offset >> Layout.SECTOR_SHIFT, len >> Layout.SECTOR_SHIFT, src);
+            long first = offset >> Layout.SECTOR_SHIFT;
+            int sectors = len >> Layout.SECTOR_SHIFT;
+            long mask = SectorStripes.of(first, first + sectors - 1);
+            stripes.lockShared(mask);
+            try {
+                engine.write(deviceId, first, sectors, src);
+            } finally {
+                stripes.unlockShared(mask);
+            }
             return len;
         }
-        partialSectorLock.lock();
-        try {
-            int done = 0;
-            while (done < len) {
-                int n = Math.min(len - done, BOUNCE_BYTES - 2 * Layout.SECTOR_SIZE);
-                writeUnaligned(offset + done, src, src.position() + done, n);
-                done += n;
-            }
-        } finally {
-            partialSectorLock.unlock();
+        int done = 0;
+        while (done < len) {
+            int n = Math.min(len - done, BOUNCE_BYTES - 2 * Layout.SECTOR_SIZE);
+            writeUnaligned(offset + done, src, src.position() + done, n);
+            done += n;
         }
         return len;
     }
@@ -115,6 +117,18 @@ public final class Volume {
     private void writeUnaligned(long offset, ByteBuffer src, int srcPos, int len) throws IOException {
         long first = offset >> Layout.SECTOR_SHIFT;
         long last = (offset + len - 1) >> Layout.SECTOR_SHIFT;
+        long mask = SectorStripes.of(first, last);
+        stripes.lockExclusive(mask);
+        try {
+            mergeAndWrite(offset, src, srcPos, len, first, last);
+        } finally {
+            stripes.unlockExclusive(mask);
+        }
+    }
+
+    /** Expects the exclusive side of the stripes of sectors [first, last]. */
+    private void mergeAndWrite(long offset, ByteBuffer src, int srcPos, int len, long first, long last) throws IOException {
+        assert stripes.heldExclusively(SectorStripes.of(first, last));
         int sectors = (int) (last - first + 1);
         ByteBuffer b = takeBounce();
         try {
@@ -153,7 +167,13 @@ public final class Volume {
         long firstWhole = (offset + Layout.SECTOR_SIZE - 1) >> Layout.SECTOR_SHIFT;
         long endWhole = end >> Layout.SECTOR_SHIFT;
         if (firstWhole < endWhole) {
-            engine.discard(deviceId, firstWhole, endWhole - firstWhole);
+            long mask = SectorStripes.of(firstWhole, endWhole - 1);
+            stripes.lockShared(mask);
+            try {
+                engine.discard(deviceId, firstWhole, endWhole - firstWhole);
+            } finally {
+                stripes.unlockShared(mask);
+            }
             zero(offset, (firstWhole << Layout.SECTOR_SHIFT) - offset);
             zero(endWhole << Layout.SECTOR_SHIFT, end - (endWhole << Layout.SECTOR_SHIFT));
         } else {
