@@ -5,6 +5,8 @@ import io.writeboost.format.Layout;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
+import java.util.concurrent.TimeUnit;
+import java.util.function.LongSupplier;
 
 /**
  * The log of segments in the ring: which segment each ring slot holds, the open RAM segment
@@ -230,11 +232,18 @@ final class SegmentLog {
      * buffer is free or the next ring slot still holds data not written back. Nothing is
      * dropped: writers wait for the flusher, and for writeback, which runs whenever a writer
      * waits for a slot. Returns with the lock held and an open segment with room.
+     *
+     * <p>{@code timeoutMillis} above 0 bounds the wait ({@code io_timeout_ms}, read again at
+     * every wake-up so that setting it reaches writers already waiting): past it the caller
+     * gets an IOException instead, so that a backing store that never completes a write, or a
+     * writeback that keeps failing, fails writes rather than holding them forever.
      */
-    void makeRoom(Health health) throws IOException {
+    void makeRoom(Health health, LongSupplier timeoutMillis) throws IOException {
+        lock.assertHeld();
         if (open != null && open.full()) {
             seal();
         }
+        long waitingSince = System.nanoTime();
         while (open == null) {
             health.checkUsable();
             boolean slotFree = nextId - nrSegments <= lastMigratedId;
@@ -247,7 +256,17 @@ final class SegmentLog {
             }
             try {
                 lock.signalChanged();
-                lock.awaitChanged();
+                long timeout = timeoutMillis.getAsLong();
+                if (timeout == 0) {
+                    lock.awaitChanged();
+                } else {
+                    long left = waitingSince + TimeUnit.MILLISECONDS.toNanos(timeout) - System.nanoTime();
+                    if (left <= 0) {
+                        throw new IOException("no free cache slot within io_timeout_ms=" + timeout
+                                + ": writeback has not emptied the oldest slot (see the status file)");
+                    }
+                    lock.awaitChangedNanos(left);
+                }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new IOException("interrupted while waiting for cache space", e);

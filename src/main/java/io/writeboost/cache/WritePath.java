@@ -8,6 +8,7 @@ import io.writeboost.knob.Knob;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
+import java.util.function.LongSupplier;
 
 /**
  * Writes and discards: copies a request's sectors into the open RAM segment line by line and
@@ -36,6 +37,7 @@ final class WritePath {
     private final Writeback writeback;
     private final Stats stats;
     private final KnobValues knobs;
+    private final LongSupplier ioTimeoutMillis;
     private final StreamTable streams;
     private final BypassWriter bypassWriter;
     private final ReadAdmission admission;
@@ -66,6 +68,7 @@ final class WritePath {
         this.writeback = writeback;
         this.stats = stats;
         this.knobs = knobs;
+        this.ioTimeoutMillis = () -> knobs.get(Knob.IO_TIMEOUT_MS);
         this.streams = streams;
         this.bypassWriter = bypassWriter;
         this.admission = admission;
@@ -376,7 +379,7 @@ final class WritePath {
                     continue;
                 }
                 if (!segments.hasOpenRoom()) {
-                    segments.makeRoom(health);
+                    segments.makeRoom(health, ioTimeoutMillis);
                     continue;
                 }
                 stats.count(true, line >= 0, line >= 0 && segments.inOpen(line), fullsize);
@@ -495,7 +498,7 @@ final class WritePath {
                 return;
             }
             if (!segments.hasOpenRoom()) {
-                segments.makeRoom(health);
+                segments.makeRoom(health, ioTimeoutMillis);
                 continue;
             }
             int tomb = segments.appendLine(key | LineKey.TOMBSTONE);

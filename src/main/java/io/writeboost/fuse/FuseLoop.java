@@ -32,8 +32,12 @@ import java.util.concurrent.atomic.AtomicInteger;
  * so a callback is a plain JNI upcall.
  *
  * <p>Workers are added when every worker is busy (a slow request such as a drain or an fsync
- * must not stall the others) up to {@link #MAX_WORKERS}, and stay until the unmount: an idle
- * worker only sleeps in read(2) on /dev/fuse.
+ * must not stall the others), and stay until the unmount: an idle worker only sleeps in
+ * read(2) on /dev/fuse. Workers serving data requests (read, write, fsync, flush, fallocate)
+ * may wait as long as the backing store takes (a full ring waits for writeback), so they do
+ * not count against {@link #MAX_WORKERS}: however many writers wait for room, a worker is
+ * left to answer a {@code cat status} or the control-file write that gets them out of it.
+ * {@link #MAX_THREADS} bounds the whole.
  *
  * <p>The loop also grants the kernel two features libfuse 2 predates ({@link Grants}) by
  * setting their bits in the INIT and OPEN replies on their way out.
@@ -41,6 +45,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 public final class FuseLoop {
     private static final Logger log = LogManager.getLogger(FuseLoop.class);
     static final int MAX_WORKERS = 128;
+    static final int MAX_THREADS = 1024;
     private static final int EINTR = 4, EAGAIN = 11, ENOENT = 2;
 
     /** The part of libfuse 2's API the loop needs (all exported by libfuse.so.2). */
@@ -109,6 +114,7 @@ public final class FuseLoop {
     }
 
     static final int FUSE_OPEN = 14, FUSE_INIT = 26;
+    static final int FUSE_READ = 15, FUSE_WRITE = 16, FUSE_FSYNC = 20, FUSE_FLUSH = 25, FUSE_FALLOCATE = 43;
     static final int FUSE_ASYNC_DIO = 1 << 15;
     static final int FOPEN_DIRECT_IO = 1, FOPEN_PARALLEL_DIRECT_WRITES = 1 << 6;
     /** struct fuse_in_header: len, opcode, unique, nodeid, uid, gid, pid, padding. */
@@ -154,6 +160,7 @@ public final class FuseLoop {
     private final long bufsize;
     private final String name;
     private final AtomicInteger idle = new AtomicInteger();
+    private final AtomicInteger busyOnData = new AtomicInteger();
     private final List<Thread> workers = new ArrayList<>();
     private volatile int error;
     private final Grants grants;
@@ -269,7 +276,8 @@ public final class FuseLoop {
 
     /** Called with the workers' lock held. */
     private void addWorker() {
-        if (workers.size() >= MAX_WORKERS) {
+        assert Thread.holdsLock(workers);
+        if (!mayAddWorker(workers.size(), busyOnData.get())) {
             return;
         }
         idle.incrementAndGet();
@@ -277,6 +285,16 @@ public final class FuseLoop {
         t.setDaemon(true);
         workers.add(t);
         t.start();
+    }
+
+    /** Whether a worker may be added to {@code workers} of which {@code busyOnData} serve data requests. */
+    static boolean mayAddWorker(int workers, int busyOnData) {
+        return workers < MAX_THREADS && workers - busyOnData < MAX_WORKERS;
+    }
+
+    static boolean isDataRequest(int opcode) {
+        return opcode == FUSE_READ || opcode == FUSE_WRITE || opcode == FUSE_FSYNC || opcode == FUSE_FLUSH
+                || opcode == FUSE_FALLOCATE;
     }
 
     private void work() {
@@ -298,13 +316,17 @@ public final class FuseLoop {
                 fuse.fuse_session_exit(session);
                 break;
             }
+            int opcode = buf.getInt(IN_OPCODE);
+            boolean data = isDataRequest(opcode);
+            if (data) {
+                busyOnData.incrementAndGet();
+            }
             if (idle.decrementAndGet() == 0) {
                 synchronized (workers) {
                     addWorker();
                 }
             }
             Pointer replyChan = chp.getPointer(0);
-            int opcode = buf.getInt(IN_OPCODE);
             if ((opcode == FUSE_INIT && grants.asyncDio()) || (opcode == FUSE_OPEN && grants.parallelDirectWrites())) {
                 request.opcode = opcode;
                 request.unique = buf.getLong(IN_UNIQUE);
@@ -322,6 +344,9 @@ public final class FuseLoop {
             } finally {
                 request.opcode = 0;
                 request.parallelDirectWrites = false;
+                if (data) {
+                    busyOnData.decrementAndGet();
+                }
                 idle.incrementAndGet();
             }
         }

@@ -24,6 +24,10 @@ public enum Knob {
     WRITEBACK_MAX_IOPS(Scope.CACHE, "writeback_max_iops", Access.READ_WRITE, 0, 1_000_000, 0,
             "requests a second background writeback may send to the backing stores while the ring has room, as "
                     + "writeback_max_mbps; 0: no cap"),
+    IO_TIMEOUT_MS(Scope.CACHE, "io_timeout_ms", Access.READ_WRITE, 0, 86_400_000, 0,
+            "time (ms) a write may wait for a free ring slot (while writeback empties the oldest one) before it fails "
+                    + "with EIO; 0: wait as long as it takes, as a disk behind a stuck controller does, since a file "
+                    + "system takes a failed write as lost data"),
     BARRIER_DEADLINE_MS(Scope.CACHE, "barrier_deadline_ms", Access.READ_WRITE, 0, 60_000, 0,
             "time (ms) a flush waits for more writes before it appends the open segment's new lines to the cache "
                     + "device; 0: as soon as the device is free (flushes arriving during an append's write and sync share "

@@ -43,6 +43,7 @@ class FuseLoopTest {
     /** Two files: reading "slow" waits for {@link #release}; "fast" answers at once. */
     static final class TwoFiles extends FuseStubFS {
         final CountDownLatch slowEntered = new CountDownLatch(1);
+        final AtomicInteger slowWaiting = new AtomicInteger();
         final CountDownLatch release = new CountDownLatch(1);
         final Set<Thread> callbackThreads = ConcurrentHashMap.newKeySet();
         volatile int reads;
@@ -75,10 +76,13 @@ class FuseLoopTest {
             reads++;
             if (path.equals("/slow")) {
                 slowEntered.countDown();
+                slowWaiting.incrementAndGet();
                 try {
                     release.await(30, TimeUnit.SECONDS);
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
+                } finally {
+                    slowWaiting.decrementAndGet();
                 }
             }
             long n = Math.max(0, Math.min(size, 4096 - offset));
@@ -142,6 +146,63 @@ class FuseLoopTest {
         assertFalse(loop.isAlive(), "the loop returns after the unmount");
         assertNull(loopError.get());
         assertFalse(Files.readString(Path.of("/proc/mounts")).contains(mnt.toString()));
+    }
+
+    /**
+     * More data requests waiting at once than {@link FuseLoop#MAX_WORKERS} (as writers waiting
+     * for room in a full ring over a stuck backing store): the loop still has a worker for the
+     * next request, the kind an operator sends to get out of it.
+     */
+    @Test
+    void aWorkerIsLeftWhenMoreDataRequestsWaitThanMaxWorkers(@TempDir Path dir) throws Exception {
+        Path mnt = Files.createDirectories(dir.resolve("mnt"));
+        TwoFiles fs = new TwoFiles();
+        Thread loop = new Thread(() -> FuseLoop.run(new String[] {"fuselooptest", "-f", mnt.toString(), "-o", "direct_io"},
+                fs.fuseOperations(), "t-fuse", FuseLoop.Grants.ALL));
+        loop.start();
+        int waiting = FuseLoop.MAX_WORKERS + 8;
+        Thread[] readers = new Thread[waiting];
+        try {
+            for (int i = 0; i < 100 && !Files.exists(mnt.resolve("fast")); i++) {
+                Thread.sleep(50);
+            }
+            assertTrue(Files.exists(mnt.resolve("fast")), "mounted");
+            for (int i = 0; i < waiting; i++) {
+                readers[i] = new Thread(() -> {
+                    try {
+                        Files.readAllBytes(mnt.resolve("slow"));
+                    } catch (Exception ignored) {
+                        // the assertions below say what went wrong
+                    }
+                });
+                readers[i].start();
+            }
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+            while (fs.slowWaiting.get() < waiting && System.nanoTime() < deadline) {
+                Thread.sleep(10);
+            }
+            assertEquals(waiting, fs.slowWaiting.get(), "every slow read reached the file system and waits there");
+            AtomicReference<byte[]> fast = new AtomicReference<>();
+            Thread fastReader = new Thread(() -> {
+                try {
+                    fast.set(Files.readAllBytes(mnt.resolve("fast")));
+                } catch (Exception e) {
+                    fast.set(new byte[0]);
+                }
+            });
+            fastReader.start();
+            fastReader.join(10_000);
+            assertEquals(4096, fast.get() == null ? -1 : fast.get().length, "served while more requests wait than MAX_WORKERS");
+        } finally {
+            fs.release.countDown();
+            for (Thread r : readers) {
+                if (r != null) {
+                    r.join(10_000);
+                }
+            }
+            FuseServer.unmount(mnt);
+            loop.join(10_000);
+        }
     }
 
     /**

@@ -5,8 +5,8 @@ import io.writeboost.cache.EngineConfig;
 import io.writeboost.device.BlockDevice;
 import io.writeboost.format.Layout;
 import io.writeboost.format.VolumeEntry;
-import io.writeboost.testutil.DelegatingDevice;
 import io.writeboost.testutil.PowerLossDevice;
+import io.writeboost.testutil.StallingDevice;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
@@ -14,7 +14,6 @@ import java.nio.ByteBuffer;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
@@ -36,31 +35,6 @@ class PartialSectorAtomicityTest {
     private static final int PART_AT = 100;
     private static final int PART_LEN = 10;
 
-    /** Holds the first read of the backing store once armed, until released. */
-    private static final class StallingRead extends DelegatingDevice {
-        final CountDownLatch entered = new CountDownLatch(1);
-        final CountDownLatch release = new CountDownLatch(1);
-        volatile boolean armed;
-
-        StallingRead(BlockDevice inner) {
-            super(inner);
-        }
-
-        @Override
-        public void read(ByteBuffer dst, long offset) throws IOException {
-            if (armed) {
-                armed = false;
-                entered.countDown();
-                try {
-                    release.await();
-                } catch (InterruptedException e) {
-                    throw new IOException(e);
-                }
-            }
-            super.read(dst, offset);
-        }
-    }
-
     private static byte[] sectorAfterRace(byte[] whole) throws Exception {
         PowerLossDevice cache = new PowerLossDevice("cache", (int) Layout.slotOffset(8), new Object());
         CacheEngine.format(cache, 1, List.of(new VolumeEntry(1, VOLUME, "v", "b")));
@@ -68,11 +42,11 @@ class PartialSectorAtomicityTest {
         byte[] old = new byte[Layout.SECTOR_SIZE];
         Arrays.fill(old, (byte) 'o');
         store.write(ByteBuffer.wrap(old), SECTOR << Layout.SECTOR_SHIFT);
-        StallingRead backing = new StallingRead(store);
+        StallingDevice backing = new StallingDevice(store);
         CacheEngine engine = CacheEngine.open(cache, Map.<Integer, BlockDevice>of(1, backing), new EngineConfig());
         try {
             Volume v = new Volume(engine, 1, "v", "b", VOLUME);
-            backing.armed = true;
+            backing.stallNextRead();
             Thread partial = new Thread(() -> {
                 byte[] p = new byte[PART_LEN];
                 Arrays.fill(p, (byte) 'p');
@@ -83,7 +57,7 @@ class PartialSectorAtomicityTest {
                 }
             }, "partial-writer");
             partial.start();
-            assertTrue(backing.entered.await(10, TimeUnit.SECONDS), "the partial write reads the sector");
+            backing.awaitStalled();
             Thread other = new Thread(() -> {
                 try {
                     v.write(SECTOR << Layout.SECTOR_SHIFT, ByteBuffer.wrap(whole));
@@ -101,7 +75,7 @@ class PartialSectorAtomicityTest {
                 }
                 Thread.sleep(1);
             }
-            backing.release.countDown();
+            backing.release();
             partial.join(10_000);
             other.join(10_000);
             assertTrue(!partial.isAlive() && !other.isAlive(), "both changes finished");
