@@ -117,6 +117,9 @@ final class Writeback extends Daemon {
     private int groupEntries;
     private long groupStartNanos;
     private long groupBytes;
+    /** Bytes of the group written through the page cache, which its sync will send to the disk at once. */
+    private long groupBufferedBytes;
+    private final SyncBudget syncBudget = new SyncBudget();
     private int[] groupLines = new int[0];
     private long[] groupKeys = new long[0];
     private int[] groupBits = new int[0];
@@ -270,7 +273,8 @@ final class Writeback extends Daemon {
      */
     private int batchSegments() {
         lock.assertHeld();
-        int max = (int) knobs.get(Knob.NR_MAX_BATCHED_MIGRATION);
+        assert batchLock.isHeldByCurrentThread();
+        int max = (int) Math.min(knobs.get(Knob.NR_MAX_BATCHED_MIGRATION), Math.max(1, syncBudget.bytes() / Layout.SEGMENT_SIZE));
         long free = segments.freeSlots();
         if (free >= WritePacer.paceStart(segments.nrSegments()) && !segments.writersWaitingForSlot()) {
             return max;
@@ -369,6 +373,7 @@ final class Writeback extends Daemon {
             } catch (IOException ex) {
                 groupTo = -1;
                 groupEntries = 0;
+                groupBufferedBytes = 0;
                 consecutiveFailures++;
                 errors++;
                 failing = ex.getMessage();
@@ -492,7 +497,7 @@ final class Writeback extends Daemon {
         lock.lock();
         try {
             commit = cleanOnly || to - segments.lastMigratedId() >= groupSegments || to >= segments.lastFlushedId()
-                    || roomUrgent() || health.closing()
+                    || groupBufferedBytes >= syncBudget.bytes() || roomUrgent() || health.closing()
                     || System.nanoTime() - groupStartNanos >= GROUP_MAX_NANOS;
         } finally {
             lock.unlock();
@@ -532,12 +537,15 @@ final class Writeback extends Daemon {
      * waits until those newer writes are durable, then records last_migrated_segment_id.
      */
     private void commitGroup() throws IOException {
+        long syncStart = System.nanoTime();
         for (int dev = 0; dev < touched.length; dev++) {
             if (touched[dev]) {
                 backings.sync(dev, true);
                 touched[dev] = false;
             }
         }
+        syncBudget.synced(groupBufferedBytes, System.nanoTime() - syncStart);
+        groupBufferedBytes = 0;
         long from, to = groupTo;
         lock.lock();
         long invalidators = 0;
@@ -623,7 +631,11 @@ final class Writeback extends Daemon {
         if (budget.capped() && lock.read(() -> roomUrgent() ? 1 : 0) == 0) {
             budget.take(staging.remaining());
         }
-        backings.write(dev, staging, startSector, staging.remaining() >= DIRECT_RUN_BYTES, true);
+        boolean direct = staging.remaining() >= DIRECT_RUN_BYTES;
+        if (!direct) {
+            groupBufferedBytes += staging.remaining();
+        }
+        backings.write(dev, staging, startSector, direct, true);
         touched[dev] = true;
         staging.clear();
         return sectors;
