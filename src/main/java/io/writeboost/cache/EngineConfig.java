@@ -7,7 +7,7 @@ import java.util.Map;
 
 /** Start-up settings of an engine: RAM buffer count and initial knob values. */
 public final class EngineConfig {
-    /** The seed's NR_RAMBUF_POOL: 64 RAM segments of 1 MiB. */
+    /** dm-writeboost's NR_RAMBUF_POOL: 64 RAM segments of 1 MiB. */
     public static final int DEFAULT_RAM_BUFFERS = 64;
 
     private int ramBuffers = DEFAULT_RAM_BUFFERS;

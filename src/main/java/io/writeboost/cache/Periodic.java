@@ -8,7 +8,7 @@ import java.io.IOException;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The seed's timed tasks: seal a RAM segment that has sat partly filled for
+ * dm-writeboost's timed tasks: seal a RAM segment that has sat partly filled for
  * flush_current_buffer_interval seconds, and write the superblock record every
  * commit_super_block_interval seconds. Also, once the flushed log has grown
  * {@link #VOUCH_SEGMENTS} past what the last record vouches for, syncs the cache device and

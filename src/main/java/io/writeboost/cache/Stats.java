@@ -1,7 +1,7 @@
 package io.writeboost.cache;
 
 /**
- * The seed's statistics matrix: one counter for each combination of
+ * dm-writeboost's statistics matrix: one counter for each combination of
  * (write?, hit?, on_buffer?, fullsize?), counted once per cache line a request touches.
  * Updated under the engine lock; read as a snapshot.
  */

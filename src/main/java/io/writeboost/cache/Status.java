@@ -20,7 +20,7 @@ package io.writeboost.cache;
  * @param segmentsWithDirtyLines of the segments awaiting writeback, those that still hold a dirty line (the others
  *        hold only clean lines or copies superseded since; writeback frees their slots without backing I/O)
  * @param pacing the ring's use, writeback by dirty level and the pacing of writers
- * @param stats the seed's matrix, indexed by {@link Stats#WRITE} | {@link Stats#HIT} | {@link Stats#ON_BUFFER} | {@link Stats#FULLSIZE}
+ * @param stats dm-writeboost's matrix, indexed by {@link Stats#WRITE} | {@link Stats#HIT} | {@link Stats#ON_BUFFER} | {@link Stats#FULLSIZE}
  */
 public record Status(int cacheId, int nrSegments, long currentSegmentId, int currentSegmentLines, long lastFlushedId,
                      long lastDurableId, long lastMigratedId, long[] dirtyLinesByDevice, long dirtyLines, long indexedLines,

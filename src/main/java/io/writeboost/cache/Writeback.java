@@ -15,7 +15,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * The seed's migrate daemon. Takes the oldest flushed segments in batches of
+ * dm-writeboost's migrate daemon. Takes the oldest flushed segments in batches of
  * nr_max_batched_migration, reads them sequentially from the cache device, sorts their dirty
  * lines by backing address, writes coalesced runs of dirty sectors to the backing stores,
  * syncs them, clears the dirty bits and only then advances last_migrated_segment_id in the
@@ -312,7 +312,7 @@ final class Writeback extends Daemon {
     }
 
     /**
-     * Writeback by load, as the seed's user-space daemon did and upstream later did in the
+     * Writeback by load, as dm-writeboost's user-space daemon did and upstream later did in the
      * kernel: allowed while every backing store is busy less than its migrate_threshold percent.
      */
     private boolean loadAllows() {

@@ -29,7 +29,7 @@ public final class Layout {
     /** The first MiB of the cache device holds the superblock header and the two record copies. */
     public static final long SUPERBLOCK_REGION_SIZE = 1 << 20;
 
-    /** Device ids are 1..127 as in the seed; 0 marks an empty header entry. */
+    /** Device ids are 1..127 as in dm-writeboost; 0 marks an empty header entry. */
     public static final int MIN_DEVICE_ID = 1;
     public static final int MAX_DEVICE_ID = 127;
 

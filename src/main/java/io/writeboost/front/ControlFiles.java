@@ -113,7 +113,7 @@ public final class ControlFiles {
         };
     }
 
-    /** The seed's statistics matrix: one line per (write?, hit?, on_buffer?, fullsize?) combination. */
+    /** dm-writeboost's statistics matrix: one line per (write?, hit?, on_buffer?, fullsize?) combination. */
     static String formatStat(Status st) {
         StringBuilder b = new StringBuilder("# write hit on_buffer fullsize count (one count per 4 KiB line a request touches)\n");
         for (int i = 0; i < 16; i++) {
