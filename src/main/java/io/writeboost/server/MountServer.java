@@ -117,7 +117,9 @@ public final class MountServer {
                 exclusive.add(cachePath, "cache");
             }
             if (settings.format()) {
-                CacheEngine.format(cache, settings.effectiveCacheId(), entries);
+                CacheEngine.format(cache, settings.effectiveCacheId(), MovedBackings.identified(entries, settings.backings()));
+            } else {
+                MovedBackings.record(cache, settings.backings(), settings.acceptMovedBacking());
             }
             EngineConfig config = new EngineConfig();
             settings.knobs().forEach(config::knob);
