@@ -103,7 +103,14 @@ public final class Main {
         System.exit(run(args));
     }
 
+    /** Asked by the launcher (not in --help): the offline tools' names, one a line, for it to route them here. */
+    static final String LIST_TOOLS = "--list-tools";
+
     static int run(String[] args) {
+        if (args.length == 1 && args[0].equals(LIST_TOOLS)) {
+            OfflineTools.COMMANDS.forEach(System.out::println);
+            return 0;
+        }
         if (args.length > 0 && OfflineTools.COMMANDS.contains(args[0])) {
             System.setProperty("writeboost.logLevel", "WARN");
             return OfflineTools.run(args[0], java.util.Arrays.copyOfRange(args, 1, args.length), System.out, System.err);

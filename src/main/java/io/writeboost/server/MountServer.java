@@ -209,6 +209,8 @@ public final class MountServer {
             startStatusUpdates(engine);
         }
         if (settings.readyFile() != null) {
+            // Before the ready file: once it exists the launcher deletes the file stderr pointed at.
+            StderrToLog.redirectIfAsked();
             try {
                 Path tmp = settings.readyFile().resolveSibling(settings.readyFile().getFileName() + ".tmp");
                 Files.writeString(tmp, ProcessHandle.current().pid() + "\n");
