@@ -161,7 +161,8 @@ final class OfflineTools {
             out.println("IN USE: " + inUse(cachePath, read.holder()));
         }
         for (VolumeEntry v : c.superblock.volumes()) {
-            out.printf("  volume %d '%s': %d bytes, formatted on %s%n", v.deviceId(), v.name(), v.sizeBytes(), v.path());
+            out.printf("  volume %d '%s': %d bytes, formatted on %s (%s)%n", v.deviceId(), v.name(), v.sizeBytes(), v.path(),
+                    v.identity());
         }
         out.printf("record copy A: %s%nrecord copy B: %s%n", describe(c.recordA), describe(c.recordB));
         if (c.recordA == null || c.recordB == null) {
