@@ -147,6 +147,15 @@ wait_boot() {
 
 unit_prop() { ct systemctl show -P "$2" "$1"; }
 
+# The overall exposure level systemd-analyze security gives unit $1 (0.0 safest .. 10.0).
+exposure() {
+  local out level
+  out="$(ct systemd-analyze security --no-pager "$1" 2>&1 || true)"
+  level="$(plain <<<"$out" | sed -n 's/.*Overall exposure level for [^:]*: \([0-9][0-9.]*\).*/\1/p')"
+  [ -n "$level" ] || fail "no exposure level from systemd-analyze security $1: $(tail -n 3 <<<"$out")"
+  echo "$level"
+}
+
 # The loop device the container attached for the volume, recorded from the host's side as it
 # appears, so that a failed run can detach it (it outlives the container). Only this one:
 # the host's loop devices are visible in the container too, and other builds use them.
@@ -296,6 +305,20 @@ ct systemctl enable --now writeboost@demo.service 2>/dev/null
 status="$(unit_prop writeboost@demo.service StatusText)"
 [[ "$status" == *"dirty line"* ]] || fail "no STATUS line from writeboost@demo: '$status'"
 say "writeboost@demo active (READY=1); STATUS: $status"
+
+# The hardening, rated: the unit as installed against a copy without its hardening lines.
+[ "$(unit_prop writeboost@demo.service RestrictAddressFamilies)" = AF_UNIX ] \
+  || fail "writeboost@demo may open $(unit_prop writeboost@demo.service RestrictAddressFamilies) sockets, not AF_UNIX alone (no metrics-listen)"
+[ "$(unit_prop writeboost@demo.service NoNewPrivileges)" = yes ] || fail "writeboost@demo runs without NoNewPrivileges"
+ctsh "sed -E '/^(NoNewPrivileges|CapabilityBoundingSet|RestrictAddressFamilies|SystemCallArchitectures|LockPersonality|UMask)=/d' \
+  /etc/systemd/system/writeboost@.service >/etc/systemd/system/wb-unhardened@.service && systemctl daemon-reload"
+hardened="$(exposure writeboost@demo.service)"
+unhardened="$(exposure wb-unhardened@demo.service)"
+awk -v h="$hardened" -v u="$unhardened" 'BEGIN { exit !(h + 0 < u + 0) }' \
+  || fail "systemd-analyze security: writeboost@demo rates $hardened, not below the unit without its hardening ($unhardened)"
+ct rm /etc/systemd/system/wb-unhardened@.service
+ct systemctl daemon-reload
+say "systemd-analyze security: exposure $hardened for writeboost@demo, $unhardened for the same unit without its hardening lines"
 
 ct systemctl enable --now writeboost-loop@demo.service 2>/dev/null
 record_loop

@@ -8,6 +8,7 @@ import io.writeboost.format.SuperblockRecord;
 import io.writeboost.format.VolumeEntry;
 import io.writeboost.knob.Knob;
 import io.writeboost.knob.KnobException;
+import io.writeboost.recovery.HeaderRewrite;
 import io.writeboost.recovery.Recovery;
 import io.writeboost.recovery.RecoveryResult;
 import io.writeboost.recovery.ReplaySegment;
@@ -97,6 +98,9 @@ public final class CacheEngine implements Closeable {
             checkVolume(v.deviceId(), v.sizeBytes(), v.name());
         }
         Superblock sb = new Superblock((int) segments, cacheId, nonce, timeMillis, volumes);
+        // The spare header of an earlier format goes first: this header torn must not let it stand in.
+        HeaderRewrite.clearSpare(cache);
+        cache.sync();
         cache.write(sb.encode(), 0);
         SuperblockRecord first = new SuperblockRecord(0, nonce, 0, 0, true);
         cache.write(first.encode(), first.offset());

@@ -23,7 +23,7 @@ public final class Main {
 
     static final String USAGE = "fuse-mount [--config FILE] --cache CACHE --backing [NAME=]BACKING [--backing ...] "
             + "[--format [--cache-size SIZE [--sparse]] [--force]] [--cache-id N] [-o KNOB=VALUE ...] [--drain-on-stop] "
-            + "[--async-dio on|off] [--parallel-direct-writes on|off] [--accept-data-loss] [--metrics-listen [ADDR:]PORT] "
+            + "[--async-dio on|off] [--parallel-direct-writes on|off] [--accept-data-loss] [--accept-moved-backing NAME] [--metrics-listen [ADDR:]PORT] "
             + "[--foreground] [--log-file F] [--log-level L] MOUNTPOINT";
 
     static Options options() {
@@ -68,6 +68,7 @@ public final class Main {
                 .desc("start even when the cache lost data a flush acknowledged (a start without it refuses, exit 2, and names "
                         + "the lost volume ranges): the ranges go to the log and the status file. Command line only: a config "
                         + "file's accept-data-loss counts only when this is given too").get());
+        o.addOption(acceptMovedBacking());
         o.addOption(Option.builder().longOpt("metrics-listen").hasArg().argName("[ADDR:]PORT")
                 .desc("serve Prometheus metrics over HTTP at http://ADDR:PORT/metrics (the caches/<id>/metrics figures and the "
                         + "JVM's). ADDR defaults to the loopback address; name another (0.0.0.0, [::], a host's address) to "
@@ -88,12 +89,28 @@ public final class Main {
         return o;
     }
 
+    /** Shared with the offline tools that write back (writeback): the same option, the same words. */
+    static Option acceptMovedBacking() {
+        return Option.builder().longOpt("accept-moved-backing").hasArg().argName("NAME")
+                .desc("start although volume NAME's backing store is not the one recorded at format (a restored copy, a "
+                        + "store whose path changed): its identity as found is recorded, and checked from then on. A start "
+                        + "without it refuses such a store (exit 2) and names both. Repeat for more volumes; command line "
+                        + "only").get();
+    }
+
     public static void main(String[] args) {
         // During a signal-driven shutdown this blocks until the shutdown hooks finish; fine.
         System.exit(run(args));
     }
 
+    /** Asked by the launcher (not in --help): the offline tools' names, one a line, for it to route them here. */
+    static final String LIST_TOOLS = "--list-tools";
+
     static int run(String[] args) {
+        if (args.length == 1 && args[0].equals(LIST_TOOLS)) {
+            OfflineTools.COMMANDS.forEach(System.out::println);
+            return 0;
+        }
         if (args.length > 0 && OfflineTools.COMMANDS.contains(args[0])) {
             System.setProperty("writeboost.logLevel", "WARN");
             return OfflineTools.run(args[0], java.util.Arrays.copyOfRange(args, 1, args.length), System.out, System.err);
@@ -190,6 +207,7 @@ public final class Main {
         }
         o.foreground = cmd.hasOption("foreground");
         o.acceptDataLoss = cmd.hasOption("accept-data-loss");
+        addAcceptMoved(cmd, o);
         if (o.acceptDataLossInFile && !o.acceptDataLoss) {
             throw new UsageException("the config file says accept-data-loss, which counts only when --accept-data-loss is on the "
                     + "command line too: a file read at every start must not accept a loss nobody has seen");
@@ -198,6 +216,12 @@ public final class Main {
             o.readyFile = Path.of(cmd.getOptionValue("ready-file"));
         }
         return o;
+    }
+
+    static void addAcceptMoved(CommandLine cmd, MountOptions o) {
+        if (cmd.getOptionValues("accept-moved-backing") != null) {
+            o.acceptMovedBacking.addAll(java.util.List.of(cmd.getOptionValues("accept-moved-backing")));
+        }
     }
 
     private static void configureLogging(MountOptions o) {
@@ -223,6 +247,7 @@ public final class Main {
         w.println("                                                  (lost acknowledged data is listed by volume range)");
         w.println("  fuse-mount dump --cache CACHE [--json] [--all]  list segments and their lines (id, device, sector, dirty bits)");
         w.println("  fuse-mount writeback (--config FILE | --cache CACHE --backing [NAME=]PATH ...) [--accept-data-loss]");
+        w.println("                       [--accept-moved-backing NAME]");
         w.println("                                                  write every dirty line back without mounting; safe to interrupt");
         w.println("  fuse-mount volumes --config FILE                print the volume files the config's mount holds");
         w.println("  fuse-mount upgrade (--config FILE | --cache CACHE --backing [NAME=]PATH ...)");

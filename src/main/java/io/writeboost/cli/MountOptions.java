@@ -57,6 +57,8 @@ public final class MountOptions {
     boolean clearStaleMount;
     /** --metrics-listen: where to serve metrics over HTTP; null for no listener. */
     public InetSocketAddress metricsListen;
+    /** --accept-moved-backing: volumes whose backing store may differ from the one recorded. Command line only. */
+    public final Set<String> acceptMovedBacking = new java.util.LinkedHashSet<>();
     /** The arguments as given, to print the command that accepts a loss. */
     public List<String> commandLine = List.of();
 
@@ -208,7 +210,7 @@ public final class MountOptions {
         if (!LEVELS.contains(logLevel)) {
             throw new UsageException("--log-level " + logLevel + ": expected one of error, warn, info, debug, trace");
         }
-        Set<String> names = new HashSet<>();
+        Set<String> names = new java.util.LinkedHashSet<>();
         Set<Path> paths = new HashSet<>();
         for (Backing b : backings) {
             if (!names.add(b.name())) {
@@ -218,10 +220,11 @@ public final class MountOptions {
             if (!paths.add(real(b.path()))) {
                 throw new UsageException(b.path() + " is given twice as a backing store");
             }
-            if (b.path().getFileName() != null && b.path().toString().getBytes(StandardCharsets.UTF_8).length > VolumeEntry.MAX_PATH_BYTES) {
+            if (format && b.path().toAbsolutePath().toString().getBytes(StandardCharsets.UTF_8).length > VolumeEntry.MAX_PATH_BYTES) {
                 throw new UsageException(b.path() + ": path longer than " + VolumeEntry.MAX_PATH_BYTES + " bytes");
             }
         }
+        checkAcceptMoved(format, acceptMovedBacking, names);
         if (Files.exists(cache)) {
             checkDevice(cache, "cache");
             if (paths.contains(real(cache))) {
@@ -270,6 +273,18 @@ public final class MountOptions {
         }
     }
 
+    /** --accept-moved-backing names volumes of the cache, and only a formatted one has a store recorded. */
+    static void checkAcceptMoved(boolean format, Set<String> accepted, Set<String> names) throws UsageException {
+        for (String n : accepted) {
+            if (format) {
+                throw new UsageException("--accept-moved-backing " + n + ": --format records every backing store anew");
+            }
+            if (!names.contains(n)) {
+                throw new UsageException("--accept-moved-backing " + n + ": no volume of that name (volumes: " + String.join(", ", names) + ")");
+            }
+        }
+    }
+
     private static void checkDevice(Path p, String what) throws UsageException {
         if (!Files.exists(p)) {
             throw new UsageException(p + ": no such file or device (" + what + ")");
@@ -312,6 +327,6 @@ public final class MountOptions {
     /** What the server reads of this request; logging and --foreground stay with the CLI. */
     ServerSettings settings() {
         return new ServerSettings(cache, backings, mountPoint, format, force, cacheSize, sparse, cacheId, knobs, drainOnStop, readyFile,
-                asyncDio, parallelDirectWrites, acceptDataLoss, clearStaleMount, metricsListen);
+                asyncDio, parallelDirectWrites, acceptDataLoss, clearStaleMount, metricsListen, acceptMovedBacking);
     }
 }

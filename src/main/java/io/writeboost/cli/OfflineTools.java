@@ -14,6 +14,7 @@ import io.writeboost.recovery.Recovery;
 import io.writeboost.recovery.ReplaySegment;
 import io.writeboost.recovery.UpgradeFromV1;
 import io.writeboost.server.ExclusiveUse;
+import io.writeboost.server.MovedBackings;
 import io.writeboost.server.Preflight;
 import io.writeboost.server.RequestException;
 import io.writeboost.server.ServerSettings;
@@ -40,7 +41,7 @@ import java.util.Map;
  * <pre>
  *   fuse-mount check --cache CACHE                     report; exit 1 when something is wrong
  *   fuse-mount dump --cache CACHE [--json] [--all]     segments and their lines
- *   fuse-mount writeback (--config FILE | --cache CACHE --backing [NAME=]PATH ...) [--accept-data-loss]
+ *   fuse-mount writeback (--config FILE | --cache CACHE --backing [NAME=]PATH ...) [--accept-data-loss] [--accept-moved-backing NAME]
  *   fuse-mount volumes --config FILE                   the volume files a config's mount will hold
  *   fuse-mount upgrade (--config FILE | --cache CACHE --backing [NAME=]PATH ...)   a format version 1 cache to version 2
  * </pre>
@@ -59,6 +60,7 @@ final class OfflineTools {
         o.addOption(Option.builder().longOpt("all").desc("dump: also segments already written back").get());
         o.addOption(Option.builder().longOpt("accept-data-loss")
                 .desc("writeback: go on when acknowledged data is lost (what is left is written back)").get());
+        o.addOption(Main.acceptMovedBacking());
         try {
             CommandLine cmd = new DefaultParser().parse(o, args);
             if (!cmd.getArgList().isEmpty()) {
@@ -76,6 +78,10 @@ final class OfflineTools {
                 for (String b : cmd.getOptionValues("backing")) {
                     m.backings.add(MountOptions.parseBacking(b));
                 }
+            }
+            Main.addAcceptMoved(cmd, m);
+            if (!m.acceptMovedBacking.isEmpty() && !command.equals("writeback")) {
+                throw new UsageException(command + ": --accept-moved-backing applies to writeback (and to a start)");
             }
             if (command.equals("volumes")) {
                 return volumes(m, out);
@@ -155,7 +161,8 @@ final class OfflineTools {
             out.println("IN USE: " + inUse(cachePath, read.holder()));
         }
         for (VolumeEntry v : c.superblock.volumes()) {
-            out.printf("  volume %d '%s': %d bytes, formatted on %s%n", v.deviceId(), v.name(), v.sizeBytes(), v.path());
+            out.printf("  volume %d '%s': %d bytes, formatted on %s (%s)%n", v.deviceId(), v.name(), v.sizeBytes(), v.path(),
+                    v.identity());
         }
         out.printf("record copy A: %s%nrecord copy B: %s%n", describe(c.recordA), describe(c.recordB));
         if (c.recordA == null || c.recordB == null) {
@@ -296,12 +303,16 @@ final class OfflineTools {
 
     static int writeback(MountOptions m, boolean acceptDataLoss, PrintStream out) throws UsageException, RequestException, IOException {
         requireBackings("writeback", m);
+        java.util.Set<String> names = new java.util.LinkedHashSet<>();
+        m.backings.forEach(b -> names.add(b.name()));
+        MountOptions.checkAcceptMoved(false, m.acceptMovedBacking, names);
         ExclusiveUse exclusive = ExclusiveUse.acquire(m.cache, m.backings);
         List<FileBlockDevice> open = new ArrayList<>();
         try {
-            Preflight.checkVolumeTable(m.cache, m.backings, m.cacheId);
+            Preflight.checkVolumeTable(m.cache, m.backings, m.cacheId, m.acceptMovedBacking);
             FileBlockDevice cache = FileBlockDevice.open(m.cache.toAbsolutePath());
             open.add(cache);
+            MovedBackings.record(cache, m.backings, m.acceptMovedBacking);
             Map<Integer, BlockDevice> backings = openBackings(m, i -> i + 1, open);
             CacheEngine engine = CacheEngine.open(cache, backings, new EngineConfig().acceptDataLoss(acceptDataLoss));
             try {
@@ -403,7 +414,7 @@ final class OfflineTools {
             out.printf("wrote back %d line(s) (%d sectors) and punched %d discarded line(s) from segments %s; the backing stores "
                     + "are synced%n", r.lines(), r.sectors(), r.punched(),
                     r.firstSegment() == 0 ? "(none: everything was written back already)" : r.firstSegment() + ".." + r.lastSegment());
-            CacheEngine.format(cache, sb.cacheId(), sb.volumes());
+            CacheEngine.format(cache, sb.cacheId(), MovedBackings.identified(sb.volumes(), m.backings));
             cache.sync();
             out.printf("formatted %s as format version %d (cache %d, the same volumes); mount it as before%n", m.cache,
                     Superblock.VERSION, sb.cacheId());

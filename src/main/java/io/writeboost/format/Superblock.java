@@ -2,7 +2,6 @@ package io.writeboost.format;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.zip.CRC32C;
@@ -16,18 +15,21 @@ import java.util.zip.CRC32C;
  *  16 u32 segment size (1 MiB)  20 u32 segment header size (8 KiB: two copies)  24 u32 lines per segment (254)
  *  28 u32 number of segments    32 u32 cache id   36 u32 number of volumes (1..127)
  *  40 u64 format nonce (random, copied into every segment header)   48 u64 format time (ms since epoch)
- * offset 4096: volume table, 256 bytes an entry, in device id order:
- *   0 u8 device id  1..7 reserved  8 u64 backing size in bytes
- *  16 u16 name length, 18 name (UTF-8, 62 bytes)  80 u16 path length, 82 path (UTF-8, 174 bytes)
+ * offset 4096: volume table, 256 bytes an entry ({@link VolumeEntry}), in device id order
  * </pre>
  */
 public record Superblock(int nrSegments, int cacheId, long nonce, long formatTimeMillis, List<VolumeEntry> volumes) {
     public static final long MAGIC = 0x42535453_4F4F4257L; // "WBOOSTSB" little-endian
     public static final short VERSION = 2;
     public static final int VOLUME_TABLE_OFFSET = 4096;
-    public static final int VOLUME_ENTRY_SIZE = 256;
+    public static final int VOLUME_ENTRY_SIZE = VolumeEntry.SIZE;
     /** Bytes covered by the header's CRC: block 0 and a volume table of 127 entries, rounded to 4 KiB. */
     public static final int REGION = 40960;
+    /**
+     * Where a rewrite of the header (an accepted moved backing store) first puts the new
+     * header whole, so that a rewrite cut short by a power loss leaves one valid copy.
+     */
+    public static final long SPARE_OFFSET = 72 * 1024;
 
     public Superblock {
         volumes = List.copyOf(volumes);
@@ -37,6 +39,16 @@ public record Superblock(int nrSegments, int cacheId, long nonce, long formatTim
         if (nrSegments < 2) {
             throw new IllegalArgumentException("a cache needs at least 2 segments, got " + nrSegments);
         }
+    }
+
+    /** The same cache with another volume table (the same volumes, other paths or identities). */
+    public Superblock withVolumes(List<VolumeEntry> newVolumes) {
+        return new Superblock(nrSegments, cacheId, nonce, formatTimeMillis, newVolumes);
+    }
+
+    /** Whether {@code region} starts with this format's magic: a header, valid or not. */
+    public static boolean hasMagic(ByteBuffer region) {
+        return region.capacity() >= REGION && region.duplicate().order(ByteOrder.LITTLE_ENDIAN).getLong(0) == MAGIC;
     }
 
     public ByteBuffer encode() {
@@ -53,10 +65,7 @@ public record Superblock(int nrSegments, int cacheId, long nonce, long formatTim
         b.putLong(48, formatTimeMillis);
         int off = VOLUME_TABLE_OFFSET;
         for (VolumeEntry v : volumes) {
-            b.put(off, (byte) v.deviceId());
-            b.putLong(off + 8, v.sizeBytes());
-            putString(b, off + 16, v.name(), VolumeEntry.MAX_NAME_BYTES);
-            putString(b, off + 80, v.path(), VolumeEntry.MAX_PATH_BYTES);
+            v.encode(b, off);
             off += VOLUME_ENTRY_SIZE;
         }
         b.putInt(12, crc(b));
@@ -116,8 +125,7 @@ public record Superblock(int nrSegments, int cacheId, long nonce, long formatTim
             if (dev < Layout.MIN_DEVICE_ID || dev > Layout.MAX_DEVICE_ID) {
                 throw new FormatException("superblock volume table names device id " + dev);
             }
-            volumes.add(new VolumeEntry(dev, b.getLong(off + 8), getString(b, off + 16, VolumeEntry.MAX_NAME_BYTES),
-                    getString(b, off + 80, VolumeEntry.MAX_PATH_BYTES)));
+            volumes.add(VolumeEntry.decode(b, off));
         }
         try {
             return new Superblock(b.getInt(28), b.getInt(32), b.getLong(40), b.getLong(48), volumes);
@@ -132,22 +140,5 @@ public record Superblock(int nrSegments, int cacheId, long nonce, long formatTim
         crc.update(new byte[4]);
         Crc.update(crc, b, 16, REGION - 16);
         return (int) crc.getValue();
-    }
-
-    private static void putString(ByteBuffer b, int off, String s, int max) {
-        byte[] bytes = s.getBytes(StandardCharsets.UTF_8);
-        int n = Math.min(bytes.length, max);
-        b.putShort(off, (short) n);
-        b.put(off + 2, bytes, 0, n);
-    }
-
-    private static String getString(ByteBuffer b, int off, int max) throws FormatException {
-        int n = Short.toUnsignedInt(b.getShort(off));
-        if (n > max) {
-            throw new FormatException("superblock string length " + n + " exceeds " + max);
-        }
-        byte[] bytes = new byte[n];
-        b.get(off + 2, bytes);
-        return new String(bytes, StandardCharsets.UTF_8);
     }
 }

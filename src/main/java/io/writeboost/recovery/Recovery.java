@@ -44,7 +44,18 @@ public final class Recovery {
     private Recovery() {}
 
     public static Superblock readSuperblock(BlockDevice cache) throws IOException {
-        return fitting(cache, Superblock.decode(superblockRegion(cache)));
+        ByteBuffer region = superblockRegion(cache);
+        try {
+            return fitting(cache, Superblock.decode(region));
+        } catch (io.writeboost.format.UnsupportedVersionException e) {
+            throw e;
+        } catch (FormatException e) {
+            Superblock spare = HeaderRewrite.spareOrNull(cache, region);
+            if (spare == null) {
+                throw e;
+            }
+            return fitting(cache, spare);
+        }
     }
 
     /** The superblock region of {@code cache}, to decode; a FormatException when the device cannot hold one. */

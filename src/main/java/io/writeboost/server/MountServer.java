@@ -117,7 +117,9 @@ public final class MountServer {
                 exclusive.add(cachePath, "cache");
             }
             if (settings.format()) {
-                CacheEngine.format(cache, settings.effectiveCacheId(), entries);
+                CacheEngine.format(cache, settings.effectiveCacheId(), MovedBackings.identified(entries, settings.backings()));
+            } else {
+                MovedBackings.record(cache, settings.backings(), settings.acceptMovedBacking());
             }
             EngineConfig config = new EngineConfig();
             settings.knobs().forEach(config::knob);
@@ -207,6 +209,8 @@ public final class MountServer {
             startStatusUpdates(engine);
         }
         if (settings.readyFile() != null) {
+            // Before the ready file: once it exists the launcher deletes the file stderr pointed at.
+            StderrToLog.redirectIfAsked();
             try {
                 Path tmp = settings.readyFile().resolveSibling(settings.readyFile().getFileName() + ".tmp");
                 Files.writeString(tmp, ProcessHandle.current().pid() + "\n");

@@ -2,17 +2,21 @@ package io.writeboost.server;
 
 import io.writeboost.cache.CacheEngine;
 import io.writeboost.device.FileBlockDevice;
+import io.writeboost.format.BackingIdentity;
 import io.writeboost.format.FormatException;
 import io.writeboost.format.UnsupportedVersionException;
 import io.writeboost.format.Layout;
 import io.writeboost.format.Superblock;
 import io.writeboost.format.VolumeEntry;
 import io.writeboost.recovery.Recovery;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Set;
 
 /**
  * The checks of a request that need to read its devices, made before anything is created or
@@ -21,6 +25,7 @@ import java.util.List;
  * of the server: it is a {@link RequestException} like the rest.
  */
 public final class Preflight {
+    private static final Logger log = LogManager.getLogger(Preflight.class);
     private Preflight() {}
 
     /**
@@ -33,7 +38,8 @@ public final class Preflight {
         if (s.format()) {
             checkFormat(s);
         } else {
-            checkVolumeTable(s.cache(), s.backings(), sizes, s.cacheId());
+            Superblock sb = checkVolumeTable(s.cache(), s.backings(), sizes, s.cacheId());
+            checkIdentities(s.cache(), sb, s.backings(), s.acceptMovedBacking());
         }
         // Last: a request refused for another reason leaves even a dead mount as it was.
         if (s.clearStaleMount()) {
@@ -84,11 +90,63 @@ public final class Preflight {
 
     /**
      * Refuses, before anything is written, a cache whose volume table does not match the
-     * backing stores given: their count, each one's name (in order) and size.
+     * backing stores given: their count, each one's name (in order), size and identity (see
+     * {@link #checkIdentities}).
      */
-    public static void checkVolumeTable(Path cachePath, List<ServerSettings.Backing> backings, Integer cacheId)
+    public static void checkVolumeTable(Path cachePath, List<ServerSettings.Backing> backings, Integer cacheId,
+                                        Set<String> acceptMoved) throws RequestException, IOException {
+        Superblock sb = checkVolumeTable(cachePath, backings, backingSizes(backings), cacheId);
+        checkIdentities(cachePath, sb, backings, acceptMoved);
+    }
+
+    /**
+     * Refuses a backing store that is not the one its volume was formatted on, by the identity
+     * the volume table records ({@link StoreIdentity}): two stores of one size that traded
+     * paths would otherwise take each other's dirty lines. A volume named in
+     * {@code acceptMoved} is let through (the operator's decision; {@link MovedBackings}
+     * records its new identity). A volume whose store cannot be told apart (a cache formatted
+     * before identities were recorded, a block device without a stable id) gets a warning.
+     */
+    static void checkIdentities(Path cachePath, Superblock sb, List<ServerSettings.Backing> backings, Set<String> acceptMoved)
             throws RequestException, IOException {
-        checkVolumeTable(cachePath, backings, backingSizes(backings), cacheId);
+        List<VolumeEntry> table = sb.volumes();
+        for (int i = 0; i < table.size(); i++) {
+            VolumeEntry e = table.get(i);
+            Path path = backings.get(i).path().toAbsolutePath();
+            StoreIdentity.Found found = StoreIdentity.of(path, false);
+            boolean accepted = acceptMoved.contains(e.name());
+            if (e.identity().equals(found.identity()) && e.identity().comparable()) {
+                continue;
+            }
+            if (e.identity().kind() == BackingIdentity.Kind.NONE) {
+                if (!accepted) {
+                    log.warn("volume '{}' of {} has no backing store identity recorded (formatted by an earlier writeboost): {} "
+                            + "cannot be told apart from another store of its size; start once with --accept-moved-backing {} "
+                            + "to record it", e.name(), cachePath, path, e.name());
+                }
+                continue;
+            }
+            if (e.identity().kind() == BackingIdentity.Kind.UNIDENTIFIED && found.identity().equals(e.identity())) {
+                log.warn("volume '{}' of {}: {} is a block device without a stable id (no WWID, serial or UUID): it is "
+                        + "checked by its size alone", e.name(), cachePath, path);
+                continue;
+            }
+            if (accepted) {
+                log.warn("volume '{}' of {}: {} is not the backing store it was formatted on ({}, recorded {}; found {}): "
+                        + "accepted by --accept-moved-backing", e.name(), cachePath, path, e.path(), e.identity(), found.text());
+                continue;
+            }
+            String other = "";
+            for (VolumeEntry o : table) {
+                if (o != e && o.identity().comparable() && o.identity().equals(found.identity())) {
+                    other = ", the store volume '" + o.name() + "' was formatted on";
+                }
+            }
+            throw new RequestException("backing store " + path + " given for volume '" + e.name() + "' is not the one " + cachePath
+                    + " was formatted on: recorded " + e.identity() + " (" + e.path() + "), found " + found.text() + other
+                    + "; nothing was written. If it is the right store after all (a restored copy, a new device path), "
+                    + "start once with --accept-moved-backing " + e.name() + " to record it");
+        }
     }
 
     /** The same checks against a superblock already read (a version 1 cache's, for the upgrade). */
@@ -97,7 +155,7 @@ public final class Preflight {
         checkVolumeTable(cachePath, sb, backings, backingSizes(backings), cacheId);
     }
 
-    private static void checkVolumeTable(Path cachePath, List<ServerSettings.Backing> backings, long[] sizes, Integer cacheId)
+    private static Superblock checkVolumeTable(Path cachePath, List<ServerSettings.Backing> backings, long[] sizes, Integer cacheId)
             throws RequestException, IOException {
         try (FileBlockDevice cache = open(cachePath, "cache")) {
             Superblock sb;
@@ -107,6 +165,7 @@ public final class Preflight {
                 throw new RequestException(cachePath + ": " + e.getMessage() + " (use --format to create a cache)");
             }
             checkVolumeTable(cachePath, sb, backings, sizes, cacheId);
+            return sb;
         }
     }
 

@@ -9,6 +9,7 @@ import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 
 /**
  * What one server process is asked to serve, as the server reads it. Whoever fills it in (the
@@ -32,11 +33,14 @@ import java.util.Objects;
  * @param clearStaleMount the mount point holds the FUSE mount of a dead server, to be cleared before mounting
  *                        ({@link MountPoint#staleFuseMount}); the directory underneath is checked then
  * @param metricsListen where to serve metrics over HTTP ({@link MetricsListener}), or null for no listener
+ * @param acceptMovedBacking the volumes whose backing store may differ from the one recorded (--accept-moved-backing):
+ *                           the store as found is recorded ({@link MovedBackings})
  */
 public record ServerSettings(Path cache, List<Backing> backings, Path mountPoint, boolean format, boolean force, Long cacheSize,
                              boolean sparse, Integer cacheId, Map<Knob, Long> knobs, boolean drainOnStop, Path readyFile,
                              boolean asyncDio, boolean parallelDirectWrites, boolean acceptDataLoss,
-                             boolean clearStaleMount, InetSocketAddress metricsListen) {
+                             boolean clearStaleMount, InetSocketAddress metricsListen,
+                             Set<String> acceptMovedBacking) {
     /** One backing store: the volume's file name in the mount and the store's path. */
     public record Backing(String name, Path path) {
     }
@@ -45,6 +49,7 @@ public record ServerSettings(Path cache, List<Backing> backings, Path mountPoint
         Objects.requireNonNull(cache, "cache");
         Objects.requireNonNull(mountPoint, "mountPoint");
         backings = List.copyOf(backings);
+        acceptMovedBacking = Set.copyOf(acceptMovedBacking);
         Map<Knob, Long> copy = new EnumMap<>(Knob.class);
         copy.putAll(knobs);
         knobs = Collections.unmodifiableMap(copy);

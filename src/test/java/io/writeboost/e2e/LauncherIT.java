@@ -163,4 +163,63 @@ class LauncherIT {
             Files.deleteIfExists(log);
         }
     }
+
+    /**
+     * `./fuse-mount upgrade`, which the refusal of a version 1 cache tells the user to run: the
+     * launcher hands it to the tools (not to a mount of a directory named "upgrade"), which
+     * write the golden image's data back and format it as version 2, recording the stores'
+     * identities; a mount then starts on it.
+     */
+    @Test
+    void upgradeRunsThroughTheLauncher(@TempDir Path dir) throws Exception {
+        Path cache = dir.resolve("cache.img"), mnt = Files.createDirectories(dir.resolve("mnt"));
+        try (var in = new java.util.zip.GZIPInputStream(Files.newInputStream(Path.of("test-images/cache-format-v1.img.gz")))) {
+            Files.write(cache, in.readAllBytes());
+        }
+        Path g1 = Fixture.sparse(dir.resolve("g1.img"), 1 << 20), g2 = Fixture.sparse(dir.resolve("g2.img"), 512 << 10);
+        String[] stores = {"--cache", cache.toString(), "--backing", "golden1=" + g1, "--backing", "golden2=" + g2};
+        Run refused = launcher(Fixture.concat(stores, "--log-file", dir.resolve("log").toString(), mnt.toString()));
+        assertEquals(2, refused.status(), refused.out());
+        assertTrue(refused.out().contains("fuse-mount upgrade"), refused.out());
+
+        Run up = launcher(Fixture.concat(new String[] {"upgrade"}, stores));
+        assertEquals(0, up.status(), up.out());
+        assertTrue(up.out().contains("formatted " + cache + " as format version 2"), up.out());
+        assertFalse(Files.exists(Path.of("upgrade")), "no mount point named upgrade");
+        byte[] want = new byte[2 * 512];
+        for (int i = 0; i < want.length; i++) {
+            want[i] = io.writeboost.format.GoldenImage.pattern(2, 1, 9 + i / 512, i % 512);
+        }
+        byte[] got = java.util.Arrays.copyOfRange(Files.readAllBytes(g1), 9 * 512, 11 * 512);
+        org.junit.jupiter.api.Assertions.assertArrayEquals(want, got, "golden1's dirty sectors written back");
+
+        Run started = launcher(Fixture.concat(stores, "--log-file", dir.resolve("log").toString(), mnt.toString()));
+        try {
+            assertEquals(0, started.status(), started.out());
+            assertFalse(Files.readString(dir.resolve("log")).contains("has no backing store identity recorded"),
+                    "the upgrade recorded the stores' identities");
+        } finally {
+            unmountAndWait(mnt, started);
+        }
+    }
+
+    /** The background server's stderr is its log file, not the launcher's temporary file deleted once the mount is ready. */
+    @Test
+    void theBackgroundServersStderrIsItsLog(@TempDir Path dir) throws Exception {
+        Path mnt = Files.createDirectories(dir.resolve("mnt")), log = dir.resolve("server.log");
+        Path disk = Fixture.sparse(dir.resolve("disk.img"), 8 << 20);
+        Run started = launcher("--cache", dir.resolve("cache.img").toString(), "--format", "--cache-size", "4M", "--sparse",
+                "--backing", "disk=" + disk, "--log-file", log.toString(), mnt.toString());
+        assertEquals(0, started.status(), started.out());
+        try {
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("server PID (\\d+)").matcher(started.out());
+            assertTrue(m.find(), started.out());
+            Path fd2 = Path.of("/proc/" + m.group(1) + "/fd/2");
+            assertEquals(log.toRealPath().toString(), Files.readSymbolicLink(fd2).toString(), "stderr of the server");
+            String cmdline = Files.readString(Path.of("/proc/" + m.group(1) + "/cmdline")).replace('\0', ' ');
+            assertTrue(cmdline.contains("-XX:+ExitOnOutOfMemoryError"), cmdline);
+        } finally {
+            unmountAndWait(mnt, started);
+        }
+    }
 }

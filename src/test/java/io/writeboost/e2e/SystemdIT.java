@@ -66,6 +66,9 @@ class SystemdIT {
         Files.writeString(root.resolve("etc/writeboost/t.conf"), String.join("\n",
                 "# test cache", "cache = " + dir.resolve("cache.img"), "backing = data=" + dir.resolve("disk.img"),
                 "mountpoint = " + mnt, "allow_migrate = 1", ""));
+        Files.writeString(root.resolve("etc/writeboost/m.conf"), String.join("\n",
+                "cache = " + dir.resolve("m-cache.img"), "backing = data=" + dir.resolve("disk.img"),
+                "mountpoint = " + dir.resolve("m-mnt"), "metrics-listen = 9500   # served to Prometheus", ""));
         Files.copy(repo.resolve("systemd/srv-data.mount.example"), units.resolve("srv-data.mount"));
         // The generator, as systemd runs it at boot, its output where verify reads drop-ins.
         Path generator = root.resolve("usr/local/lib/systemd/system-generators/writeboost-generator");
@@ -81,9 +84,13 @@ class SystemdIT {
         assertTrue(dropin.contains("\nAfter=" + mountUnit + "\n"), "ordered after the mount point's unit: " + dropin);
         assertTrue(dropin.contains("RequiresMountsFor=" + dir.resolve("cache.img") + "\n")
                 && dropin.contains("RequiresMountsFor=" + dir.resolve("disk.img") + "\n"), dropin);
+        assertFalse(dropin.contains("RestrictAddressFamilies"), "no network sockets without metrics-listen: " + dropin);
+        String metricsDropin = Files.readString(units.resolve("writeboost@m.service.d/50-writeboost-config.conf"));
+        assertTrue(metricsDropin.contains("\n[Service]\nRestrictAddressFamilies=AF_INET AF_INET6\n"),
+                "a config with metrics-listen may open IP sockets: " + metricsDropin);
         assertTrue(Files.exists(units.resolve("writeboost@example.service.d/50-writeboost-config.conf")),
                 "one drop-in per config: the installed example.conf has one too");
-        for (String unit : new String[] {"writeboost@t.service", "writeboost-loop@t.service", "srv-data.mount"}) {
+        for (String unit : new String[] {"writeboost@t.service", "writeboost@m.service", "writeboost-loop@t.service", "srv-data.mount"}) {
             String out = run(repo, List.of("systemd-analyze", "verify", "--root=" + root, units.resolve(unit).toString()), null);
             assertEquals("", out.strip(), "systemd-analyze verify " + unit + " says nothing");
         }

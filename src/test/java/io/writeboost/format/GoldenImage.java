@@ -32,7 +32,7 @@ public final class GoldenImage {
             new VolumeEntry(2, 512 << 10, "golden2", "/srv/images/golden2.img"));
 
     /** The byte at offset {@code i} of sector {@code sector} of device {@code dev} in write number {@code w}. */
-    static byte pattern(int w, int dev, long sector, int i) {
+    public static byte pattern(int w, int dev, long sector, int i) {
         return (byte) (w * 31 + dev * 7 + sector * 3 + i);
     }
 
