@@ -14,10 +14,13 @@ import io.writeboost.format.Layout;
  * segments written in two seconds of page-cache speed took over 20 seconds to sync. Bounding
  * the group by what the disk syncs in half a second bounds that wait the same way.
  *
- * <p>The rate is measured, not configured: bytes synced over the sync's duration, smoothed.
- * A sync's fixed cost (the disk's cache flush) makes a small sync look slow, so the budget
+ * <p>The rate is measured, not configured: bytes synced over the sync's duration. It falls at
+ * once to a slower measurement and rises only a quarter of the way to a faster one: a sync
+ * looks fast when the kernel had already written part of the group out on its own, and a
+ * budget set by that sync would hand the disk more than it writes in the target time. A
+ * sync's fixed cost (the disk's cache flush) makes a small sync look slow, so the budget
  * starts low and grows with each sync until the sync takes the target time; on a fast disk
- * that is a few syncs. Owned by {@link Writeback}; used under its batch lock only.
+ * that is a dozen syncs. Owned by {@link Writeback}; used under its batch lock only.
  */
 final class SyncBudget {
     static final long TARGET_NANOS = 500_000_000L;
@@ -39,7 +42,7 @@ final class SyncBudget {
             return;
         }
         double rate = bytes * 1e9 / nanos;
-        bytesPerSecond = (bytesPerSecond + rate) / 2;
+        bytesPerSecond = rate < bytesPerSecond ? rate : bytesPerSecond + (rate - bytesPerSecond) / 4;
     }
 
     long bytesPerSecond() {

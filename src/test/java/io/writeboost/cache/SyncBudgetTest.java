@@ -30,7 +30,18 @@ class SyncBudgetTest {
         double seconds = syncNanos(b.bytes(), c, r) / 1e9;
         assertTrue(seconds > 0.9 * SyncBudget.TARGET_NANOS / 1e9 && seconds < 1.1 * SyncBudget.TARGET_NANOS / 1e9,
                 "a group's sync takes about the target: " + seconds + " s for " + b.bytes() + " bytes");
-        assertTrue(settled(c, r, 4).bytes() > 10 * SyncBudget.MIN_BYTES, "it gets there in a few syncs");
+        assertTrue(settled(c, r, 12).bytes() > 10 * SyncBudget.MIN_BYTES, "it gets there in a dozen syncs");
+    }
+
+    @Test
+    void oneSyncThatLookedFastDoesNotOpenTheBudget() {
+        double c = 0.02, r = 2e6;
+        SyncBudget b = settled(c, r, 30);
+        long steady = b.bytes();
+        b.synced(steady, syncNanos(steady, c, r) / 20);
+        assertTrue(b.bytes() < 6 * steady, "a quarter of the way up only: " + steady + " -> " + b.bytes());
+        b.synced(b.bytes(), syncNanos(b.bytes(), c, r));
+        assertTrue(b.bytes() <= steady, "and down at once when the next sync shows the disk's real rate: " + b.bytes());
     }
 
     @Test
