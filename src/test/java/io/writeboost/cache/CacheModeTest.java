@@ -199,6 +199,50 @@ class CacheModeTest {
     }
 
     /**
+     * Write-through writes racing over the same few lines, with reads admitting them too: a
+     * line kept as a clean line must hold what the backing store holds, whichever write landed
+     * there last (a write that kept its data over a later one's would leave the cache serving
+     * data the backing store no longer has).
+     */
+    @Test
+    void overlappingWriteThroughWritesKeepNoCleanLineTheBackingStoreDoesNotHold() throws Exception {
+        start(64, new EngineConfig().knob(Knob.CACHE_MODE, CacheMode.WRITE_THROUGH.ordinal())
+                .knob(Knob.READ_CACHE_SECOND_ACCESS, 0));
+        int lines = 16;
+        long kept = 0;
+        for (int round = 0; round < 40; round++) {
+            List<Future<?>> workers = new ArrayList<>();
+            for (int t = 0; t < 4; t++) {
+                Random r = new Random(round * 10L + t);
+                workers.add(pool.submit(() -> {
+                    for (int i = 0; i < 50; i++) {
+                        long lineNo = r.nextInt(lines);
+                        if (r.nextInt(4) == 0) {
+                            readEngine(lineNo * Layout.SECTORS_PER_LINE, Layout.SECTORS_PER_LINE);
+                        } else {
+                            int n = 1 + r.nextInt(2);
+                            engine.write(1, lineNo * Layout.SECTORS_PER_LINE, n * Layout.SECTORS_PER_LINE,
+                                    ByteBuffer.wrap(randomData(r, n * Layout.SECTORS_PER_LINE)));
+                        }
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> f : workers) {
+                f.get(60, TimeUnit.SECONDS);
+            }
+            for (int i = 0; i < lines + 1; i++) {
+                long sector = (long) i * Layout.SECTORS_PER_LINE;
+                assertArrayEquals(readBacking(sector, Layout.SECTORS_PER_LINE), readEngine(sector, Layout.SECTORS_PER_LINE),
+                        "line " + i + " in round " + round);
+            }
+            kept = Math.max(kept, engine.status().cleanLines());
+        }
+        assertTrue(kept > 0, "written lines were kept as clean lines");
+        assertEquals(0, engine.status().dirtyLines());
+    }
+
+    /**
      * Pass-through: a dirty line left from write-back is read from the cache while writeback
      * has not carried it yet (held back here), writes land on the backing store and drop the
      * clean copies they cover, reads of clean lines go to the backing store and admit nothing,
