@@ -385,7 +385,7 @@ final class WritePath {
     }
 
     /** Lock held: whether any line holding a sector of [sector, sector + n) is cached. */
-    private boolean anyCached(int dev, long sector, int n) {
+    private boolean anyCached(int dev, long sector, long n) {
         for (long line = sector >>> 3, last = (sector + n + 7) >>> 3; line < last; line++) {
             if (lines.lookup(LineKey.of(dev, line)) >= 0) {
                 return true;
@@ -524,6 +524,20 @@ final class WritePath {
         lock.lock();
         try {
             health.checkUsable();
+            if (anyCached(deviceId, sector, nSectors)) {
+                // A tombstone may reach the cache device before the next flush asks for it
+                // (another flush's append, a seal): the punch it lets reads through to must be
+                // durable first, or a crash would bring back what the backing store held
+                // before the dropped line's data, older than a flush acknowledged (a bypass
+                // syncs before its drops for the same reason).
+                lock.unlock();
+                try {
+                    backings.sync(deviceId, false);
+                } finally {
+                    lock.lock();
+                }
+                health.checkUsable();
+            }
             for (long s = sector; s < end; ) {
                 int first = (int) (s & 7);
                 int n = (int) Math.min(8 - first, end - s);

@@ -53,7 +53,8 @@ public enum Knob {
                     + "(a database's WAL, a file system's journal) stays in the cache (bcache's name and default)"),
     CACHE_MODE(Scope.CACHE, "cache_mode", CacheMode.class,
             "write-back: writes are acknowledged from the cache and written back later. write-through: a write goes to "
-                    + "the backing store before it returns (made durable by the next flush, as in write-back), its whole "
+                    + "the backing store before it returns (durable then where the store takes O_DIRECT with O_DSYNC, else "
+                    + "at the next flush, as a write-back write), its whole "
                     + "4 KiB lines stay in the cache as clean lines, no line is ever dirty. write-around: as "
                     + "write_around_mode 1. pass-through: reads and writes go to the backing store, a write drops cached "
                     + "copies, nothing new is cached. Outside write-back, a write that covers part of a line still dirty "
@@ -125,6 +126,11 @@ public enum Knob {
         this.max = this.choices.length - 1;
         this.defaultValue = 0;
         this.description = description;
+    }
+
+    /** Whether the knob takes names rather than numbers (cache_mode). */
+    public boolean named() {
+        return choices != null;
     }
 
     /** The text a control file shows for {@code value}: the number, or the name for a knob of names. */
