@@ -322,13 +322,7 @@ final class WritePath {
         try {
             health.checkUsable();
             if (!durable && anyCached(dev, sector, n)) {
-                lock.unlock();
-                try {
-                    backings.sync(dev, false);
-                } finally {
-                    lock.lock();
-                }
-                health.checkUsable();
+                syncUnlocked(dev);
             }
             for (long s = sector, end = sector + n; s < end; ) {
                 int first = (int) (s & 7);
@@ -372,6 +366,17 @@ final class WritePath {
                 settled();
             }
         }
+    }
+
+    /** Lock held: syncs the backing store of {@code dev} with the lock released, before a drop that needs its writes durable. */
+    private void syncUnlocked(int dev) throws IOException {
+        lock.unlock();
+        try {
+            backings.sync(dev, false);
+        } finally {
+            lock.lock();
+        }
+        health.checkUsable();
     }
 
     /** Called without the lock: a bypass or discard that dropped lines has had its turn between batches. */
@@ -530,13 +535,7 @@ final class WritePath {
                 // durable first, or a crash would bring back what the backing store held
                 // before the dropped line's data, older than a flush acknowledged (a bypass
                 // syncs before its drops for the same reason).
-                lock.unlock();
-                try {
-                    backings.sync(deviceId, false);
-                } finally {
-                    lock.lock();
-                }
-                health.checkUsable();
+                syncUnlocked(deviceId);
             }
             for (long s = sector; s < end; ) {
                 int first = (int) (s & 7);

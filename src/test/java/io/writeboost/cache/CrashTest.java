@@ -205,15 +205,7 @@ class CrashTest {
                 rig.cutPowerNow(rnd);
             }
             rig.recoverAfterCut();
-            ByteBuffer all = ByteBuffer.allocate(VOLUME_BYTES);
-            rig.engine.read(1, 0, SECTORS, all);
-            for (int s = 0; s < SECTORS; s++) {
-                long got = SectorModel.decode(all, s * 512, 1, s);
-                if (got < 0 || !model.allowed(1, s, got)) {
-                    fail("cut after " + calls + " call(s) (stream " + stream + ", flush " + flush + "): sector " + s + " holds "
-                            + (got < 0 ? "garbage" : "write " + got) + ", the last flush acknowledged write " + model.acked[1][s]);
-                }
-            }
+            assertNothingOlderThanAcknowledged(rig, model, "cut after " + calls + " call(s) (stream " + stream + ", flush " + flush + ")");
             return inside;
         } finally {
             rig.engine.close();
@@ -231,19 +223,25 @@ class CrashTest {
     @ParameterizedTest
     @org.junit.jupiter.params.provider.ValueSource(booleans = {true, false})
     void powerCutAtEachStepOfADiscardOverDirtyLines(boolean partial) throws Exception {
-        int cuts = 0;
-        for (int calls = 1; ; calls++) {
-            boolean cutInside = false;
-            for (int fate = 0; fate < 6; fate++) {
-                cutInside |= discardWithCutAfter(calls, partial, new Random(calls * 41L + fate));
-                cuts++;
-            }
-            if (!cutInside) {
-                break;
-            }
+        int calls = 1;
+        while (cutsInside(calls, 41, (c, r) -> discardWithCutAfter(c, partial, r))) {
             assertTrue(calls < 200, "a discard and a flush take fewer than 200 device calls");
+            calls++;
         }
-        crashPoints.addAndGet(cuts);
+        crashPoints.addAndGet(6L * calls);
+    }
+
+    interface CutRun {
+        boolean run(int calls, Random rnd) throws Exception;
+    }
+
+    /** Runs a cut after {@code calls} device calls with six fates of the unsynced writes; whether any cut landed inside. */
+    private static boolean cutsInside(int calls, long salt, CutRun run) throws Exception {
+        boolean inside = false;
+        for (int fate = 0; fate < 6; fate++) {
+            inside |= run.run(calls, new Random(calls * salt + fate));
+        }
+        return inside;
     }
 
     private static boolean discardWithCutAfter(int calls, boolean partial, Random rnd) throws Exception {
@@ -289,18 +287,23 @@ class CrashTest {
                 rig.cutPowerNow(rnd);
             }
             rig.recoverAfterCut();
-            ByteBuffer all = ByteBuffer.allocate(VOLUME_BYTES);
-            rig.engine.read(1, 0, SECTORS, all);
-            for (int s = 0; s < SECTORS; s++) {
-                long got = SectorModel.decode(all, s * 512, 1, s);
-                if (got < 0 || !model.allowed(1, s, got)) {
-                    fail("cut after " + calls + " call(s) (partial " + partial + "): sector " + s + " holds "
-                            + (got < 0 ? "garbage" : "write " + got) + ", the last flush acknowledged write " + model.acked[1][s]);
-                }
-            }
+            assertNothingOlderThanAcknowledged(rig, model, "cut after " + calls + " call(s) (partial " + partial + ")");
             return inside;
         } finally {
             rig.engine.close();
+        }
+    }
+
+    /** After a recovery: every sector of volume 1 holds what the last flush acknowledged or a write issued since. */
+    private static void assertNothingOlderThanAcknowledged(Rig rig, SectorModel model, String where) throws java.io.IOException {
+        ByteBuffer all = ByteBuffer.allocate(VOLUME_BYTES);
+        rig.engine.read(1, 0, SECTORS, all);
+        for (int s = 0; s < SECTORS; s++) {
+            long got = SectorModel.decode(all, s * 512, 1, s);
+            if (got < 0 || !model.allowed(1, s, got)) {
+                fail(where + ": sector " + s + " holds " + (got < 0 ? "garbage" : "write " + got)
+                        + ", the last flush acknowledged write " + model.acked[1][s]);
+            }
         }
     }
 
