@@ -6,6 +6,7 @@ import io.writeboost.format.Layout;
 import io.writeboost.format.Superblock;
 import io.writeboost.format.SuperblockRecord;
 import io.writeboost.format.VolumeEntry;
+import io.writeboost.knob.CacheMode;
 import io.writeboost.knob.Knob;
 import io.writeboost.knob.KnobException;
 import io.writeboost.recovery.HeaderRewrite;
@@ -150,7 +151,7 @@ public final class CacheEngine implements Closeable {
                 throw new IllegalArgumentException(e.getKey().fileName + " cannot be set at start");
             }
             try {
-                e.getKey().parse(Long.toString(e.getValue()));
+                e.getKey().check(e.getValue());
             } catch (KnobException ex) {
                 throw new IllegalArgumentException(ex.getMessage());
             }
@@ -176,14 +177,15 @@ public final class CacheEngine implements Closeable {
         int cacheId = sb.cacheId();
         int nrSegments = sb.nrSegments();
         health = new Health(cacheId, lock);
-        knobs = new KnobValues(config.knobs());
+        SuperblockRecord prior = rec.record();
+        CacheMode recordedMode = CacheMode.of(prior == null ? 0 : prior.cacheMode());
+        knobs = new KnobValues(config.knobs(), recordedMode);
         backings = new BackingStores(backingMap, health);
         bypassWriter = new BypassWriter(backings);
         lines = new LineTable(nrSegments);
         admission = new ReadAdmission(knobs, lines.lineCount());
         segments = new SegmentLog(lock, lines, sb.nonce(), nrSegments, Math.min(config.ramBuffers(), nrSegments));
         // Loss accepted at earlier starts stays in every record until the next format.
-        SuperblockRecord prior = rec.record();
         List<io.writeboost.format.LostRange> lost = new java.util.ArrayList<>(prior == null ? List.of() : prior.lostRanges());
         long lostLines = prior == null ? 0 : prior.lostLines();
         long lostRangesTotal = prior == null ? 0 : prior.lostRangesTotal();
@@ -193,7 +195,7 @@ public final class CacheEngine implements Closeable {
             lostRangesTotal += rec.loss().ranges().size();
         }
         records = new RecordWriter(cache, sb.nonce(), lock, segments, rec.recordSequence(), rec.lastMigratedId(), lostLines,
-                lostRangesTotal, lost, health);
+                lostRangesTotal, lost, health, knobs);
         this.lostLines = lostLines;
         this.lostRangesTotal = lostRangesTotal;
         this.lostRanges = List.copyOf(lost.subList(0, Math.min(lost.size(), SuperblockRecord.MAX_STORED_RANGES)));
@@ -217,9 +219,10 @@ public final class CacheEngine implements Closeable {
         staging.settleWith(writePath);
         readPath = new ReadPath(lock, health, lines, segments, verification, cache, backings, stats, admission, staging);
 
-        log.info("cache {} on {}: {} segments, {} volume(s); start {} took {} ms: loaded {} segment(s) not yet written back, "
-                        + "{} line(s), {} dirty; last migrated {}, next segment {}{}{}",
-                cacheId, cache.name(), nrSegments, sb.volumes().size(),
+        log.info("cache {} on {}: {} segments, {} volume(s), cache_mode {} ({}); start {} took {} ms: loaded {} segment(s) "
+                        + "not yet written back, {} line(s), {} dirty; last migrated {}, next segment {}{}{}",
+                cacheId, cache.name(), nrSegments, sb.volumes().size(), knobs.mode(),
+                knobs.mode() == recordedMode ? "as recorded" : "set at start; recorded: " + recordedMode,
                 rec.cleanShutdown() ? "after a clean stop" : "after a crash (log replay)", rec.millis(), rec.replay().size(),
                 rec.replayedLines(), lines.totalDirty(), rec.lastMigratedId(), rec.nextId(),
                 rec.torn() ? "; the segment after them was torn" : "",
@@ -378,8 +381,10 @@ public final class CacheEngine implements Closeable {
         if (k.scope != Knob.Scope.CACHE) {
             throw new KnobException(k.fileName + " is a volume knob");
         }
-        k.parse(Long.toString(value));
+        k.check(value);
         switch (k) {
+            case CACHE_MODE -> setMode(CacheMode.of(value));
+            case WRITE_AROUND_MODE -> setMode(KnobValues.withWriteAround(knobs.mode(), value));
             case COMMIT_SUPER_BLOCK -> commitSuperblock();
             case FLUSH_CURRENT_BUFFER -> flushNow();
             case CLEAR_STAT -> clearStats();
@@ -396,12 +401,44 @@ public final class CacheEngine implements Closeable {
         }
     }
 
+    /**
+     * Switches the cache mode, in any direction, at once: writes decided from now on follow the
+     * new mode. Leaving write-back, writeback runs until no dirty line is left (whatever the
+     * watermarks and allow_migrate say; {@link Writeback}). The superblock record is written
+     * before this returns, so that the new mode survives a restart, crash included.
+     */
+    private void setMode(CacheMode mode) throws IOException {
+        CacheMode old;
+        synchronized (knobs) {
+            old = knobs.mode();
+            knobs.set(Knob.CACHE_MODE, mode.ordinal());
+        }
+        if (old == mode) {
+            return;
+        }
+        long dirty = totalDirty();
+        log.info("cache {}: cache_mode {} -> {}{}", superblock.cacheId(), old, mode, mode.writesAround() && dirty > 0
+                ? "; writing back " + dirty + " dirty line(s) in the background (status: dirty_lines)" : "");
+        lock.lock();
+        try {
+            lock.signalAll();
+        } finally {
+            lock.unlock();
+        }
+        records.write(lastMigratedId(), false);
+    }
+
+    /** The cache mode now (cache_mode). */
+    public CacheMode mode() {
+        return knobs.mode();
+    }
+
     public long migrateThreshold(int deviceId) {
         return knobs.migrateThreshold(deviceId);
     }
 
     public void setMigrateThreshold(int deviceId, long value) throws KnobException {
-        Knob.MIGRATE_THRESHOLD.parse(Long.toString(value));
+        Knob.MIGRATE_THRESHOLD.check(value);
         knobs.setMigrateThreshold(deviceId, value);
     }
 
@@ -419,7 +456,7 @@ public final class CacheEngine implements Closeable {
                     writeback.engineBusy(), lines.cleanLines(), admission.admitted(), admission.cleanHits(),
                     flushedSegmentsWithDirtyLines(),
                     pacer.figures(segments.slotsInUse(), segments.slotsInUse() * 100 / segments.nrSegments(), writeback.aboveWatermark(),
-                            writeback.budgetWaitedNanos()));
+                            writeback.budgetWaitedNanos()), knobs.mode());
         } finally {
             lock.unlock();
         }

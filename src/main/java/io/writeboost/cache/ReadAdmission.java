@@ -2,6 +2,7 @@ package io.writeboost.cache;
 
 import io.writeboost.format.Layout;
 import io.writeboost.format.LineKey;
+import io.writeboost.knob.CacheMode;
 import io.writeboost.knob.Knob;
 
 /**
@@ -63,10 +64,18 @@ final class ReadAdmission {
      */
     boolean mayAdmit(int dev, long sector, int nSectors) {
         long threshold = knobs.get(Knob.READ_CACHE_THRESHOLD);
-        if (threshold == 0) {
+        if (threshold == 0 || !servesReads()) {
             return false;
         }
         return runs.observe(dev, sector, nSectors) <= threshold * Layout.SECTORS_PER_LINE;
+    }
+
+    /**
+     * Whether reads use the cache's clean lines and admit new ones: not in pass-through, where
+     * only dirty data left from write-back is read from the cache.
+     */
+    boolean servesReads() {
+        return knobs.mode() != CacheMode.PASS_THROUGH;
     }
 
     /** A whole line missed by a read that {@link #mayAdmit}: whether it is admitted this time (its second miss). */
@@ -111,16 +120,35 @@ final class ReadAdmission {
 
     /** The change {@link #beginChange} announced is complete on the backing store (written, not necessarily synced). */
     void endChange(int dev, long first, long n) {
-        long seq = ++sequence;
+        releaseChange(dev, first, n);
+        markChanged(dev, first, n);
+    }
+
+    /**
+     * The first half of {@link #endChange}: the change no longer counts as under way, but reads
+     * planned before it are not yet marked stale. Between the two halves, in the same lock
+     * hold, a write-through write asks {@link #allowed} whether anything else changed its lines
+     * since its own ticket, to keep what it wrote as clean lines.
+     */
+    void releaseChange(int dev, long first, long n) {
         if (n > WIDE) {
             allChanging--;
+            return;
+        }
+        for (long line = first; line < first + n; line++) {
+            changing[bucket(LineKey.of(dev, line))]--;
+        }
+    }
+
+    /** The second half of {@link #endChange}: backing-store reads of the lines planned before now are stale. */
+    void markChanged(int dev, long first, long n) {
+        long seq = ++sequence;
+        if (n > WIDE) {
             allChangedAt = seq;
             return;
         }
         for (long line = first; line < first + n; line++) {
-            int b = bucket(LineKey.of(dev, line));
-            changing[b]--;
-            changedAt[b] = seq;
+            changedAt[bucket(LineKey.of(dev, line))] = seq;
         }
     }
 

@@ -68,6 +68,7 @@ final class ReadPath {
         try {
             health.checkUsable();
             boolean admit = count && admission.mayAdmit(dev, sector, nSectors);
+            boolean useClean = admission.servesReads();
             plan.ticket = admission.ticket();
             for (long s = sector; s < end; ) {
                 int first = (int) (s & 7);
@@ -77,10 +78,12 @@ final class ReadPath {
                 int dstLine = base + (int) (((lineNo << 3) - sector) << Layout.SECTOR_SHIFT); // may be negative for the first line
                 long key = LineKey.of(dev, lineNo);
                 int line = lines.lookup(key);
-                int cached = line >= 0 ? lines.cachedBits(line) & mask : 0;
+                // In pass-through a clean line is passed over: the backing store holds the same.
+                boolean used = line >= 0 && (useClean || !lines.isClean(line));
+                int cached = used ? lines.cachedBits(line) & mask : 0;
                 if (count) {
-                    stats.count(false, line >= 0, line >= 0 && segments.inOpen(line), mask == Layout.FULL_DIRTY);
-                    if (line >= 0 && lines.isClean(line)) {
+                    stats.count(false, used, used && segments.inOpen(line), mask == Layout.FULL_DIRTY);
+                    if (used && lines.isClean(line)) {
                         admission.countCleanHit();
                     }
                 }
@@ -172,9 +175,7 @@ final class ReadPath {
             if (!segments.roomForClean()) {
                 return;
             }
-            int fresh = segments.appendLine(key);
-            segments.openData().put(SegmentBuffer.lineOffset(fresh % LPS), dst, plan.candidateOffsets[i], Layout.LINE_SIZE);
-            lines.makeClean(fresh);
+            segments.appendClean(key, dst, plan.candidateOffsets[i]);
             admission.countAdmitted();
         }
     }

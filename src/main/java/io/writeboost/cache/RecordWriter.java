@@ -9,7 +9,7 @@ import java.util.List;
 
 /**
  * Writes the superblock record: last_migrated_segment_id, the last segment it vouches for as
- * durable (last_flushed_segment_id), and whether the stop was clean. Records alternate between
+ * durable (last_flushed_segment_id), whether the stop was clean, and the cache mode. Records alternate between
  * two copies by sequence number; each write is synced before it counts.
  *
  * <p>Thread-safe: writes are serialised on this object's own monitor (they do device I/O, so
@@ -38,8 +38,9 @@ final class RecordWriter {
     private volatile long recordedDurableId;
 
     RecordWriter(BlockDevice device, long nonce, EngineLock lock, SegmentLog segments, long sequence, long migratedId,
-                 long lostLines, long lostRangesTotal, List<LostRange> lostRanges, Health health) {
+                 long lostLines, long lostRangesTotal, List<LostRange> lostRanges, Health health, KnobValues knobs) {
         this.health = health;
+        this.knobs = knobs;
         this.device = device;
         this.nonce = nonce;
         this.lock = lock;
@@ -52,6 +53,8 @@ final class RecordWriter {
     }
 
     private final Health health;
+    /** Read for the cache mode each record carries, so that the mode survives a restart. */
+    private final KnobValues knobs;
 
     /** Writes and syncs a record; called without the engine lock. A failed sync fails the engine. */
     synchronized void write(long migratedId, boolean clean) throws IOException {
@@ -60,7 +63,7 @@ final class RecordWriter {
         // merely written could be torn by a crash during the sync that follows.
         long durableId = lock.read(segments::lastDurableId);
         SuperblockRecord r = new SuperblockRecord(++sequence, nonce, recordedMigratedId, durableId, clean && !verifyAtStart,
-                verifyAtStart, lostLines, lostRangesTotal, lostRanges);
+                verifyAtStart, lostLines, lostRangesTotal, lostRanges, knobs.mode().ordinal());
         device.write(r.encode(), r.offset());
         try {
             device.sync();

@@ -151,6 +151,11 @@ final class SegmentLog {
         return open != null && open.nrLines() > 0;
     }
 
+    /** Whether the open segment holds a line with dirty sectors. */
+    boolean openHoldsDirty() {
+        return openHasLines() && lines.dirtyLinesIn(open.slot()) > 0;
+    }
+
     /** Id of the open segment; only while there is one. */
     long openId() {
         return open.id();
@@ -168,6 +173,19 @@ final class SegmentLog {
     /** Whether {@code line} may still be changed in place: in the open segment and not yet frozen for a device write. */
     boolean mutable(int line) {
         return inOpen(line) && line % LPS >= open.frozenLines();
+    }
+
+    /**
+     * Appends {@code key} as a clean line (a copy of what the backing store holds, never
+     * written back) with the 4 KiB at {@code srcPos} of {@code src}; only after
+     * {@link #roomForClean} said yes. The caller has checked that nothing changed the backing
+     * copy since it was read or written ({@link ReadAdmission#allowed}) and that the key is
+     * not cached.
+     */
+    void appendClean(long key, ByteBuffer src, int srcPos) {
+        int fresh = appendLine(key);
+        open.data().put(SegmentBuffer.lineOffset(fresh % LPS), src, srcPos, Layout.LINE_SIZE);
+        lines.makeClean(fresh);
     }
 
     /** Appends a line for {@code key} to the open segment (which must have room); returns its line number. */

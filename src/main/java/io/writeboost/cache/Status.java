@@ -20,6 +20,7 @@ package io.writeboost.cache;
  * @param segmentsWithDirtyLines of the segments awaiting writeback, those that still hold a dirty line (the others
  *        hold only clean lines or copies superseded since; writeback frees their slots without backing I/O)
  * @param pacing the ring's use, writeback by dirty level and the pacing of writers
+ * @param cacheMode the cache_mode knob now
  * @param stats dm-writeboost's matrix, indexed by {@link Stats#WRITE} | {@link Stats#HIT} | {@link Stats#ON_BUFFER} | {@link Stats#FULLSIZE}
  */
 public record Status(int cacheId, int nrSegments, long currentSegmentId, int currentSegmentLines, long lastFlushedId,
@@ -29,7 +30,8 @@ public record Status(int cacheId, int nrSegments, long currentSegmentId, int cur
                      String failure, long flushedBytes, long writtenBackBytes, long sealedSegments, long sealedLines,
                      long lostLines, long lostRangesTotal, java.util.List<io.writeboost.format.LostRange> lostRanges,
                      long bypassedWrites, long bypassedBytes, long bypassRequests, int[] engineBusyPercent, long cleanLines,
-                     long readCacheAdmissions, long readHitsClean, long segmentsWithDirtyLines, Pacing pacing) {
+                     long readCacheAdmissions, long readHitsClean, long segmentsWithDirtyLines, Pacing pacing,
+                     io.writeboost.knob.CacheMode cacheMode) {
 
     /**
      * @param ringSlotsInUse ring slots holding a segment not yet written back, the open one included
@@ -52,7 +54,7 @@ public record Status(int cacheId, int nrSegments, long currentSegmentId, int cur
 
     /** One line for logs and systemd's STATUS=. */
     public String summary() {
-        return dirtyLines + " dirty line(s), last flushed segment " + lastFlushedId + ", last written back " + lastMigratedId
+        return cacheMode + ", " + dirtyLines + " dirty line(s), last flushed segment " + lastFlushedId + ", last written back " + lastMigratedId
                 + (draining ? ", draining" : "") + (writebackFailing != null ? ", writeback failing: " + writebackFailing : "")
                 + (lostRangesTotal > 0 ? ", DATA LOST: " + lostLines + " line(s) in " + lostRangesTotal + " range(s)" : "")
                 + (failure != null ? ", FAILED: " + failure : "");

@@ -3,6 +3,7 @@ package io.writeboost.cache;
 import io.writeboost.device.BlockDevice;
 import io.writeboost.format.Layout;
 import io.writeboost.format.LineKey;
+import io.writeboost.knob.CacheMode;
 import io.writeboost.knob.Knob;
 
 import java.io.IOException;
@@ -84,12 +85,29 @@ final class WritePath {
         boolean settleAfterBatch = false;
         long pause;
         boolean stream, staged = false;
+        // Write-through: whether the bypassed whole lines are kept as clean lines afterwards, and
+        // the admission ticket that tells whether anything else changed them meanwhile.
+        boolean keepClean = false;
+        long ticket = 0;
         lock.lock();
         try {
             health.checkUsable();
-            boolean aroundMode = knobs.get(Knob.WRITE_AROUND_MODE) == 1;
+            CacheMode mode = knobs.mode();
+            boolean aroundMode = mode == CacheMode.WRITE_AROUND;
+            boolean allAround = mode == CacheMode.WRITE_THROUGH || mode == CacheMode.PASS_THROUGH;
             stream = streamBypasses(deviceId, sector, nSectors);
-            if (stream || aroundMode) {
+            if (allAround) {
+                // Every sector goes to the backing store, partial lines included (their cached
+                // copies are dropped), except a partial line whose cached copy holds dirty
+                // sectors (left from write-back): dropping it would lose them, so the write
+                // joins them in the cache, and writeback carries both to the backing store.
+                bypassFrom = (sector & 7) != 0 && holdsDirty(deviceId, sector >>> 3) ? (sector + 7) & ~7L : sector;
+                bypassTo = (end & 7) != 0 && holdsDirty(deviceId, (end - 1) >>> 3) ? end & ~7L : end;
+                settleAfterBatch = (bypassFrom < bypassTo && anyCached(deviceId, bypassFrom, (int) (bypassTo - bypassFrom)))
+                        || unsettledDrops > 0;
+                // A stream past sequential_cutoff is not kept: a copy or a backup would push out what is read again.
+                keepClean = mode == CacheMode.WRITE_THROUGH && !stream;
+            } else if (stream || aroundMode) {
                 bypassFrom = (sector + 7) & ~7L;
                 bypassTo = end & ~7L;
                 boolean cached = bypassFrom < bypassTo && anyCached(deviceId, bypassFrom, (int) (bypassTo - bypassFrom));
@@ -109,17 +127,20 @@ final class WritePath {
                 writeLines(deviceId, sector, bypassFrom, src, srcPos, sector);
                 writeLines(deviceId, bypassTo, end, src, srcPos, sector);
             }
-            if (bypassFrom < bypassTo && stream && !settleAfterBatch) {
+            if (bypassFrom < bypassTo && stream && !settleAfterBatch && !allAround) {
+                // Not in write-through or pass-through: there a write is on the backing store when it returns.
                 staged = stage(deviceId, bypassFrom, (int) (bypassTo - bypassFrom), src,
                         srcPos + (int) ((bypassFrom - sector) << Layout.SECTOR_SHIFT));
                 // Declined: a line was cached or dropped since the decision (or the write is
                 // larger than the windows); settle the cautious way, as over cached lines.
                 settleAfterBatch = !staged;
             }
+            long bypassLines = bypassFrom < bypassTo ? ((bypassTo + 7) >>> 3) - (bypassFrom >>> 3) : 0;
             if (bypassFrom < bypassTo && !staged) {
-                admission.beginChange(deviceId, bypassFrom >>> 3, (bypassTo - bypassFrom) >>> 3);
+                admission.beginChange(deviceId, bypassFrom >>> 3, bypassLines);
+                ticket = admission.ticket();
             }
-            long cachedLines = Layout.linesSpanned(sector, nSectors) - ((bypassTo - bypassFrom) >>> 3);
+            long cachedLines = Layout.linesSpanned(sector, nSectors) - bypassLines;
             pause = pacer.charge((int) cachedLines, segments.freeSlots(), segments.nrSegments());
         } finally {
             lock.unlock();
@@ -128,13 +149,59 @@ final class WritePath {
             WritePacer.pause(pause);
         }
         if (bypassFrom < bypassTo && !staged) {
+            int bypassPos = srcPos + (int) ((bypassFrom - sector) << Layout.SECTOR_SHIFT);
+            boolean written = false;
             try {
-                bypass(deviceId, bypassFrom, (int) (bypassTo - bypassFrom), src, srcPos + (int) ((bypassFrom - sector) << Layout.SECTOR_SHIFT),
-                        settleAfterBatch);
+                bypass(deviceId, bypassFrom, (int) (bypassTo - bypassFrom), src, bypassPos, settleAfterBatch);
+                written = true;
             } finally {
-                endChange(deviceId, bypassFrom, bypassTo - bypassFrom);
+                if (written && keepClean) {
+                    endChangeKeepingClean(deviceId, bypassFrom, bypassTo, src, bypassPos, ticket);
+                } else {
+                    endChange(deviceId, bypassFrom, bypassTo - bypassFrom);
+                }
             }
         }
+    }
+
+    /**
+     * Called without the lock once a write-through write's sectors [from, to) of {@code dev}
+     * (from {@code src} at {@code srcPos}) are on the backing store and its protocol is done:
+     * ends its change, keeping its whole lines as clean lines, as a read miss keeps what it
+     * read (docs/ENGINE.md, "Cache modes"). A line is kept only if nothing else changed it
+     * since the write was decided ({@link ReadAdmission#allowed} against the ticket taken
+     * then, asked before this write's own change is marked: the bypass's drops did not mark
+     * it, since its change was under way), it is not cached (a write got there first), and
+     * the log has room without waiting. Otherwise the backing store serves it, as before.
+     */
+    private void endChangeKeepingClean(int dev, long from, long to, ByteBuffer src, int srcPos, long ticket) {
+        long first = from >>> 3;
+        long n = ((to + 7) >>> 3) - first;
+        lock.lock();
+        try {
+            admission.releaseChange(dev, first, n);
+            if (!health.failed()) {
+                for (long lineNo = (from + 7) >>> 3, last = to >>> 3; lineNo < last; lineNo++) {
+                    long key = LineKey.of(dev, lineNo);
+                    if (!admission.allowed(key, ticket) || lines.lookup(key) >= 0) {
+                        continue;
+                    }
+                    if (!segments.roomForClean()) {
+                        break;
+                    }
+                    segments.appendClean(key, src, srcPos + (int) (((lineNo << 3) - from) << Layout.SECTOR_SHIFT));
+                }
+            }
+            admission.markChanged(dev, first, n);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Lock held: whether line {@code lineNo} of {@code dev} is cached with dirty sectors. */
+    private boolean holdsDirty(int dev, long lineNo) {
+        int line = lines.lookup(LineKey.of(dev, lineNo));
+        return line >= 0 && lines.dirtyBits(line) != 0;
     }
 
     /**
@@ -258,20 +325,23 @@ final class WritePath {
         try {
             health.checkUsable();
             if (!durable && anyCached(dev, sector, n)) {
-                lock.unlock();
-                try {
-                    backings.sync(dev, false);
-                } finally {
-                    lock.lock();
-                }
-                health.checkUsable();
+                syncUnlocked(dev);
             }
-            for (long line = sector >>> 3, last = (sector + n) >>> 3; line < last; line++) {
-                long key = LineKey.of(dev, line);
-                if (lines.lookup(key) >= 0) {
+            for (long s = sector, end = sector + n; s < end; ) {
+                int first = (int) (s & 7);
+                int count = (int) Math.min(8 - first, end - s);
+                long key = LineKey.of(dev, s >>> 3);
+                int line = lines.lookup(key);
+                if (line >= 0 && (lines.dirtyBits(line) & ~(((1 << count) - 1) << first)) != 0) {
+                    // A partial line (write-through, pass-through) that a write-back write has
+                    // made dirty in other sectors since the decision: dropping it would lose
+                    // them, so these sectors join them in the cache, to be written back together.
+                    writeLine(dev, s >>> 3, first, count, src, srcPos + (int) ((s - sector) << Layout.SECTOR_SHIFT));
+                } else if (line >= 0) {
                     dropLine(key);
                     dropped = true;
                 }
+                s += count;
             }
             if (dropped) {
                 unsettledDrops++;
@@ -301,6 +371,17 @@ final class WritePath {
         }
     }
 
+    /** Lock held: syncs the backing store of {@code dev} with the lock released, before a drop that needs its writes durable. */
+    private void syncUnlocked(int dev) throws IOException {
+        lock.unlock();
+        try {
+            backings.sync(dev, false);
+        } finally {
+            lock.lock();
+        }
+        health.checkUsable();
+    }
+
     /** Called without the lock: a bypass or discard that dropped lines has had its turn between batches. */
     private void settled() {
         lock.lock();
@@ -311,9 +392,9 @@ final class WritePath {
         }
     }
 
-    /** Lock held: whether any line of sectors [sector, sector + n) (whole lines) is cached. */
-    private boolean anyCached(int dev, long sector, int n) {
-        for (long line = sector >>> 3, last = (sector + n) >>> 3; line < last; line++) {
+    /** Lock held: whether any line holding a sector of [sector, sector + n) is cached. */
+    private boolean anyCached(int dev, long sector, long n) {
+        for (long line = sector >>> 3, last = (sector + n + 7) >>> 3; line < last; line++) {
             if (lines.lookup(LineKey.of(dev, line)) >= 0) {
                 return true;
             }
@@ -414,7 +495,8 @@ final class WritePath {
      * See {@link CacheEngine#discard}; the range is already checked. The backing range is
      * punched first, then cached lines wholly inside the range leave the index with a
      * tombstone logged so replay cannot bring them back, and cached lines partly inside get
-     * zeros written over the range; if any cached line was dropped, or a writeback batch ran
+     * zeros written over the range (unless none of their dirty sectors lies outside it: then they
+     * are dropped too); if any cached line was dropped, or a writeback batch ran
      * in between (it may have copied a line of the range to the backing store and let it go),
      * the range is punched again. Punching first means a concurrent reader sees the data as it
      * was or zeros, never the older backing copy of a line that is still cached.
@@ -450,14 +532,26 @@ final class WritePath {
         lock.lock();
         try {
             health.checkUsable();
+            if (anyCached(deviceId, sector, nSectors)) {
+                // A tombstone may reach the cache device before the next flush asks for it
+                // (another flush's append, a seal): the punch it lets reads through to must be
+                // durable first, or a crash would bring back what the backing store held
+                // before the dropped line's data, older than a flush acknowledged (a bypass
+                // syncs before its drops for the same reason).
+                syncUnlocked(deviceId);
+            }
             for (long s = sector; s < end; ) {
                 int first = (int) (s & 7);
                 int n = (int) Math.min(8 - first, end - s);
                 long lineNo = s >>> 3;
                 long key = LineKey.of(deviceId, lineNo);
-                if (lines.lookup(key) >= 0) {
+                int line = lines.lookup(key);
+                if (line >= 0) {
                     dropped = true;
-                    if (n == Layout.SECTORS_PER_LINE) {
+                    // A line with no dirty sector outside the range (a clean line, say) holds
+                    // nothing the backing store lacks once punched: dropped, not zeroed, so
+                    // that a discard makes no dirty line (write-through keeps none).
+                    if (n == Layout.SECTORS_PER_LINE || (lines.dirtyBits(line) & ~(((1 << n) - 1) << first)) == 0) {
                         dropLine(key);
                     } else {
                         ByteBuffer zeros = ZERO_LINE.duplicate();
@@ -485,9 +579,14 @@ final class WritePath {
         }
     }
 
-    /** Lock held: the key's cached line leaves the index, and a tombstone keeps replay from bringing it back. */
+    /**
+     * Lock held: the key's cached line leaves the index, and a tombstone keeps replay from
+     * bringing it back. Only inside a change the caller announced to {@link ReadAdmission}
+     * (a bypass's or a discard's), whose end marks the line changed for reads planned before:
+     * so the drop itself marks nothing, and a write-through write can still tell its own drops
+     * from another change ({@link #endChangeKeepingClean}).
+     */
     private void dropLine(long key) throws IOException {
-        admission.invalidate(key);
         while (true) {
             int line = lines.lookup(key);
             if (line < 0) {

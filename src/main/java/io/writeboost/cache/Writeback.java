@@ -5,6 +5,7 @@ import io.writeboost.device.DeviceLoad;
 import io.writeboost.format.Layout;
 import io.writeboost.format.LineKey;
 import io.writeboost.format.SectorRuns;
+import io.writeboost.knob.CacheMode;
 import io.writeboost.knob.Knob;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
@@ -289,6 +290,26 @@ final class Writeback extends Daemon {
     }
 
     /**
+     * Engine lock held: outside write-back, the dirty lines left from it are written back
+     * whatever the watermarks and allow_migrate say, so that switching to write-through or
+     * pass-through (before replacing a cache device, say) ends with none. In those two modes
+     * a new dirty line is made only by a write over part of a line still dirty; when only the
+     * open segment holds dirty lines it is sealed, since nothing else may fill it. (Not in
+     * write-around, where partial lines are cached as before and the open segment fills.)
+     */
+    private boolean modeWants(boolean pending) {
+        lock.assertHeld();
+        CacheMode mode = knobs.mode();
+        if (!mode.writesAround() || lineTable.totalDirty() == 0) {
+            return false;
+        }
+        if (!pending && mode != CacheMode.WRITE_AROUND && segments.openHoldsDirty()) {
+            segments.seal();
+        }
+        return true;
+    }
+
+    /**
      * Reads the backing stores' busy time, outside the engine lock, at most once per
      * update_interval. The periodic daemon calls it as well as this thread: a batch and its
      * sync on a slow disk take many seconds, and the status's figures must stay current meanwhile.
@@ -338,7 +359,8 @@ final class Writeback extends Daemon {
                 }
                 boolean pending = segments.lastFlushedId() > Math.max(segments.lastMigratedId(), groupTo);
                 boolean byLevel = watermarkWants();
-                boolean wanted = segments.writebackDemanded() || knobs.get(Knob.FORCE_MIGRATE) == 1 || byLevel
+                boolean byMode = modeWants(pending);
+                boolean wanted = segments.writebackDemanded() || knobs.get(Knob.FORCE_MIGRATE) == 1 || byLevel || byMode
                         || (knobs.get(Knob.ALLOW_MIGRATE) == 1 && loadAllows());
                 pausedByLoad = pending && knobs.get(Knob.ALLOW_MIGRATE) == 1 && !wanted;
                 if (!wanted && pending && segments.cleanRoomWanted() && groupTo < 0) {

@@ -258,7 +258,7 @@ public final class Main {
         for (Knob k : Knob.values()) {
             String where = k.scope == Knob.Scope.CACHE ? "caches/<id>/" : "devices/<id>/";
             String access = switch (k.access) {
-                case READ_WRITE -> k.min + ".." + k.max + ", default " + k.defaultValue;
+                case READ_WRITE -> k.rangeText("..") + ", default " + k.format(k.defaultValue);
                 case READ_ONLY -> "read-only";
                 case ACTION -> "action";
             };

@@ -20,9 +20,12 @@ import java.util.zip.CRC32C;
  * @param verifyAtStart a segment this record vouches for failed its checksum in the run that wrote it
  * @param lostLines     dirty lines given up with --accept-data-loss since the format
  * @param lostRangesTotal how many ranges those lines formed (only the first {@link #MAX_STORED_RANGES} are stored)
+ * @param cacheMode     the cache_mode knob's value when the record was written (0, write-back, in records written
+ *                      before the field existed: the byte was reserved and 0)
  */
 public record SuperblockRecord(long sequence, long nonce, long lastMigratedId, long lastFlushedId, boolean cleanShutdown,
-                               boolean verifyAtStart, long lostLines, long lostRangesTotal, List<LostRange> lostRanges) {
+                               boolean verifyAtStart, long lostLines, long lostRangesTotal, List<LostRange> lostRanges,
+                               int cacheMode) {
     public static final int MAGIC = 0x43524257; // "WBRC"
     public static final short VERSION = 2;
     public static final long OFFSET_A = 64 * 1024;
@@ -31,6 +34,7 @@ public record SuperblockRecord(long sequence, long nonce, long lastMigratedId, l
     public static final int FLAG_CLEAN = 1;
     public static final int FLAG_VERIFY_AT_START = 2;
     private static final int CRC_OFFSET = 40;
+    private static final int CACHE_MODE_OFFSET = 60;
     private static final int RANGES_OFFSET = 64;
     private static final int RANGE_SIZE = 24;
     public static final int MAX_STORED_RANGES = (SIZE - RANGES_OFFSET) / RANGE_SIZE;
@@ -41,7 +45,7 @@ public record SuperblockRecord(long sequence, long nonce, long lastMigratedId, l
 
     /** A record without data loss or pending verification. */
     public SuperblockRecord(long sequence, long nonce, long lastMigratedId, long lastFlushedId, boolean cleanShutdown) {
-        this(sequence, nonce, lastMigratedId, lastFlushedId, cleanShutdown, false, 0, 0, List.of());
+        this(sequence, nonce, lastMigratedId, lastFlushedId, cleanShutdown, false, 0, 0, List.of(), 0);
     }
 
     public long offset() {
@@ -60,6 +64,7 @@ public record SuperblockRecord(long sequence, long nonce, long lastMigratedId, l
         b.putInt(44, (int) Math.min(Integer.MAX_VALUE, lostRangesTotal));
         b.putLong(48, lostLines);
         b.putInt(56, lostRanges.size());
+        b.put(CACHE_MODE_OFFSET, (byte) cacheMode);
         for (int i = 0; i < lostRanges.size(); i++) {
             LostRange r = lostRanges.get(i);
             int at = RANGES_OFFSET + i * RANGE_SIZE;
@@ -98,7 +103,8 @@ public record SuperblockRecord(long sequence, long nonce, long lastMigratedId, l
                     ranges.add(new LostRange(Byte.toUnsignedInt(b.get(at)), b.getLong(at + 8), b.getLong(at + 16)));
                 }
                 return new SuperblockRecord(seq, expectedNonce, migrated, flushed, (flags & FLAG_CLEAN) != 0,
-                        (flags & FLAG_VERIFY_AT_START) != 0, b.getLong(48), Integer.toUnsignedLong(b.getInt(44)), ranges);
+                        (flags & FLAG_VERIFY_AT_START) != 0, b.getLong(48), Integer.toUnsignedLong(b.getInt(44)), ranges,
+                        Byte.toUnsignedInt(b.get(CACHE_MODE_OFFSET)));
             }
             default -> {
                 return null;

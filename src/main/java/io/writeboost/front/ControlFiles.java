@@ -74,7 +74,7 @@ public final class ControlFiles {
                     case LAST_MIGRATED_SEGMENT_ID -> engine.status().lastMigratedId();
                     default -> k.access == Knob.Access.ACTION ? 0 : engine.knob(k);
                 };
-                return v + "\n";
+                return k.format(v) + "\n";
             }
 
             public boolean writable() {
@@ -141,6 +141,8 @@ public final class ControlFiles {
         line(b, "segments_queued_for_flush", st.segmentsQueuedForFlush());
         line(b, "ring_lines_per_segment", String.format("%.1f of %d (%d segments sealed since start)", st.linesPerSegment(),
                 Layout.LINES_PER_SEGMENT, st.sealedSegments()));
+        line(b, "cache_mode", st.cacheMode() + (st.cacheMode().writesAround() && st.dirtyLines() > 0
+                ? " (writing back the " + st.dirtyLines() + " dirty line(s) left from write-back)" : ""));
         line(b, "dirty_lines", st.dirtyLines());
         for (Volume v : volumes) {
             line(b, "dirty_lines." + v.name(), st.dirtyLinesByDevice()[v.deviceId()]);

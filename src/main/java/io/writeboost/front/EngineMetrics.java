@@ -93,6 +93,11 @@ public final class EngineMetrics implements MultiCollector {
                     + "than its migrate_threshold), 0 for the others", Labels.of("state", s), writebackState(st).equals(s) ? 1 : 0);
         }
         f.gaugeDone();
+        for (io.writeboost.knob.CacheMode m : io.writeboost.knob.CacheMode.values()) {
+            f.gaugePoint("writeboost_cache_mode", null, "1 for the cache_mode knob's value (write-back, write-through, "
+                    + "write-around, pass-through), 0 for the others", Labels.of("mode", m.text), st.cacheMode() == m ? 1 : 0);
+        }
+        f.gaugeDone();
 
         f.gauge("writeboost_segments", null, "ring slots (1 MiB segments) on the cache device", st.nrSegments());
         f.gauge("writeboost_segment_size_bytes", Unit.BYTES, "the size of one segment", Layout.SEGMENT_SIZE);

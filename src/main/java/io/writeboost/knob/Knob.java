@@ -55,10 +55,21 @@ public enum Knob {
                     + "while fewer than a sixteenth of the ring slots are free, at most 64 KiB; 0: never. "
                     + "A flush forgets streams still shorter than this, so a log that fsyncs as it goes "
                     + "(a database's WAL, a file system's journal) stays in the cache (bcache's name and default)"),
+    CACHE_MODE(Scope.CACHE, "cache_mode", CacheMode.class,
+            "write-back: writes are acknowledged from the cache and written back later. write-through: a write goes to "
+                    + "the backing store before it returns (durable then where the store takes O_DIRECT with O_DSYNC, else "
+                    + "at the next flush, as a write-back write), its whole "
+                    + "4 KiB lines stay in the cache as clean lines, no line is ever dirty. write-around: as "
+                    + "write_around_mode 1. pass-through: reads and writes go to the backing store, a write drops cached "
+                    + "copies, nothing new is cached. Outside write-back, a write that covers part of a line still dirty "
+                    + "goes into the cache, and writeback runs whatever the watermarks say until no dirty line is left "
+                    + "(status: cache_mode). Switching is allowed at any time; the mode is kept in the superblock record "
+                    + "and survives a restart unless -o or the config file sets it (bcache's and Open CAS's modes)"),
     WRITE_AROUND_MODE(Scope.CACHE, "write_around_mode", Access.READ_WRITE, 0, 1, 0,
-            "1: every write's whole 4 KiB lines go straight to the backing store (cached copies are dropped); the "
-                    + "cache keeps only what it already holds and lines a write covers in part "
-                    + "(dm-writeboost's name)"),
+            "alias of cache_mode: 1 sets write-around, 0 sets write-back if the mode was write-around (else changes "
+                    + "nothing); reads 1 while the mode is write-around. In write-around every write's whole 4 KiB lines "
+                    + "go straight to the backing store (cached copies are dropped); the cache keeps only what it already "
+                    + "holds and lines a write covers in part (dm-writeboost's name)"),
     READ_CACHE_THRESHOLD(Scope.CACHE, "read_cache_threshold", Access.READ_WRITE, 0, 127, 32,
             "read caching: a 4 KiB line a read missed is stored in the cache as a clean line (later reads of it hit "
                     + "the cache device; never written back), unless the read continues a sequential read run of more "
@@ -95,6 +106,8 @@ public enum Knob {
     public final long max;
     public final long defaultValue;
     public final String description;
+    /** For a knob that takes a name rather than a number: the names, the value being the index (else null). */
+    private final Enum<?>[] choices;
 
     Knob(Scope scope, String fileName, Access access, long min, long max, long defaultValue, String description) {
         this.scope = scope;
@@ -104,6 +117,51 @@ public enum Knob {
         this.max = max;
         this.defaultValue = defaultValue;
         this.description = description;
+        this.choices = null;
+    }
+
+    /** A read-write knob whose values are the names of {@code choices}' constants ({@code toString}); the first is the default. */
+    Knob(Scope scope, String fileName, Class<? extends Enum<?>> choices, String description) {
+        this.scope = scope;
+        this.fileName = fileName;
+        this.access = Access.READ_WRITE;
+        this.choices = choices.getEnumConstants();
+        this.min = 0;
+        this.max = this.choices.length - 1;
+        this.defaultValue = 0;
+        this.description = description;
+    }
+
+    /** Whether the knob takes names rather than numbers (cache_mode). */
+    public boolean named() {
+        return choices != null;
+    }
+
+    /** The text a control file shows for {@code value}: the number, or the name for a knob of names. */
+    public String format(long value) {
+        return choices == null ? Long.toString(value) : choices[(int) value].toString();
+    }
+
+    /** What the knob takes, for the documentation and --help: "0...100", or the names joined with " ". */
+    public String rangeText(String numberSeparator) {
+        if (choices == null) {
+            return min + numberSeparator + max;
+        }
+        StringBuilder b = new StringBuilder();
+        for (Enum<?> c : choices) {
+            b.append(b.length() == 0 ? "" : ", ").append(c);
+        }
+        return b.toString();
+    }
+
+    /** Refuses a value outside the knob's range (a value that did not come through {@link #parse}). */
+    public void check(long value) throws KnobException {
+        if (access == Access.READ_ONLY) {
+            throw new KnobException(fileName + " is read-only");
+        }
+        if (value < min || value > max) {
+            throw new KnobException(fileName + ": " + value + " is out of range " + min + ".." + max);
+        }
     }
 
     public boolean writable() {
@@ -121,7 +179,8 @@ public enum Knob {
 
     /**
      * Parses a value written by a user: ASCII decimal digits (leading zeros allowed, any number
-     * of them), optionally one trailing newline, within [min, max]. Anything else is refused
+     * of them), optionally one trailing newline, within [min, max]; for a knob of names, one
+     * of the names exactly, optionally with one trailing newline. Anything else is refused
      * with the reason; nothing here throws anything but a KnobException, whatever the text.
      */
     public long parse(String text) throws KnobException {
@@ -129,6 +188,14 @@ public enum Knob {
             throw new KnobException(fileName + " is read-only");
         }
         String s = text.endsWith("\n") ? text.substring(0, text.length() - 1) : text;
+        if (choices != null) {
+            for (int i = 0; i < choices.length; i++) {
+                if (choices[i].toString().equals(s)) {
+                    return i;
+                }
+            }
+            throw new KnobException(fileName + ": '" + printable(text) + "' is not one of " + rangeText(""));
+        }
         if (s.isEmpty() || !s.chars().allMatch(c -> c >= '0' && c <= '9')) {
             throw new KnobException(fileName + ": '" + printable(text) + "' is not a non-negative decimal number");
         }

@@ -12,7 +12,8 @@ public final class KnobDoc {
                 .append("A read gives the value and a newline. A write takes a decimal number in ASCII digits (leading\n")
                 .append("zeros and one trailing newline allowed) within the range; anything else, a number past the range\n")
                 .append("however many digits it has included, is refused with EINVAL (EACCES for a read-only file) and\n")
-                .append("changes nothing, and the log says why; `-o` refuses it with exit status 2. Writing nothing\n")
+                .append("changes nothing, and the log says why; `-o` refuses it with exit status 2. A knob whose range\n")
+                .append("is a list of names (`cache_mode`) takes and shows one of them instead. Writing nothing\n")
                 .append("(`: > file`) changes nothing. Actions run when 1 is written and return when done.\n");
         for (Knob.Scope scope : Knob.Scope.values()) {
             b.append("\n## ").append(scope == Knob.Scope.CACHE ? "Cache knobs: `caches/<cache_id>/`" : "Volume knobs: `devices/<device_id>/`")
@@ -26,8 +27,8 @@ public final class KnobDoc {
                     case READ_ONLY -> "read-only";
                     case ACTION -> "action";
                 };
-                String range = k.access == Knob.Access.READ_ONLY ? "" : k.min + "..." + k.max;
-                String def = k.access == Knob.Access.READ_WRITE ? Long.toString(k.defaultValue) : "";
+                String range = k.access == Knob.Access.READ_ONLY ? "" : k.rangeText("...");
+                String def = k.access == Knob.Access.READ_WRITE ? k.format(k.defaultValue) : "";
                 b.append("| `").append(k.fileName).append("` | ").append(access).append(" | ").append(range).append(" | ")
                         .append(def).append(" | ").append(k.description).append(" |\n");
             }

@@ -50,7 +50,7 @@ class ModelTest {
 
     /**
      * Sequential runs long enough to bypass the cache (a 32 KiB cutoff), over the hot region's
-     * cached dirty lines, with write_around_mode switched on and off, restarts, drains and
+     * cached dirty lines, with the cache mode switched among all four, restarts, drains and
      * writeback running under them.
      */
     @ParameterizedTest
@@ -125,7 +125,8 @@ class ModelTest {
                     continue;
                 }
                 if (bypass && kind < 14) {
-                    rig.engine.setKnob(Knob.WRITE_AROUND_MODE, rnd.nextInt(3) == 0 ? 1 : 0);
+                    // Half the time write-back; else write-through, write-around or pass-through.
+                    rig.engine.setKnob(Knob.CACHE_MODE, Math.max(0, rnd.nextInt(6) - 2));
                     continue;
                 }
                 if (kind < 45) {

@@ -121,9 +121,11 @@ class CliTest {
                 mount("-o", "sequential_cutoff=9223372036854775808"));
         refused("is out of range 0..1073741824", mount("-o", "allow_migrate=1,sequential_cutoff=" + "9".repeat(100)));
         refused("is not a non-negative decimal number", mount("-o", "sequential_cutoff=-9223372036854775809"));
+        refused("cache_mode: 'writeback' is not one of write-back, write-through, write-around, pass-through",
+                mount("-o", "cache_mode=writeback"));
         for (Knob k : Knob.values()) {
             if (k.access == Knob.Access.READ_WRITE && k.max < Long.MAX_VALUE) {
-                refused("out of range", mount("-o", k.fileName + "=" + (k.max + 1)));
+                refused(k.named() ? "is not one of" : "out of range", mount("-o", k.fileName + "=" + (k.max + 1)));
             }
         }
     }

@@ -89,7 +89,7 @@ class ControlFilesTest {
         for (Knob k : Knob.values()) {
             String file = path(k);
             String before = server.read(file);
-            assertTrue(before.endsWith("\n") && before.strip().matches("\\d+|/.*"), file + " reads as a value and a newline: " + before);
+            assertTrue(before.endsWith("\n") && before.strip().matches("\\d+|/.*|[a-z-]+"), file + " reads as a value and a newline: " + before);
             if (k.access == Knob.Access.READ_ONLY) {
                 refused(file, "1\n", before);
                 refused(file, before, before);
@@ -107,10 +107,10 @@ class ControlFilesTest {
                 Files.writeString(server.file(file), "1\n");
                 assertEquals("0\n", server.read(file));
             } else {
-                Files.writeString(server.file(file), k.max + "\n");
-                assertEquals(k.max + "\n", server.read(file), file);
-                Files.writeString(server.file(file), Long.toString(k.min));
-                assertEquals(k.min + "\n", server.read(file), file + " (no newline written)");
+                Files.writeString(server.file(file), k.format(k.max) + "\n");
+                assertEquals(k.format(k.max) + "\n", server.read(file), file);
+                Files.writeString(server.file(file), k.format(k.min));
+                assertEquals(k.format(k.min) + "\n", server.read(file), file + " (no newline written)");
                 Files.writeString(server.file(file), before);
                 assertEquals(before, server.read(file));
             }
@@ -118,7 +118,7 @@ class ControlFilesTest {
         // Knobs back at their defaults for the other tests.
         for (Knob k : Knob.values()) {
             if (k.access == Knob.Access.READ_WRITE) {
-                assertEquals(k.defaultValue + "\n", server.read(path(k)), path(k));
+                assertEquals(k.format(k.defaultValue) + "\n", server.read(path(k)), path(k));
             }
         }
     }

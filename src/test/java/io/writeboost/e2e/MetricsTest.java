@@ -207,6 +207,9 @@ class MetricsTest {
             expected.put(key("writeboost_writeback_state", "state", s), st.get("writeback").startsWith(s) ? 1.0 : 0.0);
         }
         expected.put(key("writeboost_cache_info", "cache_device", st.get("cache_device")), 1.0);
+        for (String mode : List.of("write-back", "write-through", "write-around", "pass-through")) {
+            expected.put(key("writeboost_cache_mode", "mode", mode), st.get("cache_mode").startsWith(mode) ? 1.0 : 0.0);
+        }
         for (String l : stat.split("\n")) {
             if (!l.startsWith("#")) {
                 String[] f = l.split(" ");
