@@ -16,6 +16,8 @@ import java.util.concurrent.atomic.AtomicLongArray;
 final class KnobValues {
     private final AtomicLongArray values = new AtomicLongArray(Knob.values().length);
     private final long[] migrateThreshold = new long[Layout.MAX_DEVICE_ID + 1];
+    /** migrate_threshold as the start set it: what a volume attached later begins with. */
+    private final long startThreshold;
 
     KnobValues(Map<Knob, Long> initial) {
         for (Knob k : Knob.values()) {
@@ -23,6 +25,7 @@ final class KnobValues {
         }
         long threshold = initial.getOrDefault(Knob.MIGRATE_THRESHOLD, Knob.MIGRATE_THRESHOLD.defaultValue);
         Arrays.fill(migrateThreshold, threshold);
+        startThreshold = threshold;
         for (Map.Entry<Knob, Long> e : initial.entrySet()) {
             if (e.getKey() != Knob.MIGRATE_THRESHOLD) {
                 values.set(e.getKey().ordinal(), e.getValue());
@@ -42,6 +45,11 @@ final class KnobValues {
         synchronized (migrateThreshold) {
             return migrateThreshold[deviceId];
         }
+    }
+
+    /** A device id taken by a newly attached volume starts from the start's value, not a detached one's. */
+    void resetMigrateThreshold(int deviceId) {
+        setMigrateThreshold(deviceId, startThreshold);
     }
 
     void setMigrateThreshold(int deviceId, long value) {

@@ -8,7 +8,9 @@ import java.util.List;
 import java.util.zip.CRC32C;
 
 /**
- * The superblock header (format version 2): written once at format, never at run time.
+ * The superblock header (format version 2): written once at format, never at run time. Its
+ * volume table is the one a cache has until the first attach or detach; from then on the
+ * newest {@link VolumeTable} copy holds it ({@link #withVolumes}).
  *
  * <pre>
  * block 0 (offset 0):
@@ -51,6 +53,18 @@ public record Superblock(int nrSegments, int cacheId, long nonce, long formatTim
         b.putInt(36, volumes.size());
         b.putLong(40, nonce);
         b.putLong(48, formatTimeMillis);
+        putVolumes(b, volumes);
+        b.putInt(12, crc(b));
+        return b;
+    }
+
+    /** This superblock with another volume table (the newest {@link VolumeTable} copy's). */
+    public Superblock withVolumes(List<VolumeEntry> table) {
+        return new Superblock(nrSegments, cacheId, nonce, formatTimeMillis, table);
+    }
+
+    /** The volume entries at {@link #VOLUME_TABLE_OFFSET}: the same bytes in the header and in a {@link VolumeTable} copy. */
+    static void putVolumes(ByteBuffer b, List<VolumeEntry> volumes) {
         int off = VOLUME_TABLE_OFFSET;
         for (VolumeEntry v : volumes) {
             b.put(off, (byte) v.deviceId());
@@ -59,8 +73,20 @@ public record Superblock(int nrSegments, int cacheId, long nonce, long formatTim
             putString(b, off + 80, v.path(), VolumeEntry.MAX_PATH_BYTES);
             off += VOLUME_ENTRY_SIZE;
         }
-        b.putInt(12, crc(b));
-        return b;
+    }
+
+    static List<VolumeEntry> getVolumes(ByteBuffer b, int nrVolumes) throws FormatException {
+        List<VolumeEntry> volumes = new ArrayList<>();
+        int off = VOLUME_TABLE_OFFSET;
+        for (int i = 0; i < nrVolumes; i++, off += VOLUME_ENTRY_SIZE) {
+            int dev = Byte.toUnsignedInt(b.get(off));
+            if (dev < Layout.MIN_DEVICE_ID || dev > Layout.MAX_DEVICE_ID) {
+                throw new FormatException("superblock volume table names device id " + dev);
+            }
+            volumes.add(new VolumeEntry(dev, b.getLong(off + 8), getString(b, off + 16, VolumeEntry.MAX_NAME_BYTES),
+                    getString(b, off + 80, VolumeEntry.MAX_PATH_BYTES)));
+        }
+        return volumes;
     }
 
     public static Superblock decode(ByteBuffer src) throws FormatException {
@@ -109,16 +135,7 @@ public record Superblock(int nrSegments, int cacheId, long nonce, long formatTim
         if (nrVolumes < 1 || nrVolumes > Layout.MAX_DEVICE_ID) {
             throw new FormatException("superblock volume count " + nrVolumes + " out of range");
         }
-        List<VolumeEntry> volumes = new ArrayList<>();
-        int off = VOLUME_TABLE_OFFSET;
-        for (int i = 0; i < nrVolumes; i++, off += VOLUME_ENTRY_SIZE) {
-            int dev = Byte.toUnsignedInt(b.get(off));
-            if (dev < Layout.MIN_DEVICE_ID || dev > Layout.MAX_DEVICE_ID) {
-                throw new FormatException("superblock volume table names device id " + dev);
-            }
-            volumes.add(new VolumeEntry(dev, b.getLong(off + 8), getString(b, off + 16, VolumeEntry.MAX_NAME_BYTES),
-                    getString(b, off + 80, VolumeEntry.MAX_PATH_BYTES)));
-        }
+        List<VolumeEntry> volumes = getVolumes(b, nrVolumes);
         try {
             return new Superblock(b.getInt(28), b.getInt(32), b.getLong(40), b.getLong(48), volumes);
         } catch (IllegalArgumentException e) {
@@ -126,7 +143,8 @@ public record Superblock(int nrSegments, int cacheId, long nonce, long formatTim
         }
     }
 
-    private static int crc(ByteBuffer b) {
+    /** CRC-32C of bytes [0, REGION) with the field at 12 taken as 0 (the header's and a {@link VolumeTable} copy's). */
+    static int crc(ByteBuffer b) {
         CRC32C crc = new CRC32C();
         Crc.update(crc, b, 0, 12);
         crc.update(new byte[4]);
