@@ -302,7 +302,9 @@ final class OfflineTools {
             Preflight.checkVolumeTable(m.cache, m.backings, m.cacheId);
             FileBlockDevice cache = FileBlockDevice.open(m.cache.toAbsolutePath());
             open.add(cache);
-            Map<Integer, BlockDevice> backings = openBackings(m, i -> i + 1, open);
+            // In the table's order (Preflight checked it); the ids need not be 1..n after attaches and detaches.
+            List<io.writeboost.format.VolumeEntry> table = Recovery.readSuperblock(cache).volumes();
+            Map<Integer, BlockDevice> backings = openBackings(m, i -> table.get(i).deviceId(), open);
             CacheEngine engine = CacheEngine.open(cache, backings, new EngineConfig().acceptDataLoss(acceptDataLoss));
             try {
                 long dirty = engine.status().dirtyLines();
