@@ -269,14 +269,7 @@ class OnlineVolumesTest {
         Random rnd = new Random(11);
         try {
             for (int i = 0; !stop.get(); i++) {
-                byte[] data = new byte[rnd.nextInt(1 << 20)];
-                rnd.nextBytes(data);
-                Path f = fs.resolve("file" + i);
-                try (FileChannel c = FileChannel.open(f, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-                    c.write(ByteBuffer.wrap(data));
-                    c.force(true);
-                }
-                sums.put(f.getFileName().toString(), Fixture.sha256(f));
+                sums.put("file" + i, Fixture.writeRandomSynced(fs.resolve("file" + i), rnd, 1 << 20));
                 files.incrementAndGet();
                 // Every other old file goes: the file system fills up no further than about 20 MiB.
                 if (i >= 40 && i % 2 == 0) {
