@@ -154,8 +154,10 @@ final class OfflineTools {
         if (read.holder() != null) {
             out.println("IN USE: " + inUse(cachePath, read.holder()));
         }
+        out.printf("volume table: %s%n", c.volumeTableGeneration == 0 ? "as formatted"
+                : "generation " + c.volumeTableGeneration + " (changed by attach and detach)");
         for (VolumeEntry v : c.superblock.volumes()) {
-            out.printf("  volume %d '%s': %d bytes, formatted on %s%n", v.deviceId(), v.name(), v.sizeBytes(), v.path());
+            out.printf("  volume %d '%s': %d bytes, backing store %s%n", v.deviceId(), v.name(), v.sizeBytes(), v.path());
         }
         out.printf("record copy A: %s%nrecord copy B: %s%n", describe(c.recordA), describe(c.recordB));
         if (c.recordA == null || c.recordB == null) {
