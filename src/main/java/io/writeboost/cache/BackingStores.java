@@ -18,13 +18,19 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  * knows how busy each store keeps it ({@link BackingBusy}); {@link #get} is for sizes, names
  * and the kernel's load probes.
  *
- * <p>Thread-safe: the device table is fixed at start; the changed flags are atomic.
+ * <p>Thread-safe: the changed and refusing flags are atomic. The device table changes only
+ * when a volume is attached or detached ({@link VolumeChanges}): a store is added before any
+ * request can name its id, and removed once no request can; the id reaches request threads
+ * through the front's volume map and the daemons through the engine lock, both of which order
+ * the table's plain writes before their reads.
  */
 final class BackingStores {
     private final BlockDevice[] devices = new BlockDevice[Layout.MAX_DEVICE_ID + 1];
     private final long[] sectors = new long[Layout.MAX_DEVICE_ID + 1];
     private final boolean[] known = new boolean[Layout.MAX_DEVICE_ID + 1];
     private final AtomicIntegerArray changedSinceSync = new AtomicIntegerArray(Layout.MAX_DEVICE_ID + 1);
+    /** 1 while a volume is being detached: requests naming it are refused, the engine's own I/O goes on. */
+    private final AtomicIntegerArray refusing = new AtomicIntegerArray(Layout.MAX_DEVICE_ID + 1);
     private final BackingRanges ranges = new BackingRanges();
     private final BackingBusy busy = new BackingBusy();
 
@@ -40,6 +46,28 @@ final class BackingStores {
         }
     }
 
+    /** A volume attached while running: its store serves requests from now on. */
+    void add(int deviceId, BlockDevice device) {
+        sectors[deviceId] = device.size() / Layout.SECTOR_SIZE;
+        changedSinceSync.set(deviceId, 0);
+        refusing.set(deviceId, 0);
+        devices[deviceId] = device;
+        known[deviceId] = true;
+    }
+
+    /** A detached volume: no line of it is left in the cache and no request names it any more. */
+    void remove(int deviceId) {
+        known[deviceId] = false;
+        devices[deviceId] = null;
+        sectors[deviceId] = 0;
+        refusing.set(deviceId, 0);
+    }
+
+    /** While {@code on}, requests naming {@code deviceId} are refused ({@link #checkRange}); a detach sets it first. */
+    void refuseRequests(int deviceId, boolean on) {
+        refusing.set(deviceId, on ? 1 : 0);
+    }
+
     /** The store of {@code deviceId}, or null. */
     BlockDevice get(int deviceId) {
         return devices[deviceId];
@@ -53,6 +81,9 @@ final class BackingStores {
     void checkRange(int dev, long sector, long nSectors) throws IOException {
         if (dev < 0 || dev > Layout.MAX_DEVICE_ID || devices[dev] == null) {
             throw new IllegalArgumentException("no volume with device id " + dev);
+        }
+        if (refusing.get(dev) != 0) {
+            throw new IOException("volume " + dev + " is being detached");
         }
         if (sector < 0 || nSectors < 0 || sector + nSectors > sectors[dev]) {
             throw new IOException("sectors [" + sector + ", " + (sector + nSectors) + ") are outside volume " + dev + " ("

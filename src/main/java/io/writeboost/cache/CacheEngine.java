@@ -6,6 +6,7 @@ import io.writeboost.format.Layout;
 import io.writeboost.format.Superblock;
 import io.writeboost.format.SuperblockRecord;
 import io.writeboost.format.VolumeEntry;
+import io.writeboost.format.VolumeTable;
 import io.writeboost.knob.CacheMode;
 import io.writeboost.knob.Knob;
 import io.writeboost.knob.KnobException;
@@ -45,7 +46,7 @@ public final class CacheEngine implements Closeable {
     private static final Logger log = LogManager.getLogger(CacheEngine.class);
 
     private final BlockDevice cacheDevice;
-    private final Superblock superblock;
+    private final VolumeChanges volumeChanges;
     private final RecoveryResult recovery;
     private final EngineLock lock = new EngineLock();
     private final Health health;
@@ -106,6 +107,9 @@ public final class CacheEngine implements Closeable {
         SuperblockRecord first = new SuperblockRecord(0, nonce, 0, 0, true);
         cache.write(first.encode(), first.offset());
         cache.write(ByteBuffer.allocateDirect(SuperblockRecord.SIZE), SuperblockRecord.OFFSET_B);
+        // Both volume table copies, so that the header's table is the cache's until the first change.
+        cache.write(ByteBuffer.allocateDirect((int) (VolumeTable.OFFSET_B + Superblock.REGION - VolumeTable.OFFSET_A)),
+                VolumeTable.OFFSET_A);
         cache.sync();
         log.info("formatted cache {} on {}: {} segments ({} MiB of lines), {} volume(s)", cacheId, cache.name(), segments,
                 segments * lps * Layout.LINE_SIZE >> 20, volumes.size());
@@ -128,7 +132,9 @@ public final class CacheEngine implements Closeable {
      * any device when the check fails.
      */
     public static CacheEngine open(BlockDevice cache, Map<Integer, BlockDevice> backings, EngineConfig config) throws IOException {
-        Superblock sb = Recovery.readSuperblock(cache);
+        Superblock header = Recovery.readHeader(cache);
+        VolumeTable table = Recovery.readVolumeTable(cache, header);
+        Superblock sb = header.withVolumes(table.volumes());
         if (sb.volumes().size() != backings.size()) {
             throw new FormatException(cache.name() + " was formatted for " + sb.volumes().size() + " volume(s), "
                     + backings.size() + " given");
@@ -157,7 +163,7 @@ public final class CacheEngine implements Closeable {
             }
         }
         RecoveryResult rec = Recovery.run(cache, sb, config.acceptDataLoss());
-        CacheEngine engine = new CacheEngine(cache, sb, backings, config, rec);
+        CacheEngine engine = new CacheEngine(cache, sb, table, backings, config, rec);
         try {
             // Until the clean stop's record, the cache counts as in use: a crash is seen as one.
             engine.records.write(rec.lastMigratedId(), false);
@@ -169,10 +175,9 @@ public final class CacheEngine implements Closeable {
         return engine;
     }
 
-    private CacheEngine(BlockDevice cache, Superblock sb, Map<Integer, BlockDevice> backingMap, EngineConfig config,
-                        RecoveryResult rec) {
+    private CacheEngine(BlockDevice cache, Superblock sb, VolumeTable table, Map<Integer, BlockDevice> backingMap,
+                        EngineConfig config, RecoveryResult rec) {
         this.cacheDevice = cache;
-        this.superblock = sb;
         this.recovery = rec;
         int cacheId = sb.cacheId();
         int nrSegments = sb.nrSegments();
@@ -218,6 +223,8 @@ public final class CacheEngine implements Closeable {
                 bypassWriter, admission, pacer, staging);
         staging.settleWith(writePath);
         readPath = new ReadPath(lock, health, lines, segments, verification, cache, backings, stats, admission, staging);
+        volumeChanges = new VolumeChanges(cache, sb, table, lock, health, lines, segments, backings, knobs, writeback, records,
+                durability, staging);
 
         log.info("cache {} on {}: {} segments, {} volume(s), cache_mode {} ({}); start {} took {} ms: loaded {} segment(s) "
                         + "not yet written back, {} line(s), {} dirty; last migrated {}, next segment {}{}{}",
@@ -417,7 +424,7 @@ public final class CacheEngine implements Closeable {
             return;
         }
         long dirty = totalDirty();
-        log.info("cache {}: cache_mode {} -> {}{}", superblock.cacheId(), old, mode, mode.writesAround() && dirty > 0
+        log.info("cache {}: cache_mode {} -> {}{}", superblock().cacheId(), old, mode, mode.writesAround() && dirty > 0
                 ? "; writing back " + dirty + " dirty line(s) in the background (status: dirty_lines)" : "");
         lock.lock();
         try {
@@ -446,7 +453,7 @@ public final class CacheEngine implements Closeable {
         lock.lock();
         try {
             Throwable failure = health.failure();
-            return new Status(superblock.cacheId(), segments.nrSegments(), segments.currentId(), segments.currentLines(),
+            return new Status(superblock().cacheId(), segments.nrSegments(), segments.currentId(), segments.currentLines(),
                     segments.lastFlushedId(), segments.lastDurableId(), segments.lastMigratedId(), lines.dirtyLinesByDevice(),
                     lines.totalDirty(), lines.indexedLines(), segments.ramBytesInUse(), segments.maxBuffers(),
                     segments.queuedCount(), stats.snapshot(), segments.draining(), writeback.errors(), writeback.failing(),
@@ -491,8 +498,30 @@ public final class CacheEngine implements Closeable {
         }
     }
 
+    /** The superblock header with the current volume table. */
     public Superblock superblock() {
-        return superblock;
+        return volumeChanges.superblock();
+    }
+
+    /**
+     * Adds a backing store as a new volume while running (docs/FORMAT.md, "Volume table
+     * copies"): returns its entry, with a device id no line in the cache names, once the table
+     * naming it is durable. Refused with a {@link VolumeRefusedException}, changing nothing,
+     * for a bad name or size, a name in use, or no free id. The caller checks that the store is
+     * not in use elsewhere nor a volume already, and keeps it open until {@link #detach}.
+     */
+    public VolumeEntry attach(String name, String path, BlockDevice store) throws IOException {
+        return volumeChanges.attach(name, path, store);
+    }
+
+    /**
+     * Removes volume {@code deviceId} while running, once nobody uses it: writes its dirty
+     * lines back, syncs its store, drops its clean lines, and returns its entry once the table
+     * without it is durable; then the caller may close the store. Refused for the only volume
+     * and for an unknown id. Other volumes are served throughout.
+     */
+    public VolumeEntry detach(int deviceId) throws IOException {
+        return volumeChanges.detach(deviceId);
     }
 
     /** Name of the cache device, for status output. */
@@ -562,14 +591,14 @@ public final class CacheEngine implements Closeable {
         }
         Status st = status();
         log.info("cache {} stopped {}: last flushed {}, last migrated {}, {} dirty line(s) kept in the cache",
-                superblock.cacheId(), error == null && !health.failed() ? "cleanly" : "with errors", st.lastFlushedId(),
+                superblock().cacheId(), error == null && !health.failed() ? "cleanly" : "with errors", st.lastFlushedId(),
                 st.lastMigratedId(), st.dirtyLines());
         if (error != null) {
             throw error;
         }
         Throwable failure = health.failure();
         if (failure != null) {
-            throw new IOException("cache " + superblock.cacheId() + " stopped after a failure: " + failure, failure);
+            throw new IOException("cache " + superblock().cacheId() + " stopped after a failure: " + failure, failure);
         }
     }
 

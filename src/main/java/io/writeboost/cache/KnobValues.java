@@ -17,6 +17,8 @@ import java.util.concurrent.atomic.AtomicLongArray;
 final class KnobValues {
     private final AtomicLongArray values = new AtomicLongArray(Knob.values().length);
     private final long[] migrateThreshold = new long[Layout.MAX_DEVICE_ID + 1];
+    /** migrate_threshold as the start set it: what a volume attached later begins with. */
+    private final long startThreshold;
 
     /**
      * {@code initial}: the values given at start (-o, the config file); {@code recordedMode}: the
@@ -34,6 +36,7 @@ final class KnobValues {
         if (around != null && !initial.containsKey(Knob.CACHE_MODE)) {
             values.set(Knob.CACHE_MODE.ordinal(), withWriteAround(recordedMode, around).ordinal());
         }
+        startThreshold = threshold;
         for (Map.Entry<Knob, Long> e : initial.entrySet()) {
             if (e.getKey() != Knob.MIGRATE_THRESHOLD && e.getKey() != Knob.WRITE_AROUND_MODE) {
                 values.set(e.getKey().ordinal(), e.getValue());
@@ -69,6 +72,11 @@ final class KnobValues {
         synchronized (migrateThreshold) {
             return migrateThreshold[deviceId];
         }
+    }
+
+    /** A device id taken by a newly attached volume starts from the start's value, not a detached one's. */
+    void resetMigrateThreshold(int deviceId) {
+        setMigrateThreshold(deviceId, startThreshold);
     }
 
     void setMigrateThreshold(int deviceId, long value) {

@@ -175,6 +175,27 @@ final class LineTable {
         }
     }
 
+    /**
+     * A volume being detached: every line indexed for {@code deviceId} leaves the index (by then
+     * writeback has made them all clean). A walk over every line's key, RAM only; returns how
+     * many left.
+     */
+    int dropDevice(int deviceId) {
+        int n = 0;
+        for (int line = 0; line < keys.length; line++) {
+            long key = keys[line];
+            if (key > 0 && LineKey.device(key) == deviceId && index.get(key) == line) {
+                if (dirty[line] != 0) {
+                    log.error("detaching device id {} while line {} is still dirty; this is a bug", deviceId, line);
+                    setDirty(line, 0);
+                }
+                unindex(key, line);
+                n++;
+            }
+        }
+        return n;
+    }
+
     /** Forgets what a ring slot held before it takes a new segment. Every line in it is clean by now. */
     void reclaim(int slot) {
         int base = slot * LPS;
@@ -215,7 +236,10 @@ final class LineTable {
             }
             int dev = LineKey.device(key);
             if (!knownDevice[dev]) {
-                log.warn("segment {} line {} names device id {}, which this cache does not have; ignored", id, k, dev);
+                // A clean line of a volume detached after this segment was written is expected.
+                if (!segmentClean[k]) {
+                    log.warn("segment {} line {} names device id {}, which this cache does not have; ignored", id, k, dev);
+                }
                 continue;
             }
             if (segmentClean[k]) {

@@ -81,6 +81,11 @@ final class RecordWriter {
         verifyAtStart = true;
     }
 
+    /** last_migrated_segment_id of the newest record written. */
+    synchronized long recordedMigratedId() {
+        return recordedMigratedId;
+    }
+
     /** The last segment the newest record vouches for. Any thread. */
     long recordedDurableId() {
         return recordedDurableId;

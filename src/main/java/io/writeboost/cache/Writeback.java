@@ -150,12 +150,27 @@ final class Writeback extends Daemon {
         this.groupSegments = groupSegments;
         for (int dev = 1; dev <= Layout.MAX_DEVICE_ID; dev++) {
             if (backings.get(dev) != null) {
-                probes[dev] = backings.get(dev).load();
-                int d = dev;
-                othersProbes[dev] = DeviceLoad.ofTicks(() -> backings.busyMillis(d, false));
-                allProbes[dev] = DeviceLoad.ofTicks(() -> backings.busyMillis(d, true));
+                watchLoad(dev);
             }
         }
+    }
+
+    /** Samples a backing store's load from now on: at start, and for a volume attached while running. */
+    synchronized void watchLoad(int dev) {
+        probes[dev] = backings.get(dev).load();
+        othersProbes[dev] = DeviceLoad.ofTicks(() -> backings.busyMillis(dev, false));
+        allProbes[dev] = DeviceLoad.ofTicks(() -> backings.busyMillis(dev, true));
+        backingLoad[dev] = 0;
+        engineBusy[dev] = 0;
+    }
+
+    /** A detached volume's store is sampled no more, and its load no longer holds writeback back. */
+    synchronized void unwatchLoad(int dev) {
+        probes[dev] = null;
+        othersProbes[dev] = null;
+        allProbes[dev] = null;
+        backingLoad[dev] = 0;
+        engineBusy[dev] = 0;
     }
 
     /** Wired after construction: durability needs the flusher, which is built alongside. */

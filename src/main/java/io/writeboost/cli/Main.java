@@ -109,11 +109,16 @@ public final class Main {
     static int run(String[] args) {
         if (args.length == 1 && args[0].equals(LIST_TOOLS)) {
             OfflineTools.COMMANDS.forEach(System.out::println);
+            VolumeCommands.COMMANDS.forEach(System.out::println);
             return 0;
         }
         if (args.length > 0 && OfflineTools.COMMANDS.contains(args[0])) {
             System.setProperty("writeboost.logLevel", "WARN");
             return OfflineTools.run(args[0], java.util.Arrays.copyOfRange(args, 1, args.length), System.out, System.err);
+        }
+        if (args.length > 0 && VolumeCommands.COMMANDS.contains(args[0])) {
+            System.setProperty("writeboost.logLevel", "WARN");
+            return VolumeCommands.run(args[0], java.util.Arrays.copyOfRange(args, 1, args.length), System.out, System.err);
         }
         Options options = options();
         CommandLine cmd;
@@ -254,6 +259,11 @@ public final class Main {
         w.println("                                                  a format version 1 cache: write its dirty data back, then");
         w.println("                                                  format it as version 2 (same cache id and volumes)");
         w.println();
+        w.println("On a running mount:");
+        w.println("  fuse-mount attach MOUNTPOINT [NAME=]PATH        add the backing store PATH as a new volume NAME");
+        w.println("  fuse-mount detach MOUNTPOINT NAME               write volume NAME back and remove it (refused while open)");
+        w.println("                                                  exit 2 when refused: nothing was changed");
+        w.println();
         w.println("Knobs (control files; -o takes the read-write ones):");
         for (Knob k : Knob.values()) {
             String where = k.scope == Knob.Scope.CACHE ? "caches/<id>/" : "devices/<id>/";
@@ -263,6 +273,9 @@ public final class Main {
                 case ACTION -> "action";
             };
             w.printf("  %-45s %s (%s)%n", where + k.fileName, k.description, access);
+        }
+        for (io.writeboost.knob.Command c : io.writeboost.knob.Command.values()) {
+            w.printf("  %-45s %s (command)%n", "caches/<id>/" + c.fileName + " <- " + c.argument, c.description);
         }
         w.println("  caches/<id>/stat                              dm-writeboost's write/hit/on_buffer/fullsize counters (read-only)");
         w.println("  caches/<id>/status                            one readable summary of the cache (read-only)");

@@ -63,8 +63,6 @@ public final class MountOptions {
     public List<String> commandLine = List.of();
 
     private static final Set<String> LEVELS = Set.of("error", "warn", "info", "debug", "trace");
-    private static final Set<String> RESERVED_NAMES = Set.of(".", "..", "caches", "devices");
-
     /** Parses "[NAME=]PATH". */
     static Backing parseBacking(String spec) throws UsageException {
         int eq = spec.indexOf('=');
@@ -86,13 +84,9 @@ public final class MountOptions {
     }
 
     static void checkName(String name, String spec) throws UsageException {
-        if (name.isEmpty() || name.contains("/") || RESERVED_NAMES.contains(name)
-                || name.chars().anyMatch(c -> c < 0x20 || c == 0x7f)) {
-            throw new UsageException("--backing " + spec + ": volume name '" + name
-                    + "' is not a plain file name (no '/', control characters, '.', '..', 'caches' or 'devices')");
-        }
-        if (name.getBytes(StandardCharsets.UTF_8).length > VolumeEntry.MAX_NAME_BYTES) {
-            throw new UsageException("--backing " + spec + ": volume name is longer than " + VolumeEntry.MAX_NAME_BYTES + " bytes");
+        String problem = VolumeEntry.nameProblem(name);
+        if (problem != null) {
+            throw new UsageException("--backing " + spec + ": " + problem);
         }
     }
 

@@ -160,8 +160,10 @@ final class OfflineTools {
         if (read.holder() != null) {
             out.println("IN USE: " + inUse(cachePath, read.holder()));
         }
+        out.printf("volume table: %s%n", c.volumeTableGeneration == 0 ? "as formatted"
+                : "generation " + c.volumeTableGeneration + " (changed by attach and detach)");
         for (VolumeEntry v : c.superblock.volumes()) {
-            out.printf("  volume %d '%s': %d bytes, formatted on %s (%s)%n", v.deviceId(), v.name(), v.sizeBytes(), v.path(),
+            out.printf("  volume %d '%s': %d bytes, backing store %s (%s)%n", v.deviceId(), v.name(), v.sizeBytes(), v.path(),
                     v.identity());
         }
         out.printf("record copy A: %s%nrecord copy B: %s%n", describe(c.recordA), describe(c.recordB));
@@ -313,7 +315,9 @@ final class OfflineTools {
             FileBlockDevice cache = FileBlockDevice.open(m.cache.toAbsolutePath());
             open.add(cache);
             MovedBackings.record(cache, m.backings, m.acceptMovedBacking);
-            Map<Integer, BlockDevice> backings = openBackings(m, i -> i + 1, open);
+            // In the table's order (Preflight checked it); the ids need not be 1..n after attaches and detaches.
+            List<io.writeboost.format.VolumeEntry> table = Recovery.readSuperblock(cache).volumes();
+            Map<Integer, BlockDevice> backings = openBackings(m, i -> table.get(i).deviceId(), open);
             CacheEngine engine = CacheEngine.open(cache, backings, new EngineConfig().acceptDataLoss(acceptDataLoss));
             try {
                 long dirty = engine.status().dirtyLines();

@@ -24,6 +24,7 @@ public final class FileBlockDevice implements BlockDevice {
     /** The same file opened with O_DIRECT and O_DSYNC, for {@link #writeDurably}; null where refused. */
     private volatile FileChannel directSync;
     private volatile boolean directSyncTried;
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
     private FileBlockDevice(Path path, FileChannel channel, int fd, long size, boolean blockDevice) {
         this.path = path;
@@ -355,8 +356,16 @@ public final class FileBlockDevice implements BlockDevice {
         return path;
     }
 
+    /**
+     * Closes the device; a second call does nothing (a detached volume's store is closed at the
+     * detach and again with the server's other devices: closing the descriptor number twice could
+     * close whatever file took that number meanwhile).
+     */
     @Override
     public void close() throws IOException {
+        if (closed.getAndSet(true)) {
+            return;
+        }
         try {
             channel.close();
             FileChannel d = direct;

@@ -7,7 +7,9 @@ import java.util.List;
 import java.util.zip.CRC32C;
 
 /**
- * The superblock header (format version 2): written once at format, never at run time.
+ * The superblock header (format version 2): written once at format, never at run time. Its
+ * volume table is the one a cache has until the first attach or detach; from then on the
+ * newest {@link VolumeTable} copy holds it ({@link #withVolumes}).
  *
  * <pre>
  * block 0 (offset 0):
@@ -41,7 +43,7 @@ public record Superblock(int nrSegments, int cacheId, long nonce, long formatTim
         }
     }
 
-    /** The same cache with another volume table (the same volumes, other paths or identities). */
+    /** The same cache with another volume table: the newest {@link VolumeTable} copy's, or other paths or identities. */
     public Superblock withVolumes(List<VolumeEntry> newVolumes) {
         return new Superblock(nrSegments, cacheId, nonce, formatTimeMillis, newVolumes);
     }
@@ -63,13 +65,31 @@ public record Superblock(int nrSegments, int cacheId, long nonce, long formatTim
         b.putInt(36, volumes.size());
         b.putLong(40, nonce);
         b.putLong(48, formatTimeMillis);
+        putVolumes(b, volumes);
+        b.putInt(12, crc(b));
+        return b;
+    }
+
+    /** The volume entries at {@link #VOLUME_TABLE_OFFSET}: the same bytes in the header and in a {@link VolumeTable} copy. */
+    static void putVolumes(ByteBuffer b, List<VolumeEntry> volumes) {
         int off = VOLUME_TABLE_OFFSET;
         for (VolumeEntry v : volumes) {
             v.encode(b, off);
             off += VOLUME_ENTRY_SIZE;
         }
-        b.putInt(12, crc(b));
-        return b;
+    }
+
+    static List<VolumeEntry> getVolumes(ByteBuffer b, int nrVolumes) throws FormatException {
+        List<VolumeEntry> volumes = new ArrayList<>();
+        int off = VOLUME_TABLE_OFFSET;
+        for (int i = 0; i < nrVolumes; i++, off += VOLUME_ENTRY_SIZE) {
+            int dev = Byte.toUnsignedInt(b.get(off));
+            if (dev < Layout.MIN_DEVICE_ID || dev > Layout.MAX_DEVICE_ID) {
+                throw new FormatException("superblock volume table names device id " + dev);
+            }
+            volumes.add(VolumeEntry.decode(b, off));
+        }
+        return volumes;
     }
 
     public static Superblock decode(ByteBuffer src) throws FormatException {
@@ -118,15 +138,7 @@ public record Superblock(int nrSegments, int cacheId, long nonce, long formatTim
         if (nrVolumes < 1 || nrVolumes > Layout.MAX_DEVICE_ID) {
             throw new FormatException("superblock volume count " + nrVolumes + " out of range");
         }
-        List<VolumeEntry> volumes = new ArrayList<>();
-        int off = VOLUME_TABLE_OFFSET;
-        for (int i = 0; i < nrVolumes; i++, off += VOLUME_ENTRY_SIZE) {
-            int dev = Byte.toUnsignedInt(b.get(off));
-            if (dev < Layout.MIN_DEVICE_ID || dev > Layout.MAX_DEVICE_ID) {
-                throw new FormatException("superblock volume table names device id " + dev);
-            }
-            volumes.add(VolumeEntry.decode(b, off));
-        }
+        List<VolumeEntry> volumes = getVolumes(b, nrVolumes);
         try {
             return new Superblock(b.getInt(28), b.getInt(32), b.getLong(40), b.getLong(48), volumes);
         } catch (IllegalArgumentException e) {
@@ -134,7 +146,8 @@ public record Superblock(int nrSegments, int cacheId, long nonce, long formatTim
         }
     }
 
-    private static int crc(ByteBuffer b) {
+    /** CRC-32C of bytes [0, REGION) with the field at 12 taken as 0 (the header's and a {@link VolumeTable} copy's). */
+    static int crc(ByteBuffer b) {
         CRC32C crc = new CRC32C();
         Crc.update(crc, b, 0, 12);
         crc.update(new byte[4]);

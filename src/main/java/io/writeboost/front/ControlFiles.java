@@ -3,9 +3,11 @@ package io.writeboost.front;
 import io.writeboost.cache.CacheEngine;
 import io.writeboost.cache.Status;
 import io.writeboost.format.Layout;
+import io.writeboost.knob.Command;
 import io.writeboost.knob.Knob;
 import io.writeboost.knob.KnobException;
 import io.writeboost.volume.Volume;
+import io.writeboost.volume.Volumes;
 
 import java.io.IOException;
 import java.util.LinkedHashMap;
@@ -14,15 +16,21 @@ import java.util.Map;
 
 /**
  * Builds the control directories from the knob table: {@code caches/<cache_id>/} with one
- * file per cache knob plus {@code stat}, {@code status} and {@code metrics} (the same figures
- * for Prometheus, from {@link EngineMetrics}), and {@code devices/<device_id>/} with one file
- * per volume knob.
+ * file per cache knob and per volume {@link Command} plus {@code stat}, {@code status} and
+ * {@code metrics} (the same figures for Prometheus, from {@link EngineMetrics}), and
+ * {@code devices/<device_id>/} with one file per volume knob.
  */
 public final class ControlFiles {
     private ControlFiles() {}
 
+    /** Runs a volume command (attach, detach) and returns its outcome line; a refusal is a {@link io.writeboost.cache.VolumeRefusedException}. */
+    interface CommandRunner {
+        String run(Command c, String argument) throws IOException;
+    }
+
     /** Directory path (e.g. "/caches/1") to its files, in listing order. */
-    public static Map<String, Map<String, ControlFile>> build(CacheEngine engine, List<Volume> volumes, EngineMetrics metrics) {
+    static Map<String, Map<String, ControlFile>> build(CacheEngine engine, Volumes volumes, EngineMetrics metrics,
+                                                       CommandRunner commands) {
         Map<String, Map<String, ControlFile>> dirs = new LinkedHashMap<>();
         Map<String, ControlFile> cache = new LinkedHashMap<>();
         for (Knob k : Knob.values()) {
@@ -30,20 +38,58 @@ public final class ControlFiles {
                 cache.put(k.fileName, cacheKnob(engine, k));
             }
         }
+        for (Command c : Command.values()) {
+            cache.put(c.fileName, command(c, commands));
+        }
         cache.put("stat", readOnly(() -> formatStat(engine.status())));
-        cache.put("status", readOnly(() -> formatStatus(engine, volumes)));
+        cache.put("status", readOnly(() -> formatStatus(engine, volumes.list())));
         cache.put("metrics", readOnly(metrics::text));
         dirs.put("/caches/" + engine.superblock().cacheId(), cache);
-        for (Volume v : volumes) {
-            Map<String, ControlFile> dev = new LinkedHashMap<>();
-            for (Knob k : Knob.values()) {
-                if (k.scope == Knob.Scope.DEVICE) {
-                    dev.put(k.fileName, deviceKnob(engine, v, k));
-                }
-            }
-            dirs.put("/devices/" + v.deviceId(), dev);
+        for (Volume v : volumes.list()) {
+            dirs.put("/devices/" + v.deviceId(), deviceDir(engine, v));
         }
         return dirs;
+    }
+
+    /** The files of {@code devices/<device_id>/} for one volume, in listing order. */
+    static Map<String, ControlFile> deviceDir(CacheEngine engine, Volume v) {
+        Map<String, ControlFile> dev = new LinkedHashMap<>();
+        for (Knob k : Knob.values()) {
+            if (k.scope == Knob.Scope.DEVICE) {
+                dev.put(k.fileName, deviceKnob(engine, v, k));
+            }
+        }
+        return dev;
+    }
+
+    /** A volume command's file: a write runs it; a read gives the last one's outcome. */
+    private static ControlFile command(Command c, CommandRunner commands) {
+        return new ControlFile() {
+            private volatile String outcome = "";
+
+            public String read() {
+                return outcome;
+            }
+
+            public boolean writable() {
+                return true;
+            }
+
+            public void write(String value) throws IOException {
+                try {
+                    // The mount hands every write over as ISO-8859-1 (one char a byte); names and paths are UTF-8.
+                    String text = new String(value.getBytes(java.nio.charset.StandardCharsets.ISO_8859_1),
+                            java.nio.charset.StandardCharsets.UTF_8);
+                    outcome = commands.run(c, text) + "\n";
+                } catch (io.writeboost.cache.VolumeRefusedException e) {
+                    outcome = "refused: " + e.getMessage() + "\n";
+                    throw e;
+                } catch (IOException | RuntimeException e) {
+                    outcome = "failed: " + e.getMessage() + "\n";
+                    throw e;
+                }
+            }
+        };
     }
 
     interface Reader {

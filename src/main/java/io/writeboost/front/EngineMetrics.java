@@ -18,6 +18,7 @@ import io.writeboost.cache.Status;
 import io.writeboost.format.Layout;
 import io.writeboost.knob.Knob;
 import io.writeboost.volume.Volume;
+import io.writeboost.volume.Volumes;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -43,12 +44,17 @@ public final class EngineMetrics implements MultiCollector {
     static final List<String> WRITEBACK_STATES = List.of("idle", "pending", "running", "paused");
 
     private final CacheEngine engine;
-    private final List<Volume> volumes;
+    private final Volumes volumes;
     private final String version;
 
     public EngineMetrics(CacheEngine engine, List<Volume> volumes, String version) {
+        this(engine, new Volumes(volumes), version);
+    }
+
+    /** Metrics of the volumes the mount serves at each scrape: attached ones appear, detached ones go. */
+    public EngineMetrics(CacheEngine engine, Volumes volumes, String version) {
         this.engine = engine;
-        this.volumes = List.copyOf(volumes);
+        this.volumes = volumes;
         this.version = version;
     }
 
@@ -210,6 +216,8 @@ public final class EngineMetrics implements MultiCollector {
     private final class Families {
         final List<MetricSnapshot> list = new ArrayList<>();
         private final String cache;
+        /** One list for the whole scrape, so that every family names the same volumes. */
+        private final List<Volume> volumes = EngineMetrics.this.volumes.list();
         private GaugeSnapshot.Builder gauge;
         private CounterSnapshot.Builder counter;
 

@@ -1,9 +1,12 @@
 package io.writeboost.front;
 
 import io.writeboost.cache.CacheEngine;
+import io.writeboost.cache.VolumeRefusedException;
+import io.writeboost.knob.Command;
 import io.writeboost.knob.KnobException;
 import io.writeboost.volume.Volume;
 import io.writeboost.volume.VolumeFullException;
+import io.writeboost.volume.Volumes;
 import jnr.constants.platform.Errno;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
@@ -12,15 +15,22 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.nio.file.Path;
 import java.util.Collections;
-import java.util.LinkedHashMap;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
  * The mount's file tree and semantics, independent of any FUSE binding: one image file per
  * volume at the root, control directories below {@code caches/} and {@code devices/}. Every
  * call returns a result or a negative errno, as FUSE expects; a binding only translates.
+ *
+ * <p>The tree changes when a volume is attached or detached ({@link Command}): its maps are
+ * concurrent, and a volume's leaving the tree and its files' opens are serialised on this
+ * object, so that a detach never removes a volume a file is open on.
  */
 public final class WriteboostFs {
     private static final Logger log = LogManager.getLogger(WriteboostFs.class);
@@ -37,44 +47,162 @@ public final class WriteboostFs {
     public record FsStats(long blockSize, long blocks, long files) {
     }
 
-    private final Map<String, Volume> images = new LinkedHashMap<>();
-    /** Volumes by file handle ({@link #handleOf}); slot 0 stays empty: handle 0 is "not a volume". */
-    private final List<Volume> byHandle = new ArrayList<>();
-    private final Map<String, ControlFile> controls = new LinkedHashMap<>();
-    private final Map<String, List<String>> dirs = new LinkedHashMap<>();
-    private final long totalBytes;
+    private final Map<String, Volume> images = new ConcurrentHashMap<>();
+    /** Volumes by file handle ({@link #handleOf}); slot 0 stays empty: handle 0 is "not a volume"; a detached one's slot is emptied. */
+    private final List<Volume> byHandle = new CopyOnWriteArrayList<>();
+    private final Map<String, ControlFile> controls = new ConcurrentHashMap<>();
+    private final Map<String, List<String>> dirs = new ConcurrentHashMap<>();
+    private final CacheEngine engine;
+    private final Volumes volumes;
+    /** Attaches and detaches backing stores for the volume commands; null where the mount cannot (no server). */
+    private final VolumeControl control;
+    /** Open files of each volume, by handle; guarded by this, like a volume's leaving {@link #images}. */
+    private final Map<Long, Integer> opens = new HashMap<>();
 
     public WriteboostFs(CacheEngine engine, List<Volume> volumes) {
-        this(engine, volumes, new EngineMetrics(engine, volumes, "dev"));
+        this(engine, new Volumes(volumes), null, "dev");
     }
 
-    /** With the metrics the server also serves over HTTP, so that the {@code metrics} file and the listener are one renderer. */
-    public WriteboostFs(CacheEngine engine, List<Volume> volumes, EngineMetrics metrics) {
-        List<String> root = new ArrayList<>();
-        long total = 0;
+    private WriteboostFs(CacheEngine engine, Volumes volumes, VolumeControl control, String version) {
+        this(engine, volumes, new EngineMetrics(engine, volumes, version), control);
+    }
+
+    /**
+     * With the metrics the server also serves over HTTP, so that the {@code metrics} file and
+     * the listener are one renderer, and the server's {@link VolumeControl} for attach and detach.
+     */
+    public WriteboostFs(CacheEngine engine, Volumes volumes, EngineMetrics metrics, VolumeControl control) {
+        this.engine = engine;
+        this.volumes = volumes;
+        this.control = control;
+        List<String> root = new CopyOnWriteArrayList<>();
         byHandle.add(null);
-        for (Volume v : volumes) {
+        dirs.put("/", root);
+        for (Volume v : volumes.list()) {
             images.put("/" + v.name(), v);
             byHandle.add(v);
             root.add(v.name());
-            total += v.size();
         }
-        this.totalBytes = total;
         root.add("caches");
         root.add("devices");
-        dirs.put("/", root);
-        List<String> caches = new ArrayList<>(), devices = new ArrayList<>();
+        List<String> caches = new CopyOnWriteArrayList<>(), devices = new CopyOnWriteArrayList<>();
         dirs.put("/caches", caches);
         dirs.put("/devices", devices);
-        for (Map.Entry<String, Map<String, ControlFile>> d : ControlFiles.build(engine, volumes, metrics).entrySet()) {
+        for (Map.Entry<String, Map<String, ControlFile>> d : ControlFiles.build(engine, volumes, metrics, this::runCommand)
+                .entrySet()) {
             String dir = d.getKey();
             (dir.startsWith("/caches/") ? caches : devices).add(dir.substring(dir.lastIndexOf('/') + 1));
-            dirs.put(dir, new ArrayList<>(d.getValue().keySet()));
-            for (Map.Entry<String, ControlFile> f : d.getValue().entrySet()) {
-                controls.put(dir + "/" + f.getKey(), f.getValue());
+            addDir(dir, d.getValue());
+        }
+    }
+
+    private void addDir(String dir, Map<String, ControlFile> files) {
+        dirs.put(dir, new CopyOnWriteArrayList<>(files.keySet()));
+        for (Map.Entry<String, ControlFile> f : files.entrySet()) {
+            controls.put(dir + "/" + f.getKey(), f.getValue());
+        }
+    }
+
+    private void removeDir(String dir) {
+        List<String> files = dirs.remove(dir);
+        if (files != null) {
+            for (String f : files) {
+                controls.remove(dir + "/" + f);
             }
         }
     }
+
+    /** Runs a volume command written to its control file; returns the outcome line. */
+    private String runCommand(Command c, String argument) throws IOException {
+        if (control == null) {
+            throw new VolumeRefusedException(VolumeRefusedException.Reason.INVALID, "this mount cannot change its volumes");
+        }
+        String arg = argument.endsWith("\n") ? argument.substring(0, argument.length() - 1) : argument;
+        return switch (c) {
+            case ATTACH -> attach(arg);
+            case DETACH -> detach(arg);
+        };
+    }
+
+    /** "[NAME=]PATH": adds the store as a volume, then its image file and devices/ directory. */
+    private String attach(String spec) throws IOException {
+        int eq = spec.indexOf('=');
+        String name = eq > 0 && !spec.substring(0, eq).contains("/") ? spec.substring(0, eq) : null;
+        String path = name != null ? spec.substring(eq + 1) : spec;
+        if (path.isEmpty() || !path.startsWith("/") || path.chars().anyMatch(ch -> ch < 0x20)) {
+            throw new VolumeRefusedException(VolumeRefusedException.Reason.INVALID, "'" + spec
+                    + "' is not [NAME=]PATH with an absolute PATH");
+        }
+        Path store = Path.of(path);
+        if (name == null) {
+            name = store.getFileName() == null ? "" : store.getFileName().toString();
+        }
+        Volume v = control.attach(name, store);
+        synchronized (this) {
+            byHandle.add(v);
+            volumes.add(v);
+            addDir("/devices/" + v.deviceId(), ControlFiles.deviceDir(engine, v));
+            dirs.get("/devices").add(Integer.toString(v.deviceId()));
+            images.put("/" + v.name(), v);
+            List<String> root = dirs.get("/");
+            root.add(root.size() - 2, v.name());
+        }
+        return "attached " + path + " as volume " + v.name() + " (device id " + v.deviceId() + ", " + v.size() + " bytes)";
+    }
+
+    /**
+     * NAME: refused while a file of the volume is open (after a short wait for releases the
+     * kernel may still be delivering), else hidden from new opens, detached, and removed.
+     */
+    private String detach(String name) throws IOException {
+        Volume v;
+        synchronized (this) {
+            v = images.get("/" + name);
+            if (v == null || name.isEmpty() || name.contains("/")) {
+                throw new VolumeRefusedException(VolumeRefusedException.Reason.NO_SUCH_VOLUME, "no volume named '" + name + "'");
+            }
+            long handle = byHandle.indexOf(v);
+            long deadline = System.nanoTime() + RELEASE_WAIT_NANOS;
+            while (opens.getOrDefault(handle, 0) > 0 && System.nanoTime() < deadline) {
+                try {
+                    wait(Math.max(1, (deadline - System.nanoTime()) / 1_000_000));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    break;
+                }
+            }
+            int open = opens.getOrDefault(handle, 0);
+            if (open > 0) {
+                throw new VolumeRefusedException(VolumeRefusedException.Reason.BUSY, "volume '" + name + "' is open (" + open
+                        + " open file(s): a loop device, a mount or a process); close it first (losetup -d, umount)");
+            }
+            images.remove("/" + name);
+            dirs.get("/").remove(name);
+        }
+        try {
+            control.detach(v);
+        } catch (IOException | RuntimeException e) {
+            synchronized (this) {
+                images.put("/" + name, v);
+                List<String> root = dirs.get("/");
+                root.add(root.size() - 2, name);
+            }
+            throw e;
+        }
+        synchronized (this) {
+            volumes.remove(v);
+            byHandle.set(byHandle.indexOf(v), null);
+            dirs.get("/devices").remove(Integer.toString(v.deviceId()));
+            removeDir("/devices/" + v.deviceId());
+        }
+        return "detached volume " + name + " (device id " + v.deviceId() + "): " + v.backingPath() + " holds all its data";
+    }
+
+    /**
+     * How long a detach waits for a volume's last release: the kernel sends it after close(2)
+     * has returned, and a loop device let go of (losetup -d) closes its file a moment later.
+     */
+    private static final long RELEASE_WAIT_NANOS = 5_000_000_000L;
 
     /** The attributes of {@code path}, or null when it does not exist. */
     public Attr getattr(String path) {
@@ -107,6 +235,13 @@ public final class WriteboostFs {
 
     public int open(String path, int flags) {
         if (images.containsKey(path)) {
+            synchronized (this) {
+                Volume v = images.get(path);
+                if (v == null) {
+                    return -Errno.ENOENT.intValue(); // detached meanwhile
+                }
+                opens.merge((long) byHandle.indexOf(v), 1, Integer::sum);
+            }
             return 0;
         }
         ControlFile c = controls.get(path);
@@ -128,6 +263,17 @@ public final class WriteboostFs {
     public long handleOf(String path) {
         Volume v = images.get(path);
         return v == null ? 0 : byHandle.indexOf(v);
+    }
+
+    /** The last close of an open file: {@code handle} as {@link #handleOf} gave it (0 for a control file). */
+    public void release(long handle) {
+        if (handle == 0) {
+            return;
+        }
+        synchronized (this) {
+            opens.computeIfPresent(handle, (h, n) -> n > 1 ? n - 1 : null);
+            notifyAll();
+        }
     }
 
     /** A read of the volume behind {@code handle} (from {@link #handleOf}, not 0). */
@@ -211,6 +357,9 @@ public final class WriteboostFs {
         } catch (KnobException e) {
             log.warn("{}: refused: {}", path, e.getMessage());
             return -Errno.EINVAL.intValue();
+        } catch (VolumeRefusedException e) {
+            log.warn("{}: refused {}: {}", path, value.strip(), e.getMessage());
+            return -errno(e.reason()).intValue();
         } catch (IOException e) {
             log.error("{}: {} failed: {}", path, value.strip(), e.toString());
             return -Errno.EIO.intValue();
@@ -281,7 +430,21 @@ public final class WriteboostFs {
     }
 
     public FsStats statfs() {
-        return new FsStats(4096, totalBytes / 4096, images.size() + controls.size() + dirs.size());
+        long total = 0;
+        for (Volume v : volumes.list()) {
+            total += v.size();
+        }
+        return new FsStats(4096, total / 4096, images.size() + controls.size() + dirs.size());
+    }
+
+    private static Errno errno(VolumeRefusedException.Reason r) {
+        return switch (r) {
+            case EXISTS -> Errno.EEXIST;
+            case BUSY -> Errno.EBUSY;
+            case NO_SUCH_VOLUME -> Errno.ENOENT;
+            case INVALID -> Errno.EINVAL;
+            case NO_ROOM -> Errno.ENOSPC;
+        };
     }
 
     public boolean exists(String path) {

@@ -220,7 +220,12 @@ public final class JnrFuseMount extends FuseStubFS {
 
     @Override
     public int release(String path, FuseFileInfo fi) {
-        return 0;
+        try {
+            fs.release(fi.fh.get());
+            return 0;
+        } catch (Throwable t) {
+            return failures.answerEio("release", path, t);
+        }
     }
 
     @Override

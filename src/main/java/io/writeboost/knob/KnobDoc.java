@@ -33,6 +33,14 @@ public final class KnobDoc {
                         .append(def).append(" | ").append(k.description).append(" |\n");
             }
         }
+        b.append("\n## Volume commands: `caches/<cache_id>/`\n\n")
+                .append("A write of the argument (one line) runs the command and returns when it is done; a refusal fails the\n")
+                .append("write with the errno below and changes nothing. A read gives the outcome of the last command\n")
+                .append("(`attached ...`, `detached ...`, `refused: ...`, `failed: ...`). `fuse-mount attach` and `fuse-mount detach`\n")
+                .append("write these files and print the outcome.\n\n| name | argument | meaning |\n| --- | --- | --- |\n");
+        for (Command c : Command.values()) {
+            b.append("| `").append(c.fileName).append("` | `").append(c.argument).append("` | ").append(c.description).append(" |\n");
+        }
         return b.toString();
     }
 }

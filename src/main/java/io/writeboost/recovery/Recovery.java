@@ -5,6 +5,7 @@ import io.writeboost.format.FormatException;
 import io.writeboost.format.Layout;
 import io.writeboost.format.SegmentHeader;
 import io.writeboost.format.Superblock;
+import io.writeboost.format.VolumeTable;
 import io.writeboost.format.SuperblockRecord;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
@@ -44,6 +45,16 @@ public final class Recovery {
     private Recovery() {}
 
     public static Superblock readSuperblock(BlockDevice cache) throws IOException {
+        Superblock header = readHeader(cache);
+        return header.withVolumes(readVolumeTable(cache, header).volumes());
+    }
+
+    /**
+     * The superblock header as format wrote it (or as the last accepted move of a backing store
+     * rewrote it: its spare copy when the header itself was torn), its volume table included
+     * (see {@link #readSuperblock}).
+     */
+    public static Superblock readHeader(BlockDevice cache) throws IOException {
         ByteBuffer region = superblockRegion(cache);
         try {
             return fitting(cache, Superblock.decode(region));
@@ -56,6 +67,24 @@ public final class Recovery {
             }
             return fitting(cache, spare);
         }
+    }
+
+    /**
+     * The cache's volume table: the valid {@link VolumeTable} copy with the higher generation,
+     * or the header's table (generation 0) when neither copy is valid, as on a cache that never
+     * had a volume attached or detached.
+     */
+    public static VolumeTable readVolumeTable(BlockDevice cache, Superblock header) throws IOException {
+        VolumeTable best = VolumeTable.of(header);
+        for (long off : new long[] {VolumeTable.OFFSET_A, VolumeTable.OFFSET_B}) {
+            ByteBuffer copy = ByteBuffer.allocate(Superblock.REGION);
+            cache.read(copy, off);
+            VolumeTable t = VolumeTable.decode(copy, header.nonce());
+            if (t != null && t.generation() > best.generation()) {
+                best = t;
+            }
+        }
+        return best;
     }
 
     /** The superblock region of {@code cache}, to decode; a FormatException when the device cannot hold one. */

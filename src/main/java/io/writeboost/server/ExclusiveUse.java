@@ -45,7 +45,7 @@ public final class ExclusiveUse implements Closeable {
     }
 
     /** Locks one more device (the cache file this process has just created). */
-    public void add(Path path, String role) throws RequestException {
+    public synchronized void add(Path path, String role) throws RequestException {
         if (!DeviceLock.lockable(path)) {
             return;
         }
@@ -62,6 +62,18 @@ public final class ExclusiveUse implements Closeable {
         }
     }
 
+    /** Releases the lock on {@code path} (a detached volume's store), if this holds one. */
+    public synchronized void release(Path path) {
+        Path absolute = path.toAbsolutePath();
+        locks.removeIf(l -> {
+            if (l.path().equals(absolute)) {
+                l.close();
+                return true;
+            }
+            return false;
+        });
+    }
+
     /**
      * Who holds {@code cache}'s lock ("process PID (COMMAND)"), null when nobody does: for
      * the tools that read without it.
@@ -71,7 +83,7 @@ public final class ExclusiveUse implements Closeable {
     }
 
     @Override
-    public void close() {
+    public synchronized void close() {
         for (DeviceLock l : locks) {
             l.close();
         }

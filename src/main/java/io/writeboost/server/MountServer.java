@@ -10,6 +10,8 @@ import io.writeboost.front.EngineMetrics;
 import io.writeboost.front.WriteboostFs;
 import io.writeboost.fuse.JnrFuseMount;
 import io.writeboost.volume.Volume;
+import io.writeboost.volume.Volumes;
+import io.writeboost.recovery.Recovery;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
@@ -92,18 +94,19 @@ public final class MountServer {
     public int run() throws RequestException, IOException {
         List<FileBlockDevice> open = new ArrayList<>();
         CacheEngine engine = null;
+        OnlineVolumes online = null;
         try {
             if (exclusive == null) {
                 exclusive = ExclusiveUse.acquire(settings.cache(), settings.backings());
             }
             bindMetrics();
-            Map<Integer, BlockDevice> backings = new LinkedHashMap<>();
+            List<FileBlockDevice> given = new ArrayList<>();
             List<VolumeEntry> entries = new ArrayList<>();
             for (int i = 0; i < settings.backings().size(); i++) {
                 ServerSettings.Backing b = settings.backings().get(i);
                 FileBlockDevice dev = FileBlockDevice.open(b.path().toAbsolutePath());
                 open.add(dev);
-                backings.put(i + 1, dev);
+                given.add(dev);
                 entries.add(new VolumeEntry(i + 1, dev.size(), b.name(), b.path().toAbsolutePath().toString()));
             }
             // The cache file last: a backing store that fails to open after all leaves no new file behind.
@@ -121,18 +124,29 @@ public final class MountServer {
             } else {
                 MovedBackings.record(cache, settings.backings(), settings.acceptMovedBacking());
             }
+            // The table's order is the backings' (Preflight checked the names); its ids need not be
+            // 1..n once volumes were attached and detached.
+            List<VolumeEntry> table = Recovery.readSuperblock(cache).volumes();
+            Map<Integer, FileBlockDevice> backings = new LinkedHashMap<>();
+            for (int i = 0; i < given.size() && i < table.size(); i++) {
+                backings.put(table.get(i).deviceId(), given.get(i));
+            }
             EngineConfig config = new EngineConfig();
             settings.knobs().forEach(config::knob);
             config.acceptDataLoss(settings.acceptDataLoss());
-            engine = CacheEngine.open(cache, backings, config);
+            engine = CacheEngine.open(cache, new LinkedHashMap<Integer, BlockDevice>(backings), config);
             List<Volume> volumes = new ArrayList<>();
             for (VolumeEntry e : engine.superblock().volumes()) {
                 volumes.add(new Volume(engine, e.deviceId(), e.name(), backings.get(e.deviceId()).name(), e.sizeBytes()));
             }
-            return serve(engine, volumes);
+            online = new OnlineVolumes(engine, cachePath, exclusive, backings);
+            return serve(engine, new Volumes(volumes), online);
         } finally {
             if (engine != null) {
                 closeEngine(engine);
+            }
+            if (online != null) {
+                online.closeAttached();
             }
             for (FileBlockDevice d : open) {
                 try {
@@ -154,13 +168,13 @@ public final class MountServer {
         }
     }
 
-    private int serve(CacheEngine engine, List<Volume> volumes) throws IOException {
+    private int serve(CacheEngine engine, Volumes volumes, OnlineVolumes online) throws IOException {
         EngineMetrics metrics = new EngineMetrics(engine, volumes, Version.get());
-        WriteboostFs fs = new WriteboostFs(engine, volumes, metrics);
+        WriteboostFs fs = new WriteboostFs(engine, volumes, metrics, online);
         if (metricsListener != null) {
             metricsListener.serve(metrics);
         }
-        JnrFuseMount fuse = new JnrFuseMount(fs, () -> ready(engine, volumes));
+        JnrFuseMount fuse = new JnrFuseMount(fs, () -> ready(engine, volumes.list()));
         // SIGTERM/SIGINT start the JVM's shutdown: unmount, let the main thread stop the
         // engine cleanly, then exit 0. (The hook also runs at a normal exit, when all is done.)
         Thread hook = new Thread(() -> {

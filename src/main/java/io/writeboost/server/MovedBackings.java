@@ -3,6 +3,7 @@ package io.writeboost.server;
 import io.writeboost.device.BlockDevice;
 import io.writeboost.format.Superblock;
 import io.writeboost.format.VolumeEntry;
+import io.writeboost.format.VolumeTable;
 import io.writeboost.recovery.HeaderRewrite;
 import io.writeboost.recovery.Recovery;
 import org.apache.logging.log4j.LogManager;
@@ -25,7 +26,8 @@ public final class MovedBackings {
     private MovedBackings() {}
 
     /**
-     * Rewrites the header of {@code cache} for the volumes named in {@code accepted} whose
+     * Rewrites the volume table of {@code cache} (the header, or the next table copy once a
+     * volume was attached or detached) for the volumes named in {@code accepted} whose
      * store differs from the one recorded; a volume whose store has no tag yet is given one.
      * Writes nothing when nothing differs.
      */
@@ -33,8 +35,9 @@ public final class MovedBackings {
         if (accepted.isEmpty()) {
             return;
         }
-        Superblock sb = Recovery.readSuperblock(cache);
-        List<VolumeEntry> entries = new ArrayList<>(sb.volumes());
+        Superblock header = Recovery.readHeader(cache);
+        VolumeTable table = Recovery.readVolumeTable(cache, header);
+        List<VolumeEntry> entries = new ArrayList<>(table.volumes());
         boolean changed = false;
         for (int i = 0; i < entries.size(); i++) {
             VolumeEntry e = entries.get(i);
@@ -50,8 +53,17 @@ public final class MovedBackings {
                 changed = true;
             }
         }
-        if (changed) {
-            HeaderRewrite.write(cache, sb.withVolumes(entries));
+        if (!changed) {
+            return;
+        }
+        if (table.generation() == 0) {
+            HeaderRewrite.write(cache, header.withVolumes(entries));
+        } else {
+            // Volumes were attached or detached: the newest table copy is what a start reads, so
+            // the accepted stores go into the next copy, written as an attach writes it.
+            VolumeTable next = table.next(entries, table.retiredAt());
+            cache.write(next.encode(), next.offset());
+            cache.sync();
         }
     }
 

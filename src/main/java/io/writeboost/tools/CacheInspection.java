@@ -28,15 +28,18 @@ public final class CacheInspection {
     }
 
     public final Superblock superblock;
+    /** The volume table's generation: 0 while it is the header's, n after n attaches and detaches. */
+    public final long volumeTableGeneration;
     public final SuperblockRecord recordA, recordB;
     /** The newest valid record copy; null when both are damaged. */
     public final SuperblockRecord record;
     public final List<Slot> slots;
     public final RecoveryResult replay;
 
-    private CacheInspection(Superblock sb, SuperblockRecord a, SuperblockRecord b, SuperblockRecord record, List<Slot> slots,
+    private CacheInspection(Superblock sb, long volumeTableGeneration, SuperblockRecord a, SuperblockRecord b, SuperblockRecord record, List<Slot> slots,
                             RecoveryResult replay) {
         this.superblock = sb;
+        this.volumeTableGeneration = volumeTableGeneration;
         this.recordA = a;
         this.recordB = b;
         this.record = record;
@@ -45,7 +48,9 @@ public final class CacheInspection {
     }
 
     public static CacheInspection of(BlockDevice cache, Progress progress) throws IOException {
-        Superblock sb = Recovery.readSuperblock(cache);
+        Superblock header = Recovery.readHeader(cache);
+        io.writeboost.format.VolumeTable table = Recovery.readVolumeTable(cache, header);
+        Superblock sb = header.withVolumes(table.volumes());
         SuperblockRecord a = Recovery.readRecordCopy(cache, SuperblockRecord.OFFSET_A, sb);
         SuperblockRecord b = Recovery.readRecordCopy(cache, SuperblockRecord.OFFSET_B, sb);
         SuperblockRecord record = Recovery.readRecordOrNull(cache, sb);
@@ -74,7 +79,7 @@ public final class CacheInspection {
             }
             progress.update(s + 1);
         }
-        return new CacheInspection(sb, a, b, record, slots, Recovery.inspect(cache, sb));
+        return new CacheInspection(sb, table.generation(), a, b, record, slots, Recovery.inspect(cache, sb));
     }
 
     /** True when the segment with this id is lost acknowledged data (damaged, or cut off by a damaged one). */

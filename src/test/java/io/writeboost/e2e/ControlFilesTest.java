@@ -52,6 +52,9 @@ class ControlFilesTest {
         for (Knob k : Knob.values()) {
             (k.scope == Knob.Scope.CACHE ? cache : dev).add(k.fileName);
         }
+        for (io.writeboost.knob.Command c : io.writeboost.knob.Command.values()) {
+            cache.add(c.fileName);
+        }
         cache.add("stat");
         cache.add("status");
         cache.add("metrics");

@@ -8,6 +8,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.util.HexFormat;
+import java.util.Random;
 
 /** Small helpers shared by the end-to-end tests. */
 final class Fixture {
@@ -33,6 +34,17 @@ final class Fixture {
             c.write(ByteBuffer.allocate(1), size - 1);
         }
         return file;
+    }
+
+    /** Writes up to {@code maxBytes} random bytes to a new file and fsyncs it; returns its {@link #sha256}. */
+    static String writeRandomSynced(Path file, Random rnd, int maxBytes) throws Exception {
+        byte[] data = new byte[rnd.nextInt(maxBytes)];
+        rnd.nextBytes(data);
+        try (FileChannel c = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
+            c.write(ByteBuffer.wrap(data));
+            c.force(true);
+        }
+        return sha256(file);
     }
 
     static String sha256(Path file) throws Exception {

@@ -184,14 +184,7 @@ class ProcessCrashTest {
                 Loop.run("mkfs.ext4", "-q", loop.device.toString());
                 Loop.run("mount", loop.device.toString(), fs.toString());
                 for (int i = 0; i < 12; i++) {
-                    byte[] data = new byte[rnd.nextInt(1 << 20)];
-                    rnd.nextBytes(data);
-                    Path f = fs.resolve("synced" + i);
-                    try (FileChannel c = FileChannel.open(f, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
-                        c.write(ByteBuffer.wrap(data));
-                        c.force(true);
-                    }
-                    synced.put(f.getFileName().toString(), Fixture.sha256(f));
+                    synced.put("synced" + i, Fixture.writeRandomSynced(fs.resolve("synced" + i), rnd, 1 << 20));
                 }
                 Loop.run("sync", "-f", fs.toString());   // the directory entries too
                 for (int i = 0; i < 8; i++) {            // unsynced work in flight at the kill
