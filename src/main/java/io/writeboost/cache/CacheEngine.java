@@ -18,6 +18,7 @@ import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.security.SecureRandom;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -465,8 +466,29 @@ public final class CacheEngine implements Closeable {
 
     /** Heap bytes the per-line metadata, the index and the per-slot arrays take, divided by the number of cache lines. */
     public double heapBytesPerLine() {
-        long bytes = lines.heapBytes() + segments.heapBytes() + verification.heapBytes() + lock.read(admission::heapBytes);
+        long bytes = 0;
+        for (long b : heapBytesByStructure().values()) {
+            bytes += b;
+        }
         return (double) bytes / lines.lineCount();
+    }
+
+    /**
+     * Heap bytes of every structure the engine sizes by its number of lines or ring slots, by
+     * name, from the arrays' lengths (object headers and the heap's own rounding left out).
+     */
+    public Map<String, Long> heapBytesByStructure() {
+        Map<String, Long> bytes = new LinkedHashMap<>();
+        lock.lock();
+        try {
+            lines.heapBytes(bytes);
+            bytes.put("per slot: segment id, RAM buffer", segments.heapBytes());
+            bytes.put("per slot: verification", verification.heapBytes());
+            admission.heapBytes(bytes);
+        } finally {
+            lock.unlock();
+        }
+        return bytes;
     }
 
     /** Segments replayed at start whose checksum is not verified yet (tests watch it reach 0). */

@@ -265,10 +265,13 @@ final class LineTable {
         return keys.length;
     }
 
-    /** Heap bytes of the per-line arrays, the index and the per-slot arrays. */
-    long heapBytes() {
-        return (long) keys.length * Long.BYTES + dirty.length + (long) clean.length * Long.BYTES
-                + (long) index.capacity() * Integer.BYTES + (long) slotLines.length * (2 * Integer.BYTES + Long.BYTES);
+    /** Heap bytes of the per-line arrays, the index and the per-slot arrays, by structure. */
+    void heapBytes(java.util.Map<String, Long> into) {
+        into.put("line keys", (long) keys.length * Long.BYTES);
+        into.put("dirty bits", (long) dirty.length);
+        into.put("clean bits", (long) clean.length * Long.BYTES);
+        into.put("line index", (long) index.capacity() * Integer.BYTES);
+        into.put("per slot: lines used, dirty lines, superseded by", (long) slotLines.length * (2 * Integer.BYTES + Long.BYTES));
     }
 
     private void setDirty(int line, int bits) {

@@ -146,9 +146,10 @@ final class ReadAdmission {
         return cleanHits;
     }
 
-    /** Heap bytes of the ghost table and the change buckets. */
-    long heapBytes() {
-        return (long) ghosts.length * Short.BYTES + BUCKETS * (Long.BYTES + Integer.BYTES);
+    /** Heap bytes of the ghost table and the change buckets, by structure. */
+    void heapBytes(java.util.Map<String, Long> into) {
+        into.put("read admission: ghost table", (long) ghosts.length * Short.BYTES);
+        into.put("read admission: change buckets", (long) BUCKETS * (Long.BYTES + Integer.BYTES));
     }
 
     private static int bucket(long key) {
