@@ -169,7 +169,7 @@ public final class CacheEngine implements Closeable {
                         RecoveryResult rec) {
         this.cacheDevice = cache;
         this.superblock = sb;
-        this.recovery = rec;
+        this.recovery = rec.withoutEntries();
         int cacheId = sb.cacheId();
         int nrSegments = sb.nrSegments();
         health = new Health(cacheId, lock);
@@ -460,6 +460,7 @@ public final class CacheEngine implements Closeable {
         return cacheDevice.name();
     }
 
+    /** What recovery found at start, without the replayed segments' entries: the line table holds those. */
     public RecoveryResult recovery() {
         return recovery;
     }
