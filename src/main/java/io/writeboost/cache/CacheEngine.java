@@ -116,6 +116,10 @@ public final class CacheEngine implements Closeable {
         if (size <= 0 || size % Layout.SECTOR_SIZE != 0) {
             throw new FormatException(name + ": size " + size + " is not a positive multiple of " + Layout.SECTOR_SIZE + " bytes");
         }
+        if (size > LineKeys.MAX_VOLUME_BYTES) {
+            throw new FormatException(name + ": size " + size + " is above the " + (LineKeys.MAX_VOLUME_BYTES >> 50)
+                    + " PiB a volume may have (the line table keeps 40 bits of each line number)");
+        }
     }
 
     /**
@@ -130,6 +134,7 @@ public final class CacheEngine implements Closeable {
                     + backings.size() + " given");
         }
         for (VolumeEntry v : sb.volumes()) {
+            checkVolume(v.deviceId(), v.sizeBytes(), v.path());
             BlockDevice b = backings.get(v.deviceId());
             if (b == null) {
                 throw new FormatException(cache.name() + " caches device id " + v.deviceId() + " (" + v.path() + "), which was not given");

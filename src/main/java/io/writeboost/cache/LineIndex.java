@@ -3,21 +3,21 @@ package io.writeboost.cache;
 /**
  * Open-addressing hash index from a line key to the cache line that holds it. The table
  * stores only line numbers (+1, so 0 means empty); the key is read back from the line
- * table's {@code keys} array, which keeps the index at 4 bytes a slot. Linear probing with
+ * table's {@link LineKeys}, which keeps the index at 4 bytes a slot. Linear probing with
  * backward-shift deletion: no tombstones, so probe lengths do not grow with churn.
  * Not thread-safe: the engine lock guards it.
  */
 final class LineIndex {
     private final int[] table;
-    private final long[] keys;
+    private final LineKeys keys;
     private int size;
 
-    /** @param keys the line table's key array; {@code keys[line]} must hold the key while the line is indexed */
-    LineIndex(long[] keys, double loadFactor) {
+    /** @param keys the line table's keys; {@code keys.get(line)} must hold the key while the line is indexed */
+    LineIndex(LineKeys keys, double loadFactor) {
         this.keys = keys;
-        long capacity = (long) Math.ceil(keys.length / loadFactor) + 1;
+        long capacity = (long) Math.ceil(keys.length() / loadFactor) + 1;
         if (capacity > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException("cache too large for one index: " + keys.length + " lines");
+            throw new IllegalArgumentException("cache too large for one index: " + keys.length() + " lines");
         }
         this.table = new int[(int) capacity];
     }
@@ -41,13 +41,15 @@ final class LineIndex {
 
     /** The line holding {@code key}, or -1. */
     int get(long key) {
+        int lo = LineKeys.low(key);
+        short hi = LineKeys.high(key);
         int i = home(key);
         while (true) {
             int v = table[i];
             if (v == 0) {
                 return -1;
             }
-            if (keys[v - 1] == key) {
+            if (keys.holds(v - 1, lo, hi)) {
                 return v - 1;
             }
             if (++i == table.length) {
@@ -56,9 +58,11 @@ final class LineIndex {
         }
     }
 
-    /** Maps {@code keys[line]} to {@code line}, replacing any earlier mapping of that key. */
+    /** Maps {@code keys.get(line)} to {@code line}, replacing any earlier mapping of that key. */
     void put(int line) {
-        long key = keys[line];
+        long key = keys.get(line);
+        int lo = LineKeys.low(key);
+        short hi = LineKeys.high(key);
         int i = home(key);
         while (true) {
             int v = table[i];
@@ -67,7 +71,7 @@ final class LineIndex {
                 size++;
                 return;
             }
-            if (keys[v - 1] == key) {
+            if (keys.holds(v - 1, lo, hi)) {
                 table[i] = line + 1;
                 return;
             }
@@ -79,13 +83,15 @@ final class LineIndex {
 
     /** Removes the mapping of {@code key} if it points at {@code line}; returns whether it did. */
     boolean remove(long key, int line) {
+        int lo = LineKeys.low(key);
+        short hi = LineKeys.high(key);
         int i = home(key);
         while (true) {
             int v = table[i];
             if (v == 0) {
                 return false;
             }
-            if (keys[v - 1] == key) {
+            if (keys.holds(v - 1, lo, hi)) {
                 if (v - 1 != line) {
                     return false;
                 }
@@ -107,7 +113,7 @@ final class LineIndex {
             if (v == 0) {
                 break;
             }
-            int h = home(keys[v - 1]);
+            int h = home(keys.get(v - 1));
             boolean homeInRange = hole <= j ? (h > hole && h <= j) : (h > hole || h <= j);
             if (!homeInRange) {
                 table[hole] = v;

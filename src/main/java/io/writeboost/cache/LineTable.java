@@ -17,7 +17,8 @@ import org.apache.logging.log4j.Logger;
  * dirty bits then say which sectors the cache holds), or while it is a <em>clean</em> line: a
  * read-cached copy of the whole line, equal to what the backing store holds, never written
  * back (docs/ENGINE.md, "Read caching"). A line is clean or has dirty bits, never both.
- * Everything lives in primitive arrays: 8 + 1 + 1/8 bytes per line plus the index's 4 / 0.75.
+ * Everything lives in primitive arrays: 6 ({@link LineKeys}) + 1 + 1/8 bytes per line plus the
+ * index's 4 / 0.75.
  *
  * <p>Not thread-safe: every method expects the {@link EngineLock} held.
  */
@@ -25,7 +26,7 @@ final class LineTable {
     private static final Logger log = LogManager.getLogger(LineTable.class);
     static final int LPS = Layout.LINES_PER_SEGMENT;
 
-    private final long[] keys;
+    private final LineKeys keys;
     private final byte[] dirty;
     private final LineIndex index;
     private final int[] slotLines;
@@ -39,7 +40,7 @@ final class LineTable {
 
     LineTable(int nrSegments) {
         int lines = nrSegments * LPS;
-        keys = new long[lines];
+        keys = new LineKeys(lines);
         dirty = new byte[lines];
         index = new LineIndex(keys, 0.75);
         slotLines = new int[nrSegments];
@@ -54,7 +55,7 @@ final class LineTable {
     }
 
     long key(int line) {
-        return keys[line];
+        return keys.get(line);
     }
 
     int dirtyBits(int line) {
@@ -88,7 +89,7 @@ final class LineTable {
 
     /** Whether {@code line} still holds the indexed copy of its key. */
     boolean isCurrent(int line) {
-        return index.get(keys[line]) == line;
+        return index.get(keys.get(line)) == line;
     }
 
     int linesUsed(int slot) {
@@ -103,7 +104,7 @@ final class LineTable {
     /** Gives the next line of the open segment ({@code k} of {@code slot}) to {@code key}, not dirty yet. */
     void assign(int slot, int k, long key) {
         int line = slot * LPS + k;
-        keys[line] = key;
+        keys.set(line, key);
         dirty[line] = 0;
         slotLines[slot] = k + 1;
     }
@@ -152,11 +153,11 @@ final class LineTable {
 
     /** A discard of a whole line still in the open segment: the entry itself becomes the tombstone. */
     void turnIntoTombstone(int line) {
-        long key = keys[line];
+        long key = keys.get(line);
         setClean(line, false);
         setDirty(line, 0);
         index.remove(key, line);
-        keys[line] = key | LineKey.TOMBSTONE;
+        keys.set(line, key | LineKey.TOMBSTONE);
     }
 
     /**
@@ -165,7 +166,7 @@ final class LineTable {
      * dirty sector leaves the index; reads then go to the backing store.
      */
     void clearDirty(int line, long expectedKey, int bits) {
-        if (keys[line] != expectedKey) {
+        if (keys.get(line) != expectedKey) {
             return;
         }
         int left = (dirty[line] & 0xFF) & ~bits;
@@ -180,7 +181,7 @@ final class LineTable {
         int base = slot * LPS;
         for (int k = 0; k < slotLines[slot]; k++) {
             int line = base + k;
-            long key = keys[line];
+            long key = keys.get(line);
             if (key > 0) {
                 if (dirty[line] != 0) {
                     log.error("reusing slot {} while line {} is still dirty; this is a bug", slot, line);
@@ -190,7 +191,7 @@ final class LineTable {
                 setClean(line, false);
                 index.remove(key, line);
             }
-            keys[line] = 0;
+            keys.set(line, 0);
         }
         slotLines[slot] = 0;
         slotInvalidatedBy[slot] = 0;
@@ -219,7 +220,7 @@ final class LineTable {
                 continue;
             }
             if (segmentClean[k]) {
-                keys[line] = key;
+                keys.set(line, key);
                 continue;
             }
             long live = key & ~LineKey.TOMBSTONE;
@@ -228,7 +229,7 @@ final class LineTable {
                 setDirty(older, 0);
                 index.remove(live, older);
             }
-            keys[line] = key;
+            keys.set(line, key);
             if (!LineKey.isTombstone(key) && segmentDirty[k] != 0) {
                 setDirty(line, segmentDirty[k] & 0xFF);
                 index.put(line);
@@ -238,7 +239,12 @@ final class LineTable {
 
     /** Writes header copy {@code seq} of segment {@code s}, describing its first {@code nrLines} lines (CRCs filled in later). */
     void encodeHeader(SegmentBuffer s, long nonce, int seq, int nrLines) {
-        SegmentHeader.encode(s.data(), s.id(), nonce, nrLines, seq, keys, dirty, clean, s.slot() * LPS);
+        java.nio.ByteBuffer view = SegmentHeader.encodeFixed(s.data(), s.id(), nonce, nrLines, seq);
+        int base = s.slot() * LPS;
+        for (int k = 0; k < nrLines; k++) {
+            int line = base + k;
+            SegmentHeader.encodeEntry(view, seq, k, keys.get(line), dirty[line], isClean(line));
+        }
     }
 
     long dirtyLines(int deviceId) {
@@ -262,12 +268,12 @@ final class LineTable {
     }
 
     int lineCount() {
-        return keys.length;
+        return keys.length();
     }
 
     /** Heap bytes of the per-line arrays, the index and the per-slot arrays, by structure. */
     void heapBytes(java.util.Map<String, Long> into) {
-        into.put("line keys", (long) keys.length * Long.BYTES);
+        into.put("line keys", keys.heapBytes());
         into.put("dirty bits", (long) dirty.length);
         into.put("clean bits", (long) clean.length * Long.BYTES);
         into.put("line index", (long) index.capacity() * Integer.BYTES);
@@ -279,7 +285,7 @@ final class LineTable {
         dirty[line] = (byte) bits;
         if ((before == 0) != (bits == 0)) {
             int delta = bits == 0 ? -1 : 1;
-            dirtyLines[LineKey.device(keys[line])] += delta;
+            dirtyLines[keys.device(line)] += delta;
             slotDirty[line / LPS] += delta;
         }
     }
