@@ -42,10 +42,19 @@ class LineIndexTest {
 
     @Test
     void matchesHashMapUnderChurn() {
-        int lines = 5000;
+        churn(new LineKeys(5000), -1);
+    }
+
+    /** As the largest caches run: no bits left for a tag, so every probe reads its entry's key. */
+    @Test
+    void matchesHashMapUnderChurnWithoutTags() {
+        churn(new LineKeys(5000), 0);
+    }
+
+    private static void churn(LineKeys stored, int tagBits) {
+        int lines = stored.length();
         long[] keys = new long[lines];
-        LineKeys stored = new LineKeys(lines);
-        LineIndex index = new LineIndex(stored, 0.75);
+        LineIndex index = tagBits < 0 ? new LineIndex(stored, 0.75) : new LineIndex(stored, 0.75, tagBits);
         Map<Long, Integer> model = new HashMap<>();
         Random rnd = new Random(42);
         for (int op = 0; op < 400_000; op++) {
