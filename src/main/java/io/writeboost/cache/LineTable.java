@@ -18,13 +18,18 @@ import org.apache.logging.log4j.Logger;
  * read-cached copy of the whole line, equal to what the backing store holds, never written
  * back (docs/ENGINE.md, "Read caching"). A line is clean or has dirty bits, never both.
  * Everything lives in primitive arrays: 6 ({@link LineKeys}) + 1 + 1/8 bytes per line plus the
- * index's 4 / 0.75.
+ * index's 4 / {@link #INDEX_LOAD}.
  *
  * <p>Not thread-safe: every method expects the {@link EngineLock} held.
  */
 final class LineTable {
     private static final Logger log = LogManager.getLogger(LineTable.class);
     static final int LPS = Layout.LINES_PER_SEGMENT;
+    /**
+     * The index's load factor with every line indexed. Its tags spare a probe the read of a
+     * key that is not the one sought, so a fuller table costs mostly probes within the table.
+     */
+    static final double INDEX_LOAD = 0.8;
 
     private final LineKeys keys;
     private final byte[] dirty;
@@ -42,7 +47,7 @@ final class LineTable {
         int lines = nrSegments * LPS;
         keys = new LineKeys(lines);
         dirty = new byte[lines];
-        index = new LineIndex(keys, 0.75);
+        index = new LineIndex(keys, INDEX_LOAD);
         slotLines = new int[nrSegments];
         slotInvalidatedBy = new long[nrSegments];
         clean = new long[(lines + 63) >>> 6];
