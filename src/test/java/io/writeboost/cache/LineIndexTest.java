@@ -22,16 +22,20 @@ class LineIndexTest {
 
     @Test
     void keysComeBackAsStoredAndLinesBeyondTheLimitAreRefused() throws Exception {
-        LineKeys keys = new LineKeys(4);
         long[] samples = {LineKey.of(1, 0), LineKey.of(127, LineKeys.MAX_VOLUME_BYTES / 4096 - 1),
-                LineKey.of(5, 0xFFFF_FFFFL) | LineKey.TOMBSTONE, LineKey.of(64, 1L << 39)};
-        for (int i = 0; i < samples.length; i++) {
+                LineKey.of(5, 0xFFFF_FFFFL) | LineKey.TOMBSTONE, LineKey.of(64, 1L << 39), LineKey.of(2, 77) | LineKey.TOMBSTONE};
+        LineKeys keys = new LineKeys(samples.length);
+        for (int i = samples.length - 1; i >= 0; i--) {
             keys.set(i, samples[i]);
         }
         for (int i = 0; i < samples.length; i++) {
             assertEquals(samples[i], keys.get(i));
             assertEquals(LineKey.device(samples[i]), keys.device(i));
         }
+        keys.set(1, 0);
+        assertEquals(samples[0], keys.get(0), "setting line 1 leaves line 0 alone");
+        keys.set(1, samples[1]);
+        assertEquals(samples[0], keys.get(0));
         assertThrows(IllegalArgumentException.class, () -> keys.set(0, LineKey.of(1, 1L << 40)));
         assertThrows(IllegalArgumentException.class, () -> keys.set(0, LineKey.of(1, 1L << 55)));
         assertEquals(LineKey.of(1, 0), keys.get(0), "a refused key leaves the line as it was");
