@@ -91,8 +91,10 @@ public final class CacheEngine implements Closeable {
             throw new FormatException(cache.name() + ": " + cache.size() + " bytes hold " + segments
                     + " segment(s); a cache needs at least 2 (" + (Layout.SUPERBLOCK_REGION_SIZE + 2L * Layout.SEGMENT_SIZE) + " bytes)");
         }
-        if (segments * lps > Integer.MAX_VALUE - 16) {
-            segments = (Integer.MAX_VALUE - 16) / lps;
+        if (segments > LineTable.MAX_SEGMENTS) {
+            log.info("{}: {} segments fit, {} are used: the most one cache's index serves", cache.name(), segments,
+                    LineTable.MAX_SEGMENTS);
+            segments = LineTable.MAX_SEGMENTS;
         }
         for (VolumeEntry v : volumes) {
             checkVolume(v.deviceId(), v.sizeBytes(), v.name());
@@ -129,6 +131,10 @@ public final class CacheEngine implements Closeable {
      */
     public static CacheEngine open(BlockDevice cache, Map<Integer, BlockDevice> backings, EngineConfig config) throws IOException {
         Superblock sb = Recovery.readSuperblock(cache);
+        if (sb.nrSegments() > LineTable.MAX_SEGMENTS) {
+            throw new FormatException(cache.name() + " was formatted with " + sb.nrSegments() + " segments; this build serves at most "
+                    + LineTable.MAX_SEGMENTS + " (the index of its lines must fit one array)");
+        }
         if (sb.volumes().size() != backings.size()) {
             throw new FormatException(cache.name() + " was formatted for " + sb.volumes().size() + " volume(s), "
                     + backings.size() + " given");

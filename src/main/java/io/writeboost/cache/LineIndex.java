@@ -9,8 +9,9 @@ package io.writeboost.cache;
  * <p>An entry's bits above those a line number needs hold a tag: the same bits of its key's
  * hash. A probe whose tag differs passes the entry without reading its key, which lies in
  * another array, far from the table (a cache miss). A cache of 2^21 lines (8 GiB) leaves 11
- * bits of tag: one probe in 2048 reads a key that is not the one sought. The largest caches
- * leave a bit or none, and then read the keys as an untagged table would.
+ * bits of tag: one probe in 2048 reads a key that is not the one sought. A line count is a
+ * positive {@code int}, so at least one bit is always left: a cache of 2^30 lines (4 TiB) or
+ * more, up to {@link LineTable#MAX_SEGMENTS}, reads the key of half the entries it passes.
  *
  * <p>Not thread-safe: the engine lock guards it.
  */
@@ -32,12 +33,17 @@ final class LineIndex {
             throw new IllegalArgumentException(tagBits + " bits of tag");
         }
         this.keys = keys;
-        long capacity = (long) Math.ceil(keys.length() / loadFactor) + 1;
-        if (capacity > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException("cache too large for one index: " + keys.length() + " lines");
-        }
-        this.table = new int[(int) capacity];
+        this.table = new int[capacityFor(keys.length(), loadFactor)];
         this.lineMask = tagBits == 0 ? -1 : -1 >>> tagBits;
+    }
+
+    /** The table's length for {@code lines} lines at {@code loadFactor}; refused when one array cannot hold it. */
+    static int capacityFor(long lines, double loadFactor) {
+        long capacity = (long) Math.ceil(lines / loadFactor) + 1;
+        if (capacity > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("cache too large for one index: " + lines + " lines");
+        }
+        return (int) capacity;
     }
 
     int capacity() {

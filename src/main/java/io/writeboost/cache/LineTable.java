@@ -6,6 +6,9 @@ import io.writeboost.format.SegmentHeader;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
+import java.nio.ByteBuffer;
+import java.util.Map;
+
 /**
  * What every cache line holds: its key (device, backing line; tombstone bit for a discard
  * record), its per-sector dirty bits, and the index from key to the line holding its newest
@@ -30,6 +33,11 @@ final class LineTable {
      * key that is not the one sought, so a fuller table costs mostly probes within the table.
      */
     static final double INDEX_LOAD = 0.8;
+    /**
+     * The most segments one line table serves: its index must fit one {@code int[]} (about
+     * 6.4 TiB of lines). Format makes no more; open refuses a superblock with more.
+     */
+    static final int MAX_SEGMENTS = (int) ((long) ((Integer.MAX_VALUE - 9) * INDEX_LOAD) / LPS);
 
     private final LineKeys keys;
     private final byte[] dirty;
@@ -44,6 +52,9 @@ final class LineTable {
     private long cleanLines;
 
     LineTable(int nrSegments) {
+        if (nrSegments > MAX_SEGMENTS) {
+            throw new IllegalArgumentException(nrSegments + " segments, above the " + MAX_SEGMENTS + " one line table serves");
+        }
         int lines = nrSegments * LPS;
         keys = new LineKeys(lines);
         dirty = new byte[lines];
@@ -244,7 +255,7 @@ final class LineTable {
 
     /** Writes header copy {@code seq} of segment {@code s}, describing its first {@code nrLines} lines (CRCs filled in later). */
     void encodeHeader(SegmentBuffer s, long nonce, int seq, int nrLines) {
-        java.nio.ByteBuffer view = SegmentHeader.encodeFixed(s.data(), s.id(), nonce, nrLines, seq);
+        ByteBuffer view = SegmentHeader.encodeFixed(s.data(), s.id(), nonce, nrLines, seq);
         int base = s.slot() * LPS;
         for (int k = 0; k < nrLines; k++) {
             int line = base + k;
@@ -277,7 +288,7 @@ final class LineTable {
     }
 
     /** Heap bytes of the per-line arrays, the index and the per-slot arrays, by structure. */
-    void heapBytes(java.util.Map<String, Long> into) {
+    void heapBytes(Map<String, Long> into) {
         into.put("line keys", keys.heapBytes());
         into.put("dirty bits", (long) dirty.length);
         into.put("clean bits", (long) clean.length * Long.BYTES);

@@ -4,6 +4,8 @@ import io.writeboost.format.Layout;
 import io.writeboost.format.LineKey;
 import io.writeboost.knob.Knob;
 
+import java.util.Map;
+
 /**
  * Which read misses become clean lines (docs/ENGINE.md, "Read caching"), and the guard that
  * keeps an admission from storing stale data.
@@ -148,7 +150,7 @@ final class ReadAdmission {
     }
 
     /** Heap bytes of the ghost table and the change buckets, by structure. */
-    void heapBytes(java.util.Map<String, Long> into) {
+    void heapBytes(Map<String, Long> into) {
         into.put("read admission: ghost table", (long) ghosts.length * Short.BYTES);
         into.put("read admission: change buckets", (long) BUCKETS * (Long.BYTES + Integer.BYTES));
     }
