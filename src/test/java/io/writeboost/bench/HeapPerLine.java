@@ -7,6 +7,7 @@ import io.writeboost.device.BlockDevice;
 import io.writeboost.device.FileBlockDevice;
 import io.writeboost.format.Layout;
 import io.writeboost.format.VolumeEntry;
+import io.writeboost.knob.Knob;
 
 import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
@@ -39,9 +40,11 @@ public final class HeapPerLine {
              FileBlockDevice backing = FileBlockDevice.createSparse(backingFile, backingBytes)) {
             CacheEngine.format(cache, 1, List.of(new VolumeEntry(1, backingBytes, "v", backing.name())));
             Map<Integer, BlockDevice> vols = Map.of(1, backing);
+            // Writeback only when the ring is full: every line stays indexed, and the restart replays every segment.
+            EngineConfig config = new EngineConfig().knob(Knob.HIGH_WATERMARK, 0);
             System.out.printf("G1 region size %s bytes (-Xmx %d MiB)%n", regionSize(), Runtime.getRuntime().maxMemory() >> 20);
             long before = usedHeap();
-            CacheEngine e = CacheEngine.open(cache, vols, new EngineConfig());
+            CacheEngine e = CacheEngine.open(cache, vols, config);
             long lines = (long) e.status().nrSegments() * Layout.LINES_PER_SEGMENT;
             ByteBuffer sector = ByteBuffer.allocateDirect(512);
             long t0 = System.nanoTime();
@@ -59,7 +62,7 @@ public final class HeapPerLine {
             }
             e.close();
 
-            e = CacheEngine.open(cache, vols, new EngineConfig());
+            e = CacheEngine.open(cache, vols, config);
             e.flush(); // returns once every replayed segment's checksum is verified
             long restarted = usedHeap();
             System.out.printf("after a clean stop and a start that loaded the %d segments: %d lines indexed, heap growth measured "
