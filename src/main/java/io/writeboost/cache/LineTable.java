@@ -29,13 +29,15 @@ final class LineTable {
     private static final Logger log = LogManager.getLogger(LineTable.class);
     static final int LPS = Layout.LINES_PER_SEGMENT;
     /**
-     * The index's load factor with every line indexed. Its tags spare a probe the read of a
-     * key that is not the one sought, so a fuller table costs mostly probes within the table.
+     * The index's load factor with every line indexed. A fuller table saves heap but costs a
+     * write more probes, and a removal's backward shift reads the key of every entry it
+     * passes, tags or not (two arrays, {@link LineKeys}): at 0.8 writes were slower than
+     * before the tags, at 0.75 they are not (docs/PERFORMANCE.md, "Heap per line").
      */
-    static final double INDEX_LOAD = 0.8;
+    static final double INDEX_LOAD = 0.75;
     /**
      * The most segments one line table serves: its index must fit one {@code int[]} (about
-     * 6.4 TiB of lines). Format makes no more; open refuses a superblock with more.
+     * 6 TiB of lines). Format makes no more; open refuses a superblock with more.
      */
     static final int MAX_SEGMENTS = (int) ((long) ((Integer.MAX_VALUE - 9) * INDEX_LOAD) / LPS);
 
