@@ -21,6 +21,7 @@ import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.security.SecureRandom;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -93,8 +94,10 @@ public final class CacheEngine implements Closeable {
             throw new FormatException(cache.name() + ": " + cache.size() + " bytes hold " + segments
                     + " segment(s); a cache needs at least 2 (" + (Layout.SUPERBLOCK_REGION_SIZE + 2L * Layout.SEGMENT_SIZE) + " bytes)");
         }
-        if (segments * lps > Integer.MAX_VALUE - 16) {
-            segments = (Integer.MAX_VALUE - 16) / lps;
+        if (segments > LineTable.MAX_SEGMENTS) {
+            log.info("{}: {} segments fit, {} are used: the most one cache's index serves", cache.name(), segments,
+                    LineTable.MAX_SEGMENTS);
+            segments = LineTable.MAX_SEGMENTS;
         }
         for (VolumeEntry v : volumes) {
             checkVolume(v.deviceId(), v.sizeBytes(), v.name());
@@ -124,6 +127,10 @@ public final class CacheEngine implements Closeable {
         if (size <= 0 || size % Layout.SECTOR_SIZE != 0) {
             throw new FormatException(name + ": size " + size + " is not a positive multiple of " + Layout.SECTOR_SIZE + " bytes");
         }
+        if (size > LineKeys.MAX_VOLUME_BYTES) {
+            throw new FormatException(name + ": size " + size + " is above the " + (LineKeys.MAX_VOLUME_BYTES >> 50)
+                    + " PiB a volume may have (the line table keeps 40 bits of each line number)");
+        }
     }
 
     /**
@@ -135,11 +142,16 @@ public final class CacheEngine implements Closeable {
         Superblock header = Recovery.readHeader(cache);
         VolumeTable table = Recovery.readVolumeTable(cache, header);
         Superblock sb = header.withVolumes(table.volumes());
+        if (sb.nrSegments() > LineTable.MAX_SEGMENTS) {
+            throw new FormatException(cache.name() + " was formatted with " + sb.nrSegments() + " segments; this build serves at most "
+                    + LineTable.MAX_SEGMENTS + " (the index of its lines must fit one array)");
+        }
         if (sb.volumes().size() != backings.size()) {
             throw new FormatException(cache.name() + " was formatted for " + sb.volumes().size() + " volume(s), "
                     + backings.size() + " given");
         }
         for (VolumeEntry v : sb.volumes()) {
+            checkVolume(v.deviceId(), v.sizeBytes(), v.path());
             BlockDevice b = backings.get(v.deviceId());
             if (b == null) {
                 throw new FormatException(cache.name() + " caches device id " + v.deviceId() + " (" + v.path() + "), which was not given");
@@ -178,7 +190,7 @@ public final class CacheEngine implements Closeable {
     private CacheEngine(BlockDevice cache, Superblock sb, VolumeTable table, Map<Integer, BlockDevice> backingMap,
                         EngineConfig config, RecoveryResult rec) {
         this.cacheDevice = cache;
-        this.recovery = rec;
+        this.recovery = rec.withoutEntries();
         int cacheId = sb.cacheId();
         int nrSegments = sb.nrSegments();
         health = new Health(cacheId, lock);
@@ -529,14 +541,36 @@ public final class CacheEngine implements Closeable {
         return cacheDevice.name();
     }
 
+    /** What recovery found at start, without the replayed segments' entries: the line table holds those. */
     public RecoveryResult recovery() {
         return recovery;
     }
 
     /** Heap bytes the per-line metadata, the index and the per-slot arrays take, divided by the number of cache lines. */
     public double heapBytesPerLine() {
-        long bytes = lines.heapBytes() + segments.heapBytes() + verification.heapBytes() + lock.read(admission::heapBytes);
+        long bytes = 0;
+        for (long b : heapBytesByStructure().values()) {
+            bytes += b;
+        }
         return (double) bytes / lines.lineCount();
+    }
+
+    /**
+     * Heap bytes of every structure the engine sizes by its number of lines or ring slots, by
+     * name, from the arrays' lengths (object headers and the heap's own rounding left out).
+     */
+    public Map<String, Long> heapBytesByStructure() {
+        Map<String, Long> bytes = new LinkedHashMap<>();
+        lock.lock();
+        try {
+            lines.heapBytes(bytes);
+            bytes.put("per slot: segment id, RAM buffer", segments.heapBytes());
+            bytes.put("per slot: verification", verification.heapBytes());
+            admission.heapBytes(bytes);
+        } finally {
+            lock.unlock();
+        }
+        return bytes;
     }
 
     /** Segments replayed at start whose checksum is not verified yet (tests watch it reach 0). */

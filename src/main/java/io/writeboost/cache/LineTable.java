@@ -6,6 +6,9 @@ import io.writeboost.format.SegmentHeader;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
+import java.nio.ByteBuffer;
+import java.util.Map;
+
 /**
  * What every cache line holds: its key (device, backing line; tombstone bit for a discard
  * record), its per-sector dirty bits, and the index from key to the line holding its newest
@@ -17,15 +20,28 @@ import org.apache.logging.log4j.Logger;
  * dirty bits then say which sectors the cache holds), or while it is a <em>clean</em> line: a
  * read-cached copy of the whole line, equal to what the backing store holds, never written
  * back (docs/ENGINE.md, "Read caching"). A line is clean or has dirty bits, never both.
- * Everything lives in primitive arrays: 8 + 1 + 1/8 bytes per line plus the index's 4 / 0.75.
+ * Everything lives in primitive arrays: 6 ({@link LineKeys}) + 1 + 1/8 bytes per line plus the
+ * index's 4 / {@link #INDEX_LOAD}.
  *
  * <p>Not thread-safe: every method expects the {@link EngineLock} held.
  */
 final class LineTable {
     private static final Logger log = LogManager.getLogger(LineTable.class);
     static final int LPS = Layout.LINES_PER_SEGMENT;
+    /**
+     * The index's load factor with every line indexed. A fuller table saves heap but costs a
+     * write more probes, and a removal's backward shift reads the key of every entry it
+     * passes, tags or not (two arrays, {@link LineKeys}): at 0.8 writes were slower than
+     * before the tags, at 0.75 they are not (docs/PERFORMANCE.md, "Heap per line").
+     */
+    static final double INDEX_LOAD = 0.75;
+    /**
+     * The most segments one line table serves: its index must fit one {@code int[]} (about
+     * 6 TiB of lines). Format makes no more; open refuses a superblock with more.
+     */
+    static final int MAX_SEGMENTS = (int) ((long) ((Integer.MAX_VALUE - 9) * INDEX_LOAD) / LPS);
 
-    private final long[] keys;
+    private final LineKeys keys;
     private final byte[] dirty;
     private final LineIndex index;
     private final int[] slotLines;
@@ -38,10 +54,13 @@ final class LineTable {
     private long cleanLines;
 
     LineTable(int nrSegments) {
+        if (nrSegments > MAX_SEGMENTS) {
+            throw new IllegalArgumentException(nrSegments + " segments, above the " + MAX_SEGMENTS + " one line table serves");
+        }
         int lines = nrSegments * LPS;
-        keys = new long[lines];
+        keys = new LineKeys(lines);
         dirty = new byte[lines];
-        index = new LineIndex(keys, 0.75);
+        index = new LineIndex(keys, INDEX_LOAD);
         slotLines = new int[nrSegments];
         slotInvalidatedBy = new long[nrSegments];
         clean = new long[(lines + 63) >>> 6];
@@ -54,7 +73,7 @@ final class LineTable {
     }
 
     long key(int line) {
-        return keys[line];
+        return keys.get(line);
     }
 
     int dirtyBits(int line) {
@@ -88,7 +107,7 @@ final class LineTable {
 
     /** Whether {@code line} still holds the indexed copy of its key. */
     boolean isCurrent(int line) {
-        return index.get(keys[line]) == line;
+        return index.get(keys.get(line)) == line;
     }
 
     int linesUsed(int slot) {
@@ -103,7 +122,7 @@ final class LineTable {
     /** Gives the next line of the open segment ({@code k} of {@code slot}) to {@code key}, not dirty yet. */
     void assign(int slot, int k, long key) {
         int line = slot * LPS + k;
-        keys[line] = key;
+        keys.set(line, key);
         dirty[line] = 0;
         slotLines[slot] = k + 1;
     }
@@ -152,11 +171,11 @@ final class LineTable {
 
     /** A discard of a whole line still in the open segment: the entry itself becomes the tombstone. */
     void turnIntoTombstone(int line) {
-        long key = keys[line];
+        long key = keys.get(line);
         setClean(line, false);
         setDirty(line, 0);
         index.remove(key, line);
-        keys[line] = key | LineKey.TOMBSTONE;
+        keys.set(line, key | LineKey.TOMBSTONE);
     }
 
     /**
@@ -165,7 +184,7 @@ final class LineTable {
      * dirty sector leaves the index; reads then go to the backing store.
      */
     void clearDirty(int line, long expectedKey, int bits) {
-        if (keys[line] != expectedKey) {
+        if (keys.get(line) != expectedKey) {
             return;
         }
         int left = (dirty[line] & 0xFF) & ~bits;
@@ -182,8 +201,8 @@ final class LineTable {
      */
     int dropDevice(int deviceId) {
         int n = 0;
-        for (int line = 0; line < keys.length; line++) {
-            long key = keys[line];
+        for (int line = 0; line < keys.length(); line++) {
+            long key = keys.get(line);
             if (key > 0 && LineKey.device(key) == deviceId && index.get(key) == line) {
                 if (dirty[line] != 0) {
                     log.error("detaching device id {} while line {} is still dirty; this is a bug", deviceId, line);
@@ -201,7 +220,7 @@ final class LineTable {
         int base = slot * LPS;
         for (int k = 0; k < slotLines[slot]; k++) {
             int line = base + k;
-            long key = keys[line];
+            long key = keys.get(line);
             if (key > 0) {
                 if (dirty[line] != 0) {
                     log.error("reusing slot {} while line {} is still dirty; this is a bug", slot, line);
@@ -211,7 +230,7 @@ final class LineTable {
                 setClean(line, false);
                 index.remove(key, line);
             }
-            keys[line] = 0;
+            keys.set(line, 0);
         }
         slotLines[slot] = 0;
         slotInvalidatedBy[slot] = 0;
@@ -243,7 +262,7 @@ final class LineTable {
                 continue;
             }
             if (segmentClean[k]) {
-                keys[line] = key;
+                keys.set(line, key);
                 continue;
             }
             long live = key & ~LineKey.TOMBSTONE;
@@ -252,7 +271,7 @@ final class LineTable {
                 setDirty(older, 0);
                 index.remove(live, older);
             }
-            keys[line] = key;
+            keys.set(line, key);
             if (!LineKey.isTombstone(key) && segmentDirty[k] != 0) {
                 setDirty(line, segmentDirty[k] & 0xFF);
                 index.put(line);
@@ -262,7 +281,12 @@ final class LineTable {
 
     /** Writes header copy {@code seq} of segment {@code s}, describing its first {@code nrLines} lines (CRCs filled in later). */
     void encodeHeader(SegmentBuffer s, long nonce, int seq, int nrLines) {
-        SegmentHeader.encode(s.data(), s.id(), nonce, nrLines, seq, keys, dirty, clean, s.slot() * LPS);
+        ByteBuffer view = SegmentHeader.encodeFixed(s.data(), s.id(), nonce, nrLines, seq);
+        int base = s.slot() * LPS;
+        for (int k = 0; k < nrLines; k++) {
+            int line = base + k;
+            SegmentHeader.encodeEntry(view, seq, k, keys.get(line), dirty[line], isClean(line));
+        }
     }
 
     long dirtyLines(int deviceId) {
@@ -286,13 +310,16 @@ final class LineTable {
     }
 
     int lineCount() {
-        return keys.length;
+        return keys.length();
     }
 
-    /** Heap bytes of the per-line arrays, the index and the per-slot arrays. */
-    long heapBytes() {
-        return (long) keys.length * Long.BYTES + dirty.length + (long) clean.length * Long.BYTES
-                + (long) index.capacity() * Integer.BYTES + (long) slotLines.length * (2 * Integer.BYTES + Long.BYTES);
+    /** Heap bytes of the per-line arrays, the index and the per-slot arrays, by structure. */
+    void heapBytes(Map<String, Long> into) {
+        into.put("line keys", keys.heapBytes());
+        into.put("dirty bits", (long) dirty.length);
+        into.put("clean bits", (long) clean.length * Long.BYTES);
+        into.put("line index", (long) index.capacity() * Integer.BYTES);
+        into.put("per slot: lines used, dirty lines, superseded by", (long) slotLines.length * (2 * Integer.BYTES + Long.BYTES));
     }
 
     private void setDirty(int line, int bits) {
@@ -300,7 +327,7 @@ final class LineTable {
         dirty[line] = (byte) bits;
         if ((before == 0) != (bits == 0)) {
             int delta = bits == 0 ? -1 : 1;
-            dirtyLines[LineKey.device(keys[line])] += delta;
+            dirtyLines[keys.device(line)] += delta;
             slotDirty[line / LPS] += delta;
         }
     }

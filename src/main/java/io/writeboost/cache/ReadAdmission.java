@@ -5,6 +5,8 @@ import io.writeboost.format.LineKey;
 import io.writeboost.knob.CacheMode;
 import io.writeboost.knob.Knob;
 
+import java.util.Map;
+
 /**
  * Which read misses become clean lines (docs/ENGINE.md, "Read caching"), and the guard that
  * keeps an admission from storing stale data.
@@ -40,7 +42,7 @@ final class ReadAdmission {
     private final KnobValues knobs;
     private final StreamTable runs = new StreamTable();
     private final short[] ghosts;
-    private final int ghostBucketMask;
+    private final int ghostBuckets;
 
     private long sequence;
     private final long[] changedAt = new long[BUCKETS];
@@ -53,9 +55,10 @@ final class ReadAdmission {
 
     ReadAdmission(KnobValues knobs, int cacheLines) {
         this.knobs = knobs;
-        int n = Integer.highestOneBit(Math.max(WAYS, Math.min(MAX_GHOSTS, cacheLines)) - 1) << 1;
-        ghosts = new short[n];
-        ghostBucketMask = n / WAYS - 1;
+        // One fingerprint per line, in whole buckets of any number: rounding up to a power of
+        // two would cost up to 4 bytes per line instead of 2.
+        ghostBuckets = (Math.max(WAYS, Math.min(MAX_GHOSTS, cacheLines)) + WAYS - 1) / WAYS;
+        ghosts = new short[ghostBuckets * WAYS];
     }
 
     /**
@@ -85,7 +88,7 @@ final class ReadAdmission {
         }
         long h = mix(key);
         short fp = (short) ((h >>> 48) | 1); // never 0, the empty mark
-        int base = ((int) h & ghostBucketMask) * WAYS;
+        int base = (int) (((h & 0xFFFFFFFFL) * ghostBuckets) >>> 32) * WAYS;
         for (int i = base; i < base + WAYS; i++) {
             if (ghosts[i] == fp) {
                 // Stays remembered: if the line is evicted while still read, its next miss re-admits it.
@@ -174,9 +177,10 @@ final class ReadAdmission {
         return cleanHits;
     }
 
-    /** Heap bytes of the ghost table and the change buckets. */
-    long heapBytes() {
-        return (long) ghosts.length * Short.BYTES + BUCKETS * (Long.BYTES + Integer.BYTES);
+    /** Heap bytes of the ghost table and the change buckets, by structure. */
+    void heapBytes(Map<String, Long> into) {
+        into.put("read admission: ghost table", (long) ghosts.length * Short.BYTES);
+        into.put("read admission: change buckets", (long) BUCKETS * (Long.BYTES + Integer.BYTES));
     }
 
     private static int bucket(long key) {

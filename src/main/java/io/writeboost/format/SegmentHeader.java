@@ -66,6 +66,19 @@ public final class SegmentHeader {
      */
     public static void encode(ByteBuffer segment, long id, long nonce, int nrLines, int seq, long[] keys, byte[] dirty,
                               long[] clean, int base) {
+        ByteBuffer b = encodeFixed(segment, id, nonce, nrLines, seq);
+        for (int k = 0; k < nrLines; k++) {
+            int line = base + k;
+            encodeEntry(b, seq, k, keys[line], dirty[line], clean != null && (clean[line >>> 6] & (1L << line)) != 0);
+        }
+    }
+
+    /**
+     * Starts header copy {@code seq} in {@code segment}: zeroes it and writes its fixed fields.
+     * Returns the view {@link #encodeEntry} writes the entries through (absolute puts; the
+     * segment's position untouched). The CRCs are filled in by {@link #seal}.
+     */
+    public static ByteBuffer encodeFixed(ByteBuffer segment, long id, long nonce, int nrLines, int seq) {
         int at = copyOffset(seq);
         ByteBuffer b = segment.duplicate().order(ByteOrder.LITTLE_ENDIAN);
         for (int i = 0; i < Layout.HEADER_COPY_SIZE; i += 8) {
@@ -77,19 +90,25 @@ public final class SegmentHeader {
         b.putLong(at + OFF_ID, id);
         b.putLong(at + OFF_NONCE, nonce);
         b.putInt(at + OFF_SEQ, seq);
-        for (int k = 0; k < nrLines; k++) {
-            long key = keys[base + k];
-            int off = at + FIXED_SIZE + k * ENTRY_SIZE;
-            if (key == 0) {
-                continue;
-            }
-            b.putLong(off, LineKey.line(key) * Layout.SECTORS_PER_LINE);
-            b.put(off + 8, (byte) LineKey.device(key));
-            int line = base + k;
-            boolean isClean = clean != null && !LineKey.isTombstone(key) && (clean[line >>> 6] & (1L << line)) != 0;
-            b.put(off + 9, LineKey.isTombstone(key) || isClean ? 0 : dirty[line]);
-            b.put(off + 10, (byte) (LineKey.isTombstone(key) ? FLAG_TOMBSTONE : isClean ? FLAG_CLEAN : 0));
+        return b;
+    }
+
+    /**
+     * Writes entry {@code k} of header copy {@code seq} into the view {@link #encodeFixed}
+     * returned: line {@code key} (0: an empty entry), its dirty bits, and whether it is a clean
+     * line (ignored for a tombstone).
+     */
+    public static void encodeEntry(ByteBuffer view, int seq, int k, long key, int dirty, boolean clean) {
+        if (key == 0) {
+            return;
         }
+        int off = copyOffset(seq) + FIXED_SIZE + k * ENTRY_SIZE;
+        boolean tombstone = LineKey.isTombstone(key);
+        boolean isClean = clean && !tombstone;
+        view.putLong(off, LineKey.line(key) * Layout.SECTORS_PER_LINE);
+        view.put(off + 8, (byte) LineKey.device(key));
+        view.put(off + 9, tombstone || isClean ? 0 : (byte) dirty);
+        view.put(off + 10, (byte) (tombstone ? FLAG_TOMBSTONE : isClean ? FLAG_CLEAN : 0));
     }
 
     /** Stores {@code dataCrc} and then the copy's own CRC into header copy {@code seq} of {@code segment}. */

@@ -20,6 +20,18 @@ import java.util.List;
 public record RecoveryResult(long recordSequence, long lastMigratedId, long nextId, List<ReplaySegment> replay,
                              boolean cleanShutdown, boolean torn, List<Long> discarded, long millis,
                              io.writeboost.format.SuperblockRecord record, DataLoss loss) {
+    /**
+     * The same result with each replayed segment's entries left out: what a running engine
+     * keeps once it has loaded them into its line table. The entries take about 10 bytes per
+     * line, more than the line table itself, for as long as the result is referenced.
+     * {@link #dirtyLines()} and {@link #dirtyLinesByDevice()} need the entries.
+     */
+    public RecoveryResult withoutEntries() {
+        List<ReplaySegment> segments = replay.stream().map(ReplaySegment::withoutEntries).toList();
+        return new RecoveryResult(recordSequence, lastMigratedId, nextId, segments, cleanShutdown, torn, discarded, millis,
+                record, loss);
+    }
+
     /** Lines holding data not yet written back, after applying the replay set in order. */
     public long dirtyLines() {
         long n = 0;
@@ -32,6 +44,9 @@ public record RecoveryResult(long recordSequence, long lastMigratedId, long next
     /** {@link #dirtyLines()} by device id (index 0 unused). */
     public long[] dirtyLinesByDevice() {
         java.util.Set<Long> dirtyKeys = new java.util.HashSet<>();
+        if (!replay.isEmpty() && replay.get(0).keys() == null) {
+            throw new IllegalStateException("this recovery result no longer holds the segments' entries");
+        }
         for (ReplaySegment s : replay) {
             for (int k = 0; k < s.nrLines(); k++) {
                 long key = s.keys()[k];

@@ -8,4 +8,8 @@ package io.writeboost.recovery;
  * was written completely).
  */
 public record ReplaySegment(long id, int slot, int seq, int nrLines, long[] keys, byte[] dirty, boolean[] clean, boolean verified) {
+    /** This segment without its entries ({@code keys}, {@code dirty} and {@code clean} null). */
+    public ReplaySegment withoutEntries() {
+        return new ReplaySegment(id, slot, seq, nrLines, null, null, null, verified);
+    }
 }

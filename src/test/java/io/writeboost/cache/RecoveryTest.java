@@ -90,6 +90,10 @@ class RecoveryTest {
         try {
             assertEquals(1, rig.engine.recovery().replay().size());
             assertEquals(2, rig.engine.recovery().replay().get(0).id());
+            assertEquals(1, rig.engine.recovery().replayedLines());
+            assertEquals(null, rig.engine.recovery().replay().get(0).keys(), "the running engine keeps no segment's entries");
+            assertThrows(IllegalStateException.class, () -> rig.engine.recovery().dirtyLines(),
+                    "a count over the entries is refused, not answered as 0");
             assertEquals(1, rig.engine.status().dirtyLines());
             assertArrayEquals(first, readLine(rig.engine, 1, 0));
             assertArrayEquals(second, readLine(rig.engine, 1, 1));
