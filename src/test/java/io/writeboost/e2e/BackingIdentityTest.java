@@ -101,7 +101,7 @@ class BackingIdentityTest {
         assertEquals(BackingIdentity.Kind.FILE_TAG, before.volumes().get(0).identity().kind());
         assertNotEquals(before.volumes().get(0).identity(), before.volumes().get(1).identity(), "two files, two tags");
         Result check = FuseServer.run("check", "--cache", cache.toString());
-        assertTrue(check.stdout().contains("volume 1 'a': 8388608 bytes, formatted on " + a + " (" + before.volumes().get(0).identity() + ")"),
+        assertTrue(check.stdout().contains("volume 1 'a': 8388608 bytes, backing store " + a + " (" + before.volumes().get(0).identity() + ")"),
                 check.stdout());
         swap();
         String sumA = Fixture.sha256(a), sumB = Fixture.sha256(b), sumCache = Fixture.sha256(cache);
