@@ -115,7 +115,7 @@ class SystemdIT {
             Process server = pb.start();
             try {
                 List<String> msgs = sock.receiveUntil("READY=1", 60_000);
-                assertTrue(msgs.stream().anyMatch(m -> m.contains("READY=1") && m.contains("STATUS=0 dirty line(s)")), msgs.toString());
+                assertTrue(msgs.stream().anyMatch(m -> m.contains("READY=1") && m.contains("STATUS=write-back, 0 dirty line(s)")), msgs.toString());
                 assertTrue(Files.exists(mnt.resolve("data")), "the mount is live at READY=1");
                 Files.write(mnt.resolve("data"), new byte[8192], java.nio.file.StandardOpenOption.WRITE);
                 msgs = sock.receiveUntil("STATUS=", 10_000);
