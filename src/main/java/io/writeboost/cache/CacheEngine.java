@@ -1,6 +1,7 @@
 package io.writeboost.cache;
 
 import io.writeboost.device.BlockDevice;
+import io.writeboost.format.BackingIdentity;
 import io.writeboost.format.FormatException;
 import io.writeboost.format.Layout;
 import io.writeboost.format.Superblock;
@@ -522,8 +523,8 @@ public final class CacheEngine implements Closeable {
      * for a bad name or size, a name in use, or no free id. The caller checks that the store is
      * not in use elsewhere nor a volume already, and keeps it open until {@link #detach}.
      */
-    public VolumeEntry attach(String name, String path, BlockDevice store) throws IOException {
-        return volumeChanges.attach(name, path, store);
+    public VolumeEntry attach(String name, String path, BackingIdentity identity, BlockDevice store) throws IOException {
+        return volumeChanges.attach(name, path, identity, store);
     }
 
     /**

@@ -1,6 +1,7 @@
 package io.writeboost.cache;
 
 import io.writeboost.device.BlockDevice;
+import io.writeboost.format.BackingIdentity;
 import io.writeboost.format.FormatException;
 import io.writeboost.format.Layout;
 import io.writeboost.format.Superblock;
@@ -69,13 +70,19 @@ final class VolumeChanges {
 
     /**
      * Adds {@code device} as volume {@code name} under a device id no line in the cache can
-     * name; {@code path} is recorded for the operator. The caller has checked that the store
+     * name; {@code path} is recorded for the operator, {@code identity} for the check at every
+     * later start that the store is still this one (as format records it). The caller has checked that the store
      * is not in use elsewhere and not a volume under another name; this checks the name, the
      * size and the table's room. Returns the new entry once its table copy is durable.
      */
-    synchronized VolumeEntry attach(String name, String path, BlockDevice device) throws IOException {
+    synchronized VolumeEntry attach(String name, String path, BackingIdentity identity, BlockDevice device) throws IOException {
         health.checkUsable();
         checkName(name);
+        int pathLimit = identity.kind() == BackingIdentity.Kind.NONE ? Integer.MAX_VALUE : VolumeEntry.MAX_PATH_BYTES;
+        if (path.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > pathLimit) {
+            throw new VolumeRefusedException(VolumeRefusedException.Reason.INVALID, path + ": path longer than "
+                    + VolumeEntry.MAX_PATH_BYTES + " bytes");
+        }
         for (VolumeEntry v : table.volumes()) {
             if (v.name().equals(name)) {
                 throw new VolumeRefusedException(VolumeRefusedException.Reason.EXISTS, "a volume named '" + name
@@ -88,7 +95,7 @@ final class VolumeChanges {
             throw new VolumeRefusedException(VolumeRefusedException.Reason.INVALID, e.getMessage());
         }
         int id = freeId();
-        VolumeEntry entry = new VolumeEntry(id, device.size(), name, path);
+        VolumeEntry entry = new VolumeEntry(id, device.size(), name, path, identity);
         List<VolumeEntry> volumes = new ArrayList<>(table.volumes());
         volumes.add(entry);
         write(table.next(volumes, table.retiredAt()));

@@ -70,7 +70,7 @@ final class OnlineVolumes implements VolumeControl {
             } catch (IOException e) {
                 throw new VolumeRefusedException(Reason.INVALID, "cannot open " + path + ": " + e.getMessage());
             }
-            VolumeEntry entry = engine.attach(name, path.toString(), dev);
+            VolumeEntry entry = engine.attach(name, path.toString(), StoreIdentity.of(path, true).identity(), dev);
             stores.put(entry.deviceId(), dev);
             attached.add(dev);
             return new Volume(engine, entry.deviceId(), entry.name(), dev.name(), entry.sizeBytes());

@@ -1,5 +1,6 @@
 package io.writeboost.cache;
 
+import io.writeboost.format.BackingIdentity;
 import io.writeboost.format.Superblock;
 import io.writeboost.format.VolumeEntry;
 import io.writeboost.format.VolumeTable;
@@ -71,7 +72,7 @@ class VolumeChangesTest {
         try {
             writeAll(rig.engine, 1, 1);
             PowerLossDevice store = new PowerLossDevice("backing2", VOLUME_BYTES, rig.power);
-            VolumeEntry e = rig.engine.attach("vol2", "backing2", store);
+            VolumeEntry e = rig.engine.attach("vol2", "backing2", BackingIdentity.NONE, store);
             assertEquals(2, e.deviceId());
             rig.backings.put(2, store);
             assertEquals(List.of("vol1", "vol2"), names(rig.engine.superblock()));
@@ -96,7 +97,7 @@ class VolumeChangesTest {
             rig.restart();
             assertEquals(List.of("vol1"), names(rig.engine.superblock()));
             PowerLossDevice third = new PowerLossDevice("backing3", VOLUME_BYTES, rig.power);
-            assertEquals(3, rig.engine.attach("vol3", "backing3", third).deviceId());
+            assertEquals(3, rig.engine.attach("vol3", "backing3", BackingIdentity.NONE, third).deviceId());
             rig.backings.put(3, third);
             ByteBuffer zeros = ByteBuffer.allocate(VOLUME_BYTES);
             rig.engine.read(3, 0, SECTORS, zeros);
@@ -111,7 +112,7 @@ class VolumeChangesTest {
         Rig rig = rig();
         try {
             PowerLossDevice store = new PowerLossDevice("backing2", VOLUME_BYTES, rig.power);
-            rig.engine.attach("vol2", "backing2", store);
+            rig.engine.attach("vol2", "backing2", BackingIdentity.NONE, store);
             rig.backings.put(2, store);
             long writesBefore = rig.cache.writes();
             VolumeTable before = Recovery.readVolumeTable(rig.cache, Recovery.readHeader(rig.cache));
@@ -119,15 +120,15 @@ class VolumeChangesTest {
             }
             List<Refusal> refusals = List.of(
                     new Refusal(VolumeRefusedException.Reason.EXISTS,
-                            () -> rig.engine.attach("vol2", "other", new PowerLossDevice("x", VOLUME_BYTES, rig.power))),
+                            () -> rig.engine.attach("vol2", "other", BackingIdentity.NONE, new PowerLossDevice("x", VOLUME_BYTES, rig.power))),
                     new Refusal(VolumeRefusedException.Reason.INVALID,
-                            () -> rig.engine.attach("tiny", "tiny", new PowerLossDevice("tiny", 0, rig.power))),
+                            () -> rig.engine.attach("tiny", "tiny", BackingIdentity.NONE, new PowerLossDevice("tiny", 0, rig.power))),
                     new Refusal(VolumeRefusedException.Reason.INVALID,
-                            () -> rig.engine.attach("odd", "odd", new PowerLossDevice("odd", 1000, rig.power))),
+                            () -> rig.engine.attach("odd", "odd", BackingIdentity.NONE, new PowerLossDevice("odd", 1000, rig.power))),
                     new Refusal(VolumeRefusedException.Reason.INVALID,
-                            () -> rig.engine.attach("caches", "x", new PowerLossDevice("x", VOLUME_BYTES, rig.power))),
+                            () -> rig.engine.attach("caches", "x", BackingIdentity.NONE, new PowerLossDevice("x", VOLUME_BYTES, rig.power))),
                     new Refusal(VolumeRefusedException.Reason.INVALID,
-                            () -> rig.engine.attach("a/b", "x", new PowerLossDevice("x", VOLUME_BYTES, rig.power))),
+                            () -> rig.engine.attach("a/b", "x", BackingIdentity.NONE, new PowerLossDevice("x", VOLUME_BYTES, rig.power))),
                     new Refusal(VolumeRefusedException.Reason.NO_SUCH_VOLUME, () -> rig.engine.detach(9)));
             for (Refusal r : refusals) {
                 VolumeRefusedException e = assertThrows(VolumeRefusedException.class, r.call::run);
@@ -165,7 +166,7 @@ class VolumeChangesTest {
             PowerLossDevice store = new PowerLossDevice("backing2", VOLUME_BYTES, rig.power);
             AtomicBoolean cut = rig.cutPowerAfter(calls, rnd);
             try {
-                rig.engine.attach("vol2", "backing2", store);
+                rig.engine.attach("vol2", "backing2", BackingIdentity.NONE, store);
             } catch (IOException expected) {
                 assertTrue(cut.get(), "only the cut fails the attach: " + expected);
             }
@@ -203,7 +204,7 @@ class VolumeChangesTest {
         for (int calls = 1; ; calls++) {
             Rig rig = rig();
             PowerLossDevice store = new PowerLossDevice("backing2", VOLUME_BYTES, rig.power);
-            rig.engine.attach("vol2", "backing2", store);
+            rig.engine.attach("vol2", "backing2", BackingIdentity.NONE, store);
             rig.backings.put(2, store);
             writeAll(rig.engine, 1, 5);
             writeAll(rig.engine, 2, 6);

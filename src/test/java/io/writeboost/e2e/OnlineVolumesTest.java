@@ -134,6 +134,10 @@ class OnlineVolumesTest {
             assertArrayEquals(again, Files.readAllBytes(server.file("again")), "the attached volume after a restart");
             assertEquals("4\n", server.read("devices/4/device_no"));
         }
+        // Its identity is recorded as format records one, for the same check at every start.
+        String line = FuseServer.run("check", "--cache", dir.resolve("cache.img").toString()).stdout().lines()
+                .filter(l -> l.contains("'again'")).findFirst().orElse("");
+        assertTrue(line.contains("(file tag "), "the attached volume's identity: " + line);
     }
 
     /** Attach refusals through the launcher (exit 2) and through the control file (errno): the mount stays as it was. */
