@@ -7,6 +7,7 @@ import io.writeboost.format.Layout;
 import io.writeboost.format.Superblock;
 import io.writeboost.format.VolumeEntry;
 import io.writeboost.format.VolumeTable;
+import io.writeboost.recovery.Recovery;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
@@ -251,8 +252,7 @@ final class VolumeChanges {
     /** Writes {@code next} to its copy and syncs; from then on it is the table. A failed write or sync fails the engine. */
     private void write(VolumeTable next) throws IOException {
         try {
-            cache.write(next.encode(), next.offset());
-            cache.sync();
+            Recovery.writeVolumeTable(cache, next);
         } catch (IOException e) {
             // The copy may or may not be durable: only the next start, reading it back, can tell.
             health.fail(new IOException("writing volume table generation " + next.generation() + " to " + cache.name()

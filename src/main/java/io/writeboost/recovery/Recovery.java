@@ -87,6 +87,16 @@ public final class Recovery {
         return best;
     }
 
+    /**
+     * Writes table generation {@code next} to its copy and syncs the cache device: once this
+     * returns it is the table {@link #readVolumeTable} finds. A failure leaves it unknown
+     * whether the copy is durable; only the next read can tell.
+     */
+    public static void writeVolumeTable(BlockDevice cache, VolumeTable next) throws IOException {
+        cache.write(next.encode(), next.offset());
+        cache.sync();
+    }
+
     /** The superblock region of {@code cache}, to decode; a FormatException when the device cannot hold one. */
     static ByteBuffer superblockRegion(BlockDevice cache) throws IOException {
         if (cache.size() < Layout.SUPERBLOCK_REGION_SIZE) {

@@ -61,9 +61,7 @@ public final class MovedBackings {
         } else {
             // Volumes were attached or detached: the newest table copy is what a start reads, so
             // the accepted stores go into the next copy, written as an attach writes it.
-            VolumeTable next = table.next(entries, table.retiredAt());
-            cache.write(next.encode(), next.offset());
-            cache.sync();
+            Recovery.writeVolumeTable(cache, table.next(entries, table.retiredAt()));
         }
     }
 
