@@ -118,8 +118,8 @@ final class Writeback extends Daemon {
     private int groupEntries;
     private long groupStartNanos;
     private long groupBytes;
-    /** Bytes of the group written through the page cache, which its sync will send to the disk at once. */
-    private long groupBufferedBytes;
+    /** Writes through the page cache since the last sync of the backing stores, which the next sync sends to the disk at once. */
+    private long bufferedRequests;
     private final SyncBudget syncBudget = new SyncBudget();
     private int[] groupLines = new int[0];
     private long[] groupKeys = new long[0];
@@ -290,7 +290,10 @@ final class Writeback extends Daemon {
     private int batchSegments() {
         lock.assertHeld();
         assert batchLock.isHeldByCurrentThread();
-        int max = (int) Math.min(knobs.get(Knob.NR_MAX_BATCHED_MIGRATION), Math.max(1, syncBudget.bytes() / Layout.SEGMENT_SIZE));
+        // A batch holds the batch lock, and a bypass or discard waiting for its turn between
+        // batches waits for all of it: no more segments than the sync budget's single lines fill.
+        long budgetSegments = syncBudget.requests() * Layout.LINE_SIZE / Layout.SEGMENT_SIZE;
+        int max = (int) Math.min(knobs.get(Knob.NR_MAX_BATCHED_MIGRATION), Math.max(1, budgetSegments));
         long free = segments.freeSlots();
         if (free >= WritePacer.paceStart(segments.nrSegments()) && !segments.writersWaitingForSlot()) {
             return max;
@@ -410,7 +413,7 @@ final class Writeback extends Daemon {
             } catch (IOException ex) {
                 groupTo = -1;
                 groupEntries = 0;
-                groupBufferedBytes = 0;
+                bufferedRequests = 0;
                 consecutiveFailures++;
                 errors++;
                 failing = ex.getMessage();
@@ -534,7 +537,7 @@ final class Writeback extends Daemon {
         lock.lock();
         try {
             commit = cleanOnly || to - segments.lastMigratedId() >= groupSegments || to >= segments.lastFlushedId()
-                    || groupBufferedBytes >= syncBudget.bytes() || roomUrgent() || health.closing()
+                    || roomUrgent() || health.closing()
                     || System.nanoTime() - groupStartNanos >= GROUP_MAX_NANOS;
         } finally {
             lock.unlock();
@@ -574,15 +577,7 @@ final class Writeback extends Daemon {
      * waits until those newer writes are durable, then records last_migrated_segment_id.
      */
     private void commitGroup() throws IOException {
-        long syncStart = System.nanoTime();
-        for (int dev = 0; dev < touched.length; dev++) {
-            if (touched[dev]) {
-                backings.sync(dev, true);
-                touched[dev] = false;
-            }
-        }
-        syncBudget.synced(groupBufferedBytes, System.nanoTime() - syncStart);
-        groupBufferedBytes = 0;
+        syncTouched();
         long from, to = groupTo;
         lock.lock();
         long invalidators = 0;
@@ -619,6 +614,20 @@ final class Writeback extends Daemon {
         }
         groupTo = -1;
         groupEntries = 0;
+    }
+
+    /** Batch lock held: syncs every backing store written since the last sync, and measures the sync for {@link SyncBudget}. */
+    private void syncTouched() throws IOException {
+        assert batchLock.isHeldByCurrentThread();
+        long start = System.nanoTime();
+        for (int dev = 0; dev < touched.length; dev++) {
+            if (touched[dev]) {
+                backings.sync(dev, true);
+                touched[dev] = false;
+            }
+        }
+        syncBudget.synced(bufferedRequests, System.nanoTime() - start);
+        bufferedRequests = 0;
     }
 
     /** Writes the batch's dirty sectors in backing address order, coalescing adjacent runs (not synced); returns sectors written. */
@@ -669,12 +678,15 @@ final class Writeback extends Daemon {
             budget.take(staging.remaining());
         }
         boolean direct = staging.remaining() >= DIRECT_RUN_BYTES;
-        if (!direct) {
-            groupBufferedBytes += staging.remaining();
-        }
         backings.write(dev, staging, startSector, direct, true);
         touched[dev] = true;
         staging.clear();
+        if (!direct && ++bufferedRequests >= syncBudget.requests()) {
+            // Not a commit: the lines stay dirty until the group's record. Only the disk's
+            // queue is bounded here, so that a staged or bypassed write never waits behind
+            // more than the budget's worth of writeback.
+            syncTouched();
+        }
         return sectors;
     }
 

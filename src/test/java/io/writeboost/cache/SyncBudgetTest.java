@@ -6,55 +6,68 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The budget follows a simulated disk whose sync of {@code b} bytes takes {@code c + b / r}:
+ * The budget follows a simulated disk whose sync of {@code n} writes takes {@code c + n / r}:
  * it settles where a sync takes the target time, from below, whatever the disk.
  */
 class SyncBudgetTest {
-    private static long syncNanos(long bytes, double flushSeconds, double bytesPerSecond) {
-        return (long) ((flushSeconds + bytes / bytesPerSecond) * 1e9);
+    private static long syncNanos(long requests, double flushSeconds, double requestsPerSecond) {
+        return (long) ((flushSeconds + requests / requestsPerSecond) * 1e9);
     }
 
-    private static SyncBudget settled(double flushSeconds, double bytesPerSecond, int syncs) {
+    private static SyncBudget settled(double flushSeconds, double requestsPerSecond, int syncs) {
         SyncBudget b = new SyncBudget();
         for (int i = 0; i < syncs; i++) {
-            long bytes = b.bytes();
-            b.synced(bytes, syncNanos(bytes, flushSeconds, bytesPerSecond));
+            long n = b.requests();
+            b.synced(n, syncNanos(n, flushSeconds, requestsPerSecond));
         }
         return b;
     }
 
+    private static double targetSeconds() {
+        return SyncBudget.TARGET_NANOS / 1e9;
+    }
+
     @Test
-    void aFastDiskGetsGroupsThatSyncInAboutTheTargetTime() {
-        double c = 0.005, r = 100e6;
+    void aFastDiskGetsSyncsOfAboutTheTargetTime() {
+        double c = 0.005, r = 50_000;
         SyncBudget b = settled(c, r, 30);
-        double seconds = syncNanos(b.bytes(), c, r) / 1e9;
-        assertTrue(seconds > 0.9 * SyncBudget.TARGET_NANOS / 1e9 && seconds < 1.1 * SyncBudget.TARGET_NANOS / 1e9,
-                "a group's sync takes about the target: " + seconds + " s for " + b.bytes() + " bytes");
-        assertTrue(settled(c, r, 12).bytes() > 10 * SyncBudget.MIN_BYTES, "it gets there in a dozen syncs");
+        double seconds = syncNanos(b.requests(), c, r) / 1e9;
+        assertTrue(seconds > 0.9 * targetSeconds() && seconds < 1.1 * targetSeconds(),
+                "a sync takes about the target: " + seconds + " s for " + b.requests() + " writes");
+        assertTrue(settled(c, r, 12).requests() > 100 * SyncBudget.MIN_REQUESTS, "it gets there in a dozen syncs");
+    }
+
+    @Test
+    void aSlowDiskGetsSyncsOfAboutTheTargetTimeToo() {
+        double c = 0.01, r = 200;
+        SyncBudget b = settled(c, r, 30);
+        double seconds = syncNanos(b.requests(), c, r) / 1e9;
+        assertTrue(seconds > 0.9 * targetSeconds() && seconds < 1.1 * targetSeconds(),
+                "a sync on a 200-IOPS disk takes about the target: " + seconds + " s for " + b.requests() + " writes");
     }
 
     @Test
     void oneSyncThatLookedFastDoesNotOpenTheBudget() {
-        double c = 0.02, r = 2e6;
+        double c = 0.02, r = 500;
         SyncBudget b = settled(c, r, 30);
-        long steady = b.bytes();
+        long steady = b.requests();
         b.synced(steady, syncNanos(steady, c, r) / 20);
-        assertTrue(b.bytes() < 6 * steady, "a quarter of the way up only: " + steady + " -> " + b.bytes());
-        b.synced(b.bytes(), syncNanos(b.bytes(), c, r));
-        assertTrue(b.bytes() <= steady, "and down at once when the next sync shows the disk's real rate: " + b.bytes());
+        assertTrue(b.requests() < 6 * steady, "a quarter of the way up only: " + steady + " -> " + b.requests());
+        b.synced(b.requests(), syncNanos(b.requests(), c, r));
+        assertTrue(b.requests() <= steady * 1.1, "and back down at once when the next sync shows the disk's real rate: " + steady + " -> " + b.requests());
     }
 
     @Test
-    void aSlowDiskKeepsOneSegmentsWorth() {
-        SyncBudget b = settled(0.02, 800e3, 30);
-        assertEquals(SyncBudget.MIN_BYTES, b.bytes(), "never below one segment: a batch must fit");
+    void aVerySlowDiskKeepsTheMinimum() {
+        SyncBudget b = settled(0.2, 20, 30);
+        assertEquals(SyncBudget.MIN_REQUESTS, b.requests(), "never below the minimum: a sync's fixed cost would dominate");
     }
 
     @Test
     void aSyncTooSmallToSayAnythingLeavesTheBudgetAlone() {
         SyncBudget b = new SyncBudget();
-        long before = b.bytesPerSecond();
-        b.synced(4096, 50_000_000L);
-        assertEquals(before, b.bytesPerSecond());
+        long before = b.requestsPerSecond();
+        b.synced(2, 50_000_000L);
+        assertEquals(before, b.requestsPerSecond());
     }
 }
