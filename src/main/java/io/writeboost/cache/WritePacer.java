@@ -15,7 +15,7 @@ import io.writeboost.format.Layout;
  * </pre>
  *
  * where {@code freed} is the rate at which writeback has been freeing ring room (lines per
- * second, a moving average over its commits). At half of {@code paceStart} free slots writers
+ * second over the last few seconds of wall time, {@link #RATE_TAU_NANOS}). At half of {@code paceStart} free slots writers
  * get exactly what writeback frees: that is the set point. With more room they get more, with
  * less they get less, and the ring never runs empty as long as writeback makes progress. A
  * shared virtual clock spreads the allowed rate over all writers whatever their number; one
@@ -37,10 +37,19 @@ final class WritePacer {
     static final long MAX_PAUSE_NANOS = 500_000_000L;
     /** How far ahead of real time the pacing clock may run: the debt many writers at once can build up. */
     static final long MAX_DEBT_NANOS = 2_000_000_000L;
-    /** Weight of the newest commit in the writeback rate's moving average. */
-    private static final double RATE_WEIGHT = 0.3;
+    /**
+     * Time constant of the writeback rate: ring room freed is counted with a weight that
+     * decays with its age. Wall time, not the time writeback spent per commit: a commit of
+     * slots that held only superseded lines takes no time, so a rate per commit can be many
+     * times what the disk writes back, and writers then run into a full ring unpaced.
+     * Decaying between commits also tightens pacing as soon as writeback stalls.
+     */
+    static final double RATE_TAU_NANOS = 4e9;
 
-    private double freedLinesPerSec;
+    /** Lines freed, each weighted by exp(-age / tau), as of {@link #freedAtNanos}. */
+    private double freedLines;
+    private long freedAtNanos;
+    private boolean freedAny;
     private long nextNanos;
     private long pausedWrites;
     private long pausedNanos;
@@ -52,16 +61,31 @@ final class WritePacer {
         return Math.max(2, nrSegments / 4);
     }
 
-    /**
-     * Writeback gave up {@code slots} ring slots after working {@code busyNanos} on them
-     * (the time since its group started).
-     */
-    synchronized void slotsFreed(long slots, long busyNanos) {
-        if (slots <= 0 || busyNanos <= 0) {
+    /** Writeback gave up {@code slots} ring slots just now. */
+    synchronized void slotsFreed(long slots) {
+        slotsFreed(slots, System.nanoTime());
+    }
+
+    synchronized void slotsFreed(long slots, long nowNanos) {
+        if (slots <= 0) {
             return;
         }
-        double sample = (double) slots * Layout.LINES_PER_SEGMENT * 1e9 / busyNanos;
-        freedLinesPerSec = freedLinesPerSec == 0 ? sample : RATE_WEIGHT * sample + (1 - RATE_WEIGHT) * freedLinesPerSec;
+        decay(nowNanos);
+        freedLines += (double) slots * Layout.LINES_PER_SEGMENT;
+        freedAny = true;
+    }
+
+    private void decay(long nowNanos) {
+        if (freedAny && nowNanos > freedAtNanos) {
+            freedLines *= Math.exp(-(nowNanos - freedAtNanos) / RATE_TAU_NANOS);
+        }
+        freedAtNanos = Math.max(freedAtNanos, nowNanos);
+    }
+
+    /** Lines a second writeback has freed lately; 0 before its first commit. */
+    private double freedLinesPerSec(long nowNanos) {
+        decay(nowNanos);
+        return freedLines * 1e9 / RATE_TAU_NANOS;
     }
 
     /**
@@ -69,14 +93,17 @@ final class WritePacer {
      * ring slots free: returns how long its writer should pause (nanoseconds, 0 for none).
      */
     synchronized long charge(int lines, long freeSlots, int nrSegments) {
-        long now = System.nanoTime();
+        return charge(lines, freeSlots, nrSegments, System.nanoTime());
+    }
+
+    synchronized long charge(int lines, long freeSlots, int nrSegments, long now) {
         int start = paceStart(nrSegments);
-        if (lines <= 0 || freeSlots >= start || freedLinesPerSec == 0) {
+        if (lines <= 0 || freeSlots >= start || !freedAny) {
             nextNanos = now;
             lastAllowedLinesPerSec = 0;
             return 0;
         }
-        double allowed = 2 * freedLinesPerSec * Math.max(freeSlots, 0) / start;
+        double allowed = 2 * freedLinesPerSec(now) * Math.max(freeSlots, 0) / start;
         lastAllowedLinesPerSec = (long) allowed;
         long cost = allowed <= 0 ? MAX_PAUSE_NANOS : (long) Math.min(MAX_PAUSE_NANOS, lines * 1e9 / allowed);
         long begin = Math.max(now, nextNanos);
@@ -98,7 +125,7 @@ final class WritePacer {
 
     /** The pacing figures for the status, with what the caller knows: the ring's use, whether writeback runs by it, its waits for the cap. */
     synchronized Status.Pacing figures(long ringSlotsInUse, long ringUsePercent, boolean writebackByLevel, long capWaitedNanos) {
-        return new Status.Pacing(ringSlotsInUse, ringUsePercent, writebackByLevel, (long) freedLinesPerSec, lastAllowedLinesPerSec,
+        return new Status.Pacing(ringSlotsInUse, ringUsePercent, writebackByLevel, (long) freedLinesPerSec(System.nanoTime()), lastAllowedLinesPerSec,
                 pausedWrites, pausedNanos, lastPauseNanos, capWaitedNanos);
     }
 }

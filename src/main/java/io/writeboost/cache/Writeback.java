@@ -606,7 +606,7 @@ final class Writeback extends Daemon {
         writtenBackBytes += groupBytes; // under batchLock only
         lock.lock();
         try {
-            pacer.slotsFreed(to - segments.lastMigratedId(), System.nanoTime() - groupStartNanos);
+            pacer.slotsFreed(to - segments.lastMigratedId());
             segments.markWrittenBack(to);
             segments.cleanRoomGiven();
         } finally {
