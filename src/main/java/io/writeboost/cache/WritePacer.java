@@ -49,6 +49,7 @@ final class WritePacer {
     /** Lines freed, each weighted by exp(-age / tau), as of {@link #freedAtNanos}. */
     private double freedLines;
     private long freedAtNanos;
+    private long firstFreedNanos;
     private boolean freedAny;
     private long nextNanos;
     private long pausedWrites;
@@ -72,7 +73,10 @@ final class WritePacer {
         }
         decay(nowNanos);
         freedLines += (double) slots * Layout.LINES_PER_SEGMENT;
-        freedAny = true;
+        if (!freedAny) {
+            firstFreedNanos = nowNanos;
+            freedAny = true;
+        }
     }
 
     private void decay(long nowNanos) {
@@ -82,10 +86,17 @@ final class WritePacer {
         freedAtNanos = Math.max(freedAtNanos, nowNanos);
     }
 
-    /** Lines a second writeback has freed lately; 0 before its first commit. */
+    /**
+     * Lines a second writeback has freed lately; 0 before its first commit. For the first
+     * {@link #RATE_TAU_NANOS} the decayed count covers less time than tau, and dividing by
+     * tau would pace writers far below writeback's rate while the ring is still full of a
+     * load written before the first commit: divide by the time the count covers (at least a
+     * second, for the first commit's sake).
+     */
     private double freedLinesPerSec(long nowNanos) {
         decay(nowNanos);
-        return freedLines * 1e9 / RATE_TAU_NANOS;
+        double covered = RATE_TAU_NANOS * -Math.expm1(-(nowNanos - firstFreedNanos) / RATE_TAU_NANOS);
+        return freedLines * 1e9 / Math.max(1e9, covered);
     }
 
     /**

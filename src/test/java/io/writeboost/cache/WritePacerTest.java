@@ -37,6 +37,19 @@ class WritePacerTest {
     }
 
     @Test
+    void theFirstSecondsAfterTheFirstCommitAreNotPacedBelowWriteback() {
+        WritePacer p = new WritePacer();
+        long now = 0;
+        for (int i = 0; i < 3; i++) {
+            now += SECOND;
+            p.slotsFreed(2, now);
+        }
+        double rate = allowedAtSetPoint(p, now);
+        double twoSlotsASecond = 2 * Layout.LINES_PER_SEGMENT;
+        assertTrue(rate > 0.6 * twoSlotsASecond, "three seconds in, about two slots' lines a second: " + rate);
+    }
+
+    @Test
     void aStallTightensPacingWithoutACommit() {
         WritePacer running = new WritePacer();
         double before = allowedAtSetPoint(running, feed(running, 1, 1));
