@@ -204,6 +204,7 @@ final class Failover extends Daemon {
         ByteBuffer scratch = ByteBuffer.allocateDirect(Layout.SEGMENT_SIZE + Layout.HEADER_COPY_SIZE)
                 .alignedSlice(Layout.HEADER_COPY_SIZE).limit(Layout.SEGMENT_SIZE).slice();
         for (long id = first; id <= last; id++) {
+            health.checkNotFailed(); // aborted (a simulated power cut), or a backing store failed: nothing more is written
             writeBackSegment(id, scratch);
         }
         staging.writeOutForFailover();
@@ -384,7 +385,7 @@ final class Failover extends Daemon {
     /** At a stop: one more try at the mark, after the thread has ended. */
     void stop() {
         join();
-        if (state == State.DEGRADED && !marked) {
+        if (state == State.DEGRADED && !marked && health.failure() == null) {
             marked = records.abandon(lostLines, lost);
             if (!marked) {
                 log.error("cache {}: the cache device still refuses the abandoned mark; no write and no flush was taken since "
