@@ -62,7 +62,7 @@ class EnospcTest {
             FuseServer.Result check = FuseServer.run("check", "--cache", small.resolve("cache.img").toString());
             assertEquals(1, check.status(), check.stdout());
             assertTrue(check.stdout().contains("ABANDONED"), check.stdout());
-            try (FuseServer s = FuseServer.start(mnt, dir.resolve("log2"), Fixture.concat(args, "--format", "--cache-size", "48M", "--sparse"))) {
+            try (FuseServer s = FuseServer.start(mnt, dir.resolve("log2"), Fixture.concat(args, "--format"))) {
                 byte[] got = new byte[all.length];
                 try (FileChannel f = FileChannel.open(s.file("data"), StandardOpenOption.READ)) {
                     f.read(ByteBuffer.wrap(got), 0);
@@ -108,7 +108,7 @@ class EnospcTest {
             }
             Loop.run("mount", "-o", "remount,size=64m", small.toString());
             assertNotEquals(0, FuseServer.startExpectingRefusal(mnt, args).status(), "the abandoned cache is refused");
-            try (FuseServer s = FuseServer.start(mnt, dir.resolve("log2"), Fixture.concat(args, "--format", "--cache-size", "48M", "--sparse"))) {
+            try (FuseServer s = FuseServer.start(mnt, dir.resolve("log2"), Fixture.concat(args, "--format"))) {
                 try (Loop loop = Loop.attach(s.file("disk"), "--direct-io=on")) {
                     Loop.run("e2fsck", "-fn", loop.device.toString());
                     Loop.run("mount", loop.device.toString(), fs.toString());
