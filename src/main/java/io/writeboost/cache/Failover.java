@@ -184,7 +184,8 @@ final class Failover extends Daemon {
         } finally {
             lock.unlock();
         }
-        log.error("cache {}: the cache device {} failed ({}); failing over: every dirty line it can still read goes to "
+        // WARN: the ERROR line, once, is the one that says what happened and what to do, when it is done.
+        log.warn("cache {}: the cache device {} failed ({}); failing over: every dirty line it can still read goes to "
                 + "the backing stores, then every volume is served from its backing store (pass-through)", cacheId,
                 cache.name(), cause.getMessage());
         joinDaemons.run();
