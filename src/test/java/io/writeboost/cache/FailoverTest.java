@@ -204,6 +204,7 @@ class FailoverTest {
             Status st = awaitDegraded(e);
             assertWroteBack(st);
             assertTrue(st.degraded().contains("READ-ONLY"), st.degraded());
+            load(e, rnd, 0, 60);
             assertTrue(failedWrites > 0 && failedFlushes > 0, "writes and fsyncs fail while the mark is not on the device");
             assertEquals(0, st.lostLines());
             backingHoldsEverythingBut(List.of()); // reads were served throughout: write() read each write back
