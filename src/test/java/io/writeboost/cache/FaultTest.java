@@ -189,6 +189,21 @@ class FaultTest {
     }
 
     /**
+     * An engine (writeback only with a full ring) holding {@code acked} at sector 0, flushed, and
+     * with {@code bypassed} written around the cache at sector 1024, not yet synced (write-around
+     * mode stays on).
+     */
+    private CacheEngine openWithAFlushedLineAndABypass(byte[] acked, byte[] bypassed) throws Exception {
+        CacheEngine e = CacheEngine.open(cache, Map.<Integer, BlockDevice>of(1, backing),
+                new EngineConfig().knob(Knob.HIGH_WATERMARK, 0));
+        e.write(1, 0, 8, ByteBuffer.wrap(acked));
+        e.flushNow();
+        e.setKnob(Knob.WRITE_AROUND_MODE, 1);
+        e.write(1, 1024, bypassed.length / 512, ByteBuffer.wrap(bypassed));
+        return e;
+    }
+
+    /**
      * One rule for every sync: once one failed, no later flush succeeds, whoever's sync saw
      * the error. The kernel reports a write-back error once; the pages it concerned are gone
      * and the next sync returns 0, so a retried sync would have acknowledged data the disk no
@@ -199,13 +214,8 @@ class FaultTest {
         Random rnd = new Random(consumer.hashCode());
         byte[] acked = random(rnd, 4096);
         byte[] bypassed = random(rnd, 64 << 10);
-        CacheEngine e = CacheEngine.open(cache, Map.<Integer, BlockDevice>of(1, backing),
-                new EngineConfig().knob(Knob.HIGH_WATERMARK, 0));
+        CacheEngine e = openWithAFlushedLineAndABypass(acked, bypassed);
         try {
-            e.write(1, 0, 8, ByteBuffer.wrap(acked));
-            e.flushNow();
-            e.setKnob(Knob.WRITE_AROUND_MODE, 1);
-            e.write(1, 1024, bypassed.length / 512, ByteBuffer.wrap(bypassed)); // around the cache, not yet synced
             switch (consumer) {
                 case "writeback" -> {
                     // Write-around mode writes back whatever is dirty at once, so the line above may
@@ -259,13 +269,8 @@ class FaultTest {
         Random rnd = new Random(6);
         byte[] acked = random(rnd, 4096);
         byte[] bypassed = random(rnd, 64 << 10);
-        CacheEngine e = CacheEngine.open(cache, Map.<Integer, BlockDevice>of(1, backing),
-                new EngineConfig().knob(Knob.HIGH_WATERMARK, 0));
+        CacheEngine e = openWithAFlushedLineAndABypass(acked, bypassed);
         try {
-            e.write(1, 0, 8, ByteBuffer.wrap(acked));
-            e.flushNow();
-            e.setKnob(Knob.WRITE_AROUND_MODE, 1);
-            e.write(1, 1024, bypassed.length / 512, ByteBuffer.wrap(bypassed)); // around the cache, not yet synced
             cache.failSyncs.set(1);
             // The record writer meets it: in this commit, or in a writeback commit running
             // meanwhile (write-around mode writes back whatever is dirty).
