@@ -301,6 +301,10 @@ final class Failover extends Daemon {
                         slot, cache.name(), n, e.getMessage());
             }
         }
+        // Runs of dirty sectors that meet both on the backing store and in the slot (a sequential
+        // write's lines follow each other in both) go as one request.
+        int runDev = 0, runAt = 0, runLen = 0;
+        long runSector = 0;
         for (int i = 0; i < n; i++) {
             int dev = LineKey.device(keys[i]);
             long base = LineKey.line(keys[i]) << 3;
@@ -313,15 +317,26 @@ final class Failover extends Daemon {
                 while (e < Layout.SECTORS_PER_LINE && (bits[i] & (1 << e)) != 0) {
                     e++;
                 }
-                if (readable) {
-                    int at = SegmentHeader.lineOffset(ks[i]) + (s << Layout.SECTOR_SHIFT);
-                    backings.write(dev, scratch.duplicate().limit(at + ((e - s) << Layout.SECTOR_SHIFT)).position(at), base + s,
-                            false, true);
-                } else {
+                if (!readable) {
                     addLost(dev, base + s, base + e - 1);
+                } else {
+                    int at = SegmentHeader.lineOffset(ks[i]) + (s << Layout.SECTOR_SHIFT);
+                    if (runLen > 0 && (dev != runDev || base + s != runSector + runLen || at != runAt + (runLen << Layout.SECTOR_SHIFT))) {
+                        writeRun(scratch, runDev, runSector, runAt, runLen);
+                        runLen = 0;
+                    }
+                    if (runLen == 0) {
+                        runDev = dev;
+                        runSector = base + s;
+                        runAt = at;
+                    }
+                    runLen += e - s;
                 }
                 s = e;
             }
+        }
+        if (runLen > 0) {
+            writeRun(scratch, runDev, runSector, runAt, runLen);
         }
         if (readable) {
             writtenBack += n;
@@ -337,6 +352,10 @@ final class Failover extends Daemon {
         } finally {
             lock.unlock();
         }
+    }
+
+    private void writeRun(ByteBuffer scratch, int dev, long sector, int at, int nSectors) throws IOException {
+        backings.write(dev, scratch.duplicate().limit(at + (nSectors << Layout.SECTOR_SHIFT)).position(at), sector, false, true);
     }
 
     /** Adds a lost range, joined to the last one when they meet (lines of a run are usually written together). */
