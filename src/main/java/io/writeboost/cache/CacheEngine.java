@@ -71,6 +71,8 @@ public final class CacheEngine implements Closeable {
     private final WritePacer pacer = new WritePacer();
     private final Periodic periodic;
     private final Verifier verifier;
+    private final CacheDeviceErrors deviceErrors;
+    private final Failover failover;
     /** Data loss accepted since the format: from the record, plus this start's. */
     private final long lostLines;
     private final long lostRangesTotal;
@@ -180,6 +182,8 @@ public final class CacheEngine implements Closeable {
         try {
             // Until the clean stop's record, the cache counts as in use: a crash is seen as one.
             engine.records.write(rec.lastMigratedId(), false);
+            // From here a cache device error fails over; before, it fails the start.
+            engine.health.failOverWith(engine.failover::begin);
         } catch (IOException e) {
             engine.health.fail(e);
             engine.close();
@@ -198,6 +202,9 @@ public final class CacheEngine implements Closeable {
         SuperblockRecord prior = rec.record();
         CacheMode recordedMode = CacheMode.of(prior == null ? 0 : prior.cacheMode());
         knobs = new KnobValues(config.knobs(), recordedMode);
+        // Every component reads and writes the cache device through the error count.
+        deviceErrors = new CacheDeviceErrors(cache, knobs, health);
+        cache = deviceErrors;
         backings = new BackingStores(backingMap, health);
         bypassWriter = new BypassWriter(backings);
         lines = new LineTable(nrSegments);
@@ -238,6 +245,8 @@ public final class CacheEngine implements Closeable {
         readPath = new ReadPath(lock, health, lines, segments, verification, cache, backings, stats, admission, staging);
         volumeChanges = new VolumeChanges(cache, sb, table, lock, health, lines, segments, backings, knobs, writeback, records,
                 durability, staging);
+        failover = new Failover(cacheId, sb.nonce(), health, lock, lines, segments, backings, cache, staging, records, knobs,
+                this::joinDaemons);
 
         log.info("cache {} on {}: {} segments, {} volume(s), cache_mode {} ({}); start {} took {} ms: loaded {} segment(s) "
                         + "not yet written back, {} line(s), {} dirty; last migrated {}, next segment {}{}{}",
@@ -295,7 +304,28 @@ public final class CacheEngine implements Closeable {
      */
     public void write(int deviceId, long sector, int nSectors, ByteBuffer src) throws IOException {
         checkRequest(deviceId, sector, nSectors, src);
-        writePath.write(deviceId, sector, nSectors, src);
+        if (!failover.started()) {
+            try {
+                writePath.write(deviceId, sector, nSectors, src);
+                return;
+            } catch (IOException e) {
+                rethrowUnlessFailingOver(e);
+            }
+        }
+        failover.awaitServing();
+        failover.write(deviceId, sector, nSectors, src);
+    }
+
+    /**
+     * A request that failed in the cache is served again from the backing stores once the
+     * failover is done, if the failure is the failover's; any other error is the caller's. Doing
+     * it again is sound: what it may have left in the cache was written back by the failover
+     * before, and its own sectors go to the backing store after.
+     */
+    private void rethrowUnlessFailingOver(IOException e) throws IOException {
+        if (!failover.started()) {
+            throw e;
+        }
     }
 
     /**
@@ -305,7 +335,16 @@ public final class CacheEngine implements Closeable {
      */
     public void read(int deviceId, long sector, int nSectors, ByteBuffer dst) throws IOException {
         checkRequest(deviceId, sector, nSectors, dst);
-        readPath.read(deviceId, sector, nSectors, dst);
+        if (!failover.started()) {
+            try {
+                readPath.read(deviceId, sector, nSectors, dst);
+                return;
+            } catch (IOException e) {
+                rethrowUnlessFailingOver(e);
+            }
+        }
+        failover.awaitServing();
+        failover.read(deviceId, sector, nSectors, dst);
     }
 
     /**
@@ -318,7 +357,16 @@ public final class CacheEngine implements Closeable {
             return;
         }
         backings.checkRange(deviceId, sector, nSectors);
-        writePath.discard(deviceId, sector, nSectors);
+        if (!failover.started()) {
+            try {
+                writePath.discard(deviceId, sector, nSectors);
+                return;
+            } catch (IOException e) {
+                rethrowUnlessFailingOver(e);
+            }
+        }
+        failover.awaitServing();
+        failover.discard(deviceId, sector, nSectors);
     }
 
     /**
@@ -331,14 +379,34 @@ public final class CacheEngine implements Closeable {
      * those arriving during its write and sync share the next one (group commit).
      */
     public void flush() throws IOException {
-        staging.writeOutAll();
-        durability.flush();
+        flush(false);
     }
 
     /** Like {@link #flush()} but seals the open segment at once (flush_current_buffer). */
     public void flushNow() throws IOException {
-        staging.writeOutAll();
-        durability.flushNow();
+        flush(true);
+    }
+
+    /**
+     * After a failover a flush syncs the backing stores: everything acknowledged before the
+     * failover is on them (synced by it) or reported lost, and what came after went to them.
+     */
+    private void flush(boolean now) throws IOException {
+        if (!failover.started()) {
+            try {
+                staging.writeOutAll();
+                if (now) {
+                    durability.flushNow();
+                } else {
+                    durability.flush();
+                }
+                return;
+            } catch (IOException e) {
+                rethrowUnlessFailingOver(e);
+            }
+        }
+        failover.awaitServing();
+        failover.flush();
     }
 
     /**
@@ -346,6 +414,9 @@ public final class CacheEngine implements Closeable {
      * The recorded id never goes backwards, whoever calls.
      */
     public void commitSuperblock() throws IOException {
+        if (failover.started()) {
+            return; // the failover writes the last record this cache gets
+        }
         durability.commitRecord();
     }
 
@@ -358,6 +429,10 @@ public final class CacheEngine implements Closeable {
     public void drain() throws IOException {
         long t0 = System.nanoTime();
         long lastReport = t0;
+        if (failover.started()) {
+            failover.awaitServing(); // the failover wrote back what the cache device still held
+            return;
+        }
         log.info("drain: writing back {} dirty line(s)", totalDirty());
         flushNow();
         lock.lock();
@@ -427,7 +502,11 @@ public final class CacheEngine implements Closeable {
      * watermarks and allow_migrate say; {@link Writeback}). The superblock record is written
      * before this returns, so that the new mode survives a restart, crash included.
      */
-    private void setMode(CacheMode mode) throws IOException {
+    private void setMode(CacheMode mode) throws KnobException, IOException {
+        if (failover.started()) {
+            throw new KnobException("cache " + superblock().cacheId() + " failed over from its cache device and stays "
+                    + "pass-through: format a new cache to use one again (status: state)");
+        }
         CacheMode old;
         synchronized (knobs) {
             old = knobs.mode();
@@ -466,20 +545,46 @@ public final class CacheEngine implements Closeable {
         lock.lock();
         try {
             Throwable failure = health.failure();
+            boolean degraded = failover.state() == Failover.State.DEGRADED;
+            long lost = lostLines + (degraded ? failover.lostLines() : 0);
+            long lostTotal = lostRangesTotal + (degraded ? failover.lostRanges().size() : 0);
+            List<io.writeboost.format.LostRange> ranges = lostRanges;
+            if (degraded && !failover.lostRanges().isEmpty()) {
+                ranges = new java.util.ArrayList<>(lostRanges);
+                ranges.addAll(failover.lostRanges());
+                ranges = ranges.subList(0, Math.min(ranges.size(), SuperblockRecord.MAX_STORED_RANGES));
+            }
             return new Status(superblock().cacheId(), segments.nrSegments(), segments.currentId(), segments.currentLines(),
                     segments.lastFlushedId(), segments.lastDurableId(), segments.lastMigratedId(), lines.dirtyLinesByDevice(),
                     lines.totalDirty(), lines.indexedLines(), segments.ramBytesInUse(), segments.maxBuffers(),
                     segments.queuedCount(), stats.snapshot(), segments.draining(), writeback.errors(), writeback.failing(),
                     writeback.backingLoad(), writeback.pausedByLoad(), failure == null ? null : failure.toString(),
                     flusher.flushedBytes(), writeback.writtenBackBytes(), segments.sealedSegments(), segments.sealedLines(),
-                    lostLines, lostRangesTotal, lostRanges, bypassWriter.writes(), bypassWriter.bytes(), bypassWriter.requests(),
+                    lost, lostTotal, ranges, bypassWriter.writes(), bypassWriter.bytes(), bypassWriter.requests(),
                     writeback.engineBusy(), lines.cleanLines(), admission.admitted(), admission.cleanHits(),
                     flushedSegmentsWithDirtyLines(),
                     pacer.figures(segments.slotsInUse(), segments.slotsInUse() * 100 / segments.nrSegments(), writeback.aboveWatermark(),
-                            writeback.budgetWaitedNanos()), knobs.mode());
+                            writeback.budgetWaitedNanos()), knobs.mode(), deviceErrors.errors(), knobs.get(Knob.IO_ERROR_LIMIT),
+                    degradedReason());
         } finally {
             lock.unlock();
         }
+    }
+
+    /** Why the engine serves from the backing stores, or null while it uses its cache device. */
+    private String degradedReason() {
+        Throwable cause = health.cacheLost();
+        if (cause == null) {
+            return null;
+        }
+        if (failover.state() != Failover.State.DEGRADED) {
+            return "failing over: the cache device failed (" + cause.getMessage() + "); writing its dirty lines back";
+        }
+        return "failed over: the cache device failed (" + cause.getMessage() + "); every volume is served from its backing "
+                + "store (pass-through): " + failover.writtenBackLines() + " dirty line(s) written back, "
+                + failover.lostLines() + " lost" + (failover.marked() ? "; the cache device is marked abandoned"
+                : "; READ-ONLY (fsync fails too) until the cache device takes the abandoned mark (retried every second)")
+                + "; format a new cache to use one again";
     }
 
     /** Lock held: flushed segments not yet written back that still hold a dirty line (a walk over at most the ring). */
@@ -524,6 +629,7 @@ public final class CacheEngine implements Closeable {
      * not in use elsewhere nor a volume already, and keeps it open until {@link #detach}.
      */
     public VolumeEntry attach(String name, String path, BackingIdentity identity, BlockDevice store) throws IOException {
+        refuseChangeAfterFailover();
         return volumeChanges.attach(name, path, identity, store);
     }
 
@@ -534,7 +640,16 @@ public final class CacheEngine implements Closeable {
      * and for an unknown id. Other volumes are served throughout.
      */
     public VolumeEntry detach(int deviceId) throws IOException {
+        refuseChangeAfterFailover();
         return volumeChanges.detach(deviceId);
+    }
+
+    /** The volume table lives on the cache device, which a failover gave up. */
+    private void refuseChangeAfterFailover() throws IOException {
+        if (failover.started()) {
+            throw new IOException("cache " + superblock().cacheId() + " failed over from its cache device: volumes cannot be "
+                    + "attached or detached until a new cache is formatted");
+        }
     }
 
     /** Name of the cache device, for status output. */
@@ -593,6 +708,12 @@ public final class CacheEngine implements Closeable {
     /** Sets the closing flag the daemons watch for, wakes them, and waits until they have ended. */
     private void stopDaemons() {
         health.startClosing();
+        joinDaemons();
+        failover.stop();
+    }
+
+    /** Waits until the daemons have ended; they end once {@link Health#stopped} (the failover calls it too). */
+    private void joinDaemons() {
         staging.stop();
         periodic.join();
         writeback.join();
@@ -610,11 +731,20 @@ public final class CacheEngine implements Closeable {
     public void close() throws IOException {
         IOException error = null;
         try {
-            if (!health.failed()) {
+            if (!health.failed() || failover.started()) {
                 flushNow();
             }
         } catch (IOException e) {
             error = e;
+        }
+        if (failover.started()) {
+            stopDaemons();
+            log.info("cache {} stopped, degraded: the backing stores hold the volumes{}", superblock().cacheId(),
+                    failover.marked() ? "; the cache device is marked abandoned" : "");
+            if (error != null) {
+                throw error;
+            }
+            return;
         }
         stopDaemons();
         try {

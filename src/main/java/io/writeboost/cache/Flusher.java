@@ -117,9 +117,9 @@ final class Flusher extends Daemon {
                     sync(syncTarget);
                 }
             } catch (IOException ex) {
-                // The cache device lost a write or a sync: acknowledging anything further
-                // would be a lie, so the engine stops taking I/O.
-                health.fail(ex);
+                // The cache device lost a write or a sync: acknowledging anything further from
+                // it would be a lie, so the engine fails over to the backing stores.
+                health.cacheDeviceFailed(ex);
                 return;
             } finally {
                 lock.lock();
@@ -138,8 +138,8 @@ final class Flusher extends Daemon {
      * segments and the open segment's lines up to {@code target} and syncs, on the caller's
      * own thread. Handing the work to the flusher thread and back costs two wake-ups, about as
      * much as the sync itself on a virtual machine. Returns (lock held) when done, or when
-     * nothing more can be written towards {@code target} yet. A failure fails the engine, as
-     * in the flusher.
+     * nothing more can be written towards {@code target} yet. A failure fails over, as in the
+     * flusher.
      */
     void runFor(long target) throws IOException {
         long targetId = SegmentLog.idOf(target);
@@ -170,7 +170,7 @@ final class Flusher extends Daemon {
                     sync(syncTo);
                 }
             } catch (IOException ex) {
-                health.fail(ex);
+                health.cacheDeviceFailed(ex);
                 throw ex;
             } finally {
                 lock.lock();

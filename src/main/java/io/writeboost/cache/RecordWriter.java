@@ -30,10 +30,12 @@ final class RecordWriter {
      * and refuses, instead of this run's last record hiding it by vouching for less.
      */
     private boolean verifyAtStart;
-    /** Data loss accepted since the format, carried by every record (see {@link SuperblockRecord}). */
-    private final long lostLines;
-    private final long lostRangesTotal;
-    private final List<LostRange> lostRanges;
+    /** Data loss accepted since the format, carried by every record (see {@link SuperblockRecord}); a failover adds to it. */
+    private long lostLines;
+    private long lostRangesTotal;
+    private List<LostRange> lostRanges;
+    /** Set by a failover: every later record says the cache is abandoned, so that no start replays it. */
+    private boolean abandoned;
     /** last_flushed_segment_id of the newest record written: what a start after a crash may take on trust. */
     private volatile long recordedDurableId;
 
@@ -56,24 +58,60 @@ final class RecordWriter {
     /** Read for the cache mode each record carries, so that the mode survives a restart. */
     private final KnobValues knobs;
 
-    /** Writes and syncs a record; called without the engine lock. A failed sync fails the engine. */
+    /** Writes and syncs a record; called without the engine lock. A failed sync fails over (docs/ENGINE.md, "Failure"). */
     synchronized void write(long migratedId, boolean clean) throws IOException {
         recordedMigratedId = Math.max(recordedMigratedId, migratedId);
         // Vouch only for segments a completed sync made durable before this record: one
         // merely written could be torn by a crash during the sync that follows.
         long durableId = lock.read(segments::lastDurableId);
         SuperblockRecord r = new SuperblockRecord(++sequence, nonce, recordedMigratedId, durableId, clean && !verifyAtStart,
-                verifyAtStart, lostLines, lostRangesTotal, lostRanges, knobs.mode().ordinal());
+                verifyAtStart, lostLines, lostRangesTotal, lostRanges, knobs.mode().ordinal(), abandoned);
         device.write(r.encode(), r.offset());
         try {
             device.sync();
         } catch (IOException e) {
             // As for a segment's sync: once a sync of the cache device failed, nothing written
             // before it may be taken as durable, and a retry would only hide the loss.
-            health.fail(new IOException("syncing the superblock record on " + device.name() + " failed: " + e.getMessage(), e));
+            health.cacheDeviceFailed(new IOException("syncing the superblock record on " + device.name() + " failed: "
+                    + e.getMessage(), e));
             throw e;
         }
         recordedDurableId = r.lastFlushedId();
+    }
+
+    /**
+     * After a failover: from now on every record says the cache is abandoned, with the lines
+     * the failover could not write back added to the loss; writes one to each copy (A and B,
+     * each synced), so that neither copy a start may read is an older record. Returns whether
+     * both made it; the failover calls again until they do (a failing device may take writes
+     * again later). Called without the engine lock.
+     */
+    synchronized boolean abandon(long moreLostLines, List<LostRange> moreLost) {
+        if (!abandoned) {
+            abandoned = true;
+            List<LostRange> all = new java.util.ArrayList<>(lostRanges);
+            all.addAll(moreLost);
+            lostRanges = List.copyOf(all.subList(0, Math.min(all.size(), SuperblockRecord.MAX_STORED_RANGES)));
+            lostLines += moreLostLines;
+            lostRangesTotal += moreLost.size();
+        }
+        boolean written = true;
+        for (int copy = 0; copy < 2; copy++) {
+            SuperblockRecord r = new SuperblockRecord(++sequence, nonce, recordedMigratedId, recordedDurableId, false,
+                    verifyAtStart, lostLines, lostRangesTotal, lostRanges, knobs.mode().ordinal(), true);
+            try {
+                device.write(r.encode(), r.offset());
+                device.sync();
+            } catch (IOException e) {
+                written = false;
+            }
+        }
+        return written;
+    }
+
+    /** Whether a failover abandoned the cache (every record written since says so). */
+    synchronized boolean abandoned() {
+        return abandoned;
     }
 
     /** A vouched segment failed its checksum: every later record asks the next start to verify. */

@@ -21,6 +21,10 @@ package io.writeboost.cache;
  *        hold only clean lines or copies superseded since; writeback frees their slots without backing I/O)
  * @param pacing the ring's use, writeback by dirty level and the pacing of writers
  * @param cacheMode the cache_mode knob now
+ * @param cacheDeviceErrors errors the cache device returned since start
+ * @param ioErrorLimit the io_error_limit knob now
+ * @param degraded why the engine serves every volume from its backing store after a failover (or is failing over
+ *        to it), null while it uses its cache device
  * @param stats dm-writeboost's matrix, indexed by {@link Stats#WRITE} | {@link Stats#HIT} | {@link Stats#ON_BUFFER} | {@link Stats#FULLSIZE}
  */
 public record Status(int cacheId, int nrSegments, long currentSegmentId, int currentSegmentLines, long lastFlushedId,
@@ -31,7 +35,7 @@ public record Status(int cacheId, int nrSegments, long currentSegmentId, int cur
                      long lostLines, long lostRangesTotal, java.util.List<io.writeboost.format.LostRange> lostRanges,
                      long bypassedWrites, long bypassedBytes, long bypassRequests, int[] engineBusyPercent, long cleanLines,
                      long readCacheAdmissions, long readHitsClean, long segmentsWithDirtyLines, Pacing pacing,
-                     io.writeboost.knob.CacheMode cacheMode) {
+                     io.writeboost.knob.CacheMode cacheMode, long cacheDeviceErrors, long ioErrorLimit, String degraded) {
 
     /**
      * @param ringSlotsInUse ring slots holding a segment not yet written back, the open one included
@@ -57,6 +61,7 @@ public record Status(int cacheId, int nrSegments, long currentSegmentId, int cur
         return cacheMode + ", " + dirtyLines + " dirty line(s), last flushed segment " + lastFlushedId + ", last written back " + lastMigratedId
                 + (draining ? ", draining" : "") + (writebackFailing != null ? ", writeback failing: " + writebackFailing : "")
                 + (lostRangesTotal > 0 ? ", DATA LOST: " + lostLines + " line(s) in " + lostRangesTotal + " range(s)" : "")
+                + (degraded != null ? ", DEGRADED: " + degraded : "")
                 + (failure != null ? ", FAILED: " + failure : "");
     }
 

@@ -318,6 +318,36 @@ final class StreamStaging {
         }
     }
 
+    /**
+     * Called by the failover without the lock, once the stager has ended and the engine's
+     * machinery has stopped: writes every staged line to its backing store, without the bypass
+     * protocol's second half (no staged line is cached, and no writeback batch runs again), and
+     * frees the windows. A write that fails is thrown: the backing store fails with it.
+     */
+    void writeOutForFailover() throws IOException {
+        for (Window w : windows) {
+            int dev;
+            lock.lock();
+            try {
+                if (w.state == FREE) {
+                    continue;
+                }
+                w.state = WRITING;
+                dev = w.dev;
+            } finally {
+                lock.unlock();
+            }
+            writeRuns(dev, new Window[] {w});
+            lock.lock();
+            try {
+                release(w);
+                lock.signalChanged();
+            } finally {
+                lock.unlock();
+            }
+        }
+    }
+
     /** Lock held: asks for {@code w}'s write-out now and waits for it. */
     private void awaitWrittenOut(Window w) throws IOException {
         w.due = true;

@@ -27,7 +27,9 @@ final class Verifier extends Daemon {
             try {
                 verification.ensureVerified(slot);
             } catch (IOException e) {
-                health.fail(e); // already failed when the checksum did not match; a read error fails it here
+                // A checksum that did not match failed the engine already; a segment the device
+                // cannot read back fails over (flushes would wait for its verification for ever).
+                health.cacheDeviceFailed(e);
                 return;
             }
         }

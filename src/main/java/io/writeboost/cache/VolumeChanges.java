@@ -249,13 +249,13 @@ final class VolumeChanges {
         }
     }
 
-    /** Writes {@code next} to its copy and syncs; from then on it is the table. A failed write or sync fails the engine. */
+    /** Writes {@code next} to its copy and syncs; from then on it is the table. A failed write or sync fails over (docs/ENGINE.md, "Failure"). */
     private void write(VolumeTable next) throws IOException {
         try {
             Recovery.writeVolumeTable(cache, next);
         } catch (IOException e) {
             // The copy may or may not be durable: only the next start, reading it back, can tell.
-            health.fail(new IOException("writing volume table generation " + next.generation() + " to " + cache.name()
+            health.cacheDeviceFailed(new IOException("writing volume table generation " + next.generation() + " to " + cache.name()
                     + " failed: " + e.getMessage(), e));
             throw e;
         }

@@ -191,6 +191,13 @@ final class OfflineTools {
         out.printf("last migrated segment %d; the next start replays %d segment(s) (%d..%d) and continues at %d%n", lastMigrated,
                 c.replay.replay().size(), lastMigrated + 1, c.replay.nextId() - 1, c.replay.nextId());
         io.writeboost.recovery.DataLoss loss = c.replay.loss();
+        if (c.record != null && c.record.abandoned()) {
+            // First: nothing else about this cache matters to the operator any more.
+            problems.add(0, "ABANDONED: the engine failed over from this cache device after device errors; the backing stores "
+                    + "hold the volumes (newer than this log), " + (c.record.lostLines() > 0 ? c.record.lostLines()
+                    + " dirty line(s) were reported lost (ranges below); " : "")
+                    + "a start refuses it: format a new cache (the start's command with --format added)");
+        }
         if (loss != null) {
             // First and whole: this is what the operator must act on.
             StringBuilder b = new StringBuilder("LOST ACKNOWLEDGED DATA: ").append(loss.cause()).append("; lost segment(s) ")
@@ -213,9 +220,10 @@ final class OfflineTools {
         out.println("clean shutdown: " + (c.record == null ? "unknown (no valid record)"
                 : c.record.cleanShutdown() ? "yes" : read.holder() != null ? "no (in use)" : "no (crashed, or still mounted)"));
         if (c.record != null && c.record.lostRangesTotal() > 0) {
-            out.printf("data loss accepted since the format: %d line(s) in %d range(s)%n", c.record.lostLines(), c.record.lostRangesTotal());
+            out.printf("data loss %s since the format: %d line(s) in %d range(s)%n", c.record.abandoned()
+                    ? "accepted or reported by the failover" : "accepted", c.record.lostLines(), c.record.lostRangesTotal());
             for (io.writeboost.format.LostRange r : c.record.lostRanges()) {
-                out.println("  accepted lost range: " + r);
+                out.println("  " + (c.record.abandoned() ? "" : "accepted ") + "lost range: " + r);
             }
         }
         if (problems.isEmpty()) {
@@ -231,7 +239,8 @@ final class OfflineTools {
     private static String describe(SuperblockRecord r) {
         return r == null ? "invalid" : "sequence " + r.sequence() + ", last_migrated_segment_id " + r.lastMigratedId()
                 + ", last_flushed_segment_id " + r.lastFlushedId() + (r.cleanShutdown() ? ", clean" : "")
-                + (r.verifyAtStart() ? ", a vouched segment failed its checksum in the last run" : "");
+                + (r.verifyAtStart() ? ", a vouched segment failed its checksum in the last run" : "")
+                + (r.abandoned() ? ", ABANDONED by a failover" : "");
     }
 
     static int dump(Path cachePath, boolean json, boolean all, PrintStream out, PrintStream err) throws IOException {

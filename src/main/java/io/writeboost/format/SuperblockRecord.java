@@ -22,10 +22,12 @@ import java.util.zip.CRC32C;
  * @param lostRangesTotal how many ranges those lines formed (only the first {@link #MAX_STORED_RANGES} are stored)
  * @param cacheMode     the cache_mode knob's value when the record was written (0, write-back, in records written
  *                      before the field existed: the byte was reserved and 0)
+ * @param abandoned     the engine failed over from this cache device: its log is older than what the backing stores
+ *                      hold since, and a start must refuse it (docs/ENGINE.md, "Failure")
  */
 public record SuperblockRecord(long sequence, long nonce, long lastMigratedId, long lastFlushedId, boolean cleanShutdown,
                                boolean verifyAtStart, long lostLines, long lostRangesTotal, List<LostRange> lostRanges,
-                               int cacheMode) {
+                               int cacheMode, boolean abandoned) {
     public static final int MAGIC = 0x43524257; // "WBRC"
     public static final short VERSION = 2;
     public static final long OFFSET_A = 64 * 1024;
@@ -33,6 +35,13 @@ public record SuperblockRecord(long sequence, long nonce, long lastMigratedId, l
     public static final int SIZE = 4096;
     public static final int FLAG_CLEAN = 1;
     public static final int FLAG_VERIFY_AT_START = 2;
+    public static final int FLAG_ABANDONED = 4;
+    /**
+     * The version an abandoned record is written with: a build that knows nothing of the flag
+     * takes such a copy as invalid, and with both copies invalid it refuses to start instead of
+     * replaying the abandoned log (docs/FORMAT.md, "Superblock record").
+     */
+    public static final short VERSION_ABANDONED = 3;
     private static final int CRC_OFFSET = 40;
     private static final int CACHE_MODE_OFFSET = 60;
     private static final int RANGES_OFFSET = 64;
@@ -45,7 +54,7 @@ public record SuperblockRecord(long sequence, long nonce, long lastMigratedId, l
 
     /** A record without data loss or pending verification. */
     public SuperblockRecord(long sequence, long nonce, long lastMigratedId, long lastFlushedId, boolean cleanShutdown) {
-        this(sequence, nonce, lastMigratedId, lastFlushedId, cleanShutdown, false, 0, 0, List.of(), 0);
+        this(sequence, nonce, lastMigratedId, lastFlushedId, cleanShutdown, false, 0, 0, List.of(), 0, false);
     }
 
     public long offset() {
@@ -55,8 +64,9 @@ public record SuperblockRecord(long sequence, long nonce, long lastMigratedId, l
     public ByteBuffer encode() {
         ByteBuffer b = ByteBuffer.allocateDirect(SIZE).order(ByteOrder.LITTLE_ENDIAN);
         b.putInt(0, MAGIC);
-        b.putShort(4, VERSION);
-        b.putShort(6, (short) ((cleanShutdown ? FLAG_CLEAN : 0) | (verifyAtStart ? FLAG_VERIFY_AT_START : 0)));
+        b.putShort(4, abandoned ? VERSION_ABANDONED : VERSION);
+        b.putShort(6, (short) ((cleanShutdown ? FLAG_CLEAN : 0) | (verifyAtStart ? FLAG_VERIFY_AT_START : 0)
+                | (abandoned ? FLAG_ABANDONED : 0)));
         b.putLong(8, sequence);
         b.putLong(16, nonce);
         b.putLong(24, lastMigratedId);
@@ -92,7 +102,7 @@ public record SuperblockRecord(long sequence, long nonce, long lastMigratedId, l
                 }
                 return new SuperblockRecord(seq, expectedNonce, migrated, flushed, (flags & FLAG_CLEAN) != 0);
             }
-            case VERSION -> {
+            case VERSION, VERSION_ABANDONED -> {
                 int stored = b.getInt(56);
                 if (b.getInt(CRC_OFFSET) != crc(b, SIZE) || stored < 0 || stored > MAX_STORED_RANGES) {
                     return null;
@@ -104,7 +114,8 @@ public record SuperblockRecord(long sequence, long nonce, long lastMigratedId, l
                 }
                 return new SuperblockRecord(seq, expectedNonce, migrated, flushed, (flags & FLAG_CLEAN) != 0,
                         (flags & FLAG_VERIFY_AT_START) != 0, b.getLong(48), Integer.toUnsignedLong(b.getInt(44)), ranges,
-                        Byte.toUnsignedInt(b.get(CACHE_MODE_OFFSET)));
+                        Byte.toUnsignedInt(b.get(CACHE_MODE_OFFSET)),
+                        (flags & FLAG_ABANDONED) != 0 || b.getShort(4) == VERSION_ABANDONED);
             }
             default -> {
                 return null;

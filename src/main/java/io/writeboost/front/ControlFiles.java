@@ -172,6 +172,13 @@ public final class ControlFiles {
     static String formatStatus(CacheEngine engine, List<Volume> volumes) {
         Status st = engine.status();
         StringBuilder b = new StringBuilder();
+        // First: what an operator looks at before anything else.
+        String state = EngineMetrics.state(st);
+        line(b, "state", switch (state) {
+            case "failed" -> "failed: " + st.failure();
+            case "degraded" -> "degraded: " + (st.degraded() != null ? st.degraded() : "writeback failing, retrying");
+            default -> state;
+        });
         line(b, "cache_id", st.cacheId());
         line(b, "cache_device", engine.superblockDevice());
         line(b, "segments", st.nrSegments());
@@ -241,12 +248,14 @@ public final class ControlFiles {
         }
         line(b, "read_hit_ratio", ratio(readHits, reads));
         line(b, "write_hit_ratio", ratio(writeHits, writes));
+        line(b, "cache_device_errors", st.cacheDeviceErrors() + " (io_error_limit " + st.ioErrorLimit() + ")");
         line(b, "writeback_errors", st.writebackErrors() + (st.writebackFailing() != null ? " (failing now: "
                 + st.writebackFailing() + ")" : ""));
         // Shown from the start that accepted a loss until the next format: the record carries it.
         line(b, "lost_lines", st.lostLines());
         if (st.lostRangesTotal() > 0) {
-            line(b, "lost_ranges", st.lostRangesTotal() + " (device, first and last sector; accepted with --accept-data-loss)");
+            line(b, "lost_ranges", st.lostRangesTotal() + " (device, first and last sector; accepted with --accept-data-loss, "
+                    + "or given up by a failover)");
             for (io.writeboost.format.LostRange r : st.lostRanges()) {
                 String name = volumes.stream().filter(v -> v.deviceId() == r.device()).map(Volume::name).findFirst().orElse("?");
                 line(b, "lost_range", r.device() + " (" + name + ") " + r.firstSector() + " " + r.lastSector());
@@ -256,12 +265,6 @@ public final class ControlFiles {
                         + "start that accepted them");
             }
         }
-        String state = EngineMetrics.state(st);
-        line(b, "state", switch (state) {
-            case "failed" -> "failed: " + st.failure();
-            case "degraded" -> "degraded: writeback failing, retrying";
-            default -> state;
-        });
         return b.toString();
     }
 

@@ -60,7 +60,8 @@ public final class EngineMetrics implements MultiCollector {
 
     /** The cache's state word, as {@code status} shows it. */
     static String state(Status st) {
-        return st.failure() != null ? "failed" : st.draining() ? "draining" : st.writebackFailing() != null ? "degraded" : "ok";
+        return st.failure() != null ? "failed" : st.degraded() != null ? "degraded" : st.draining() ? "draining"
+                : st.writebackFailing() != null ? "degraded" : "ok";
     }
 
     /** Writeback's state word, as {@code status} shows it. */
@@ -89,7 +90,8 @@ public final class EngineMetrics implements MultiCollector {
         f.info("writeboost_cache", "the cache device", "cache_device", engine.superblockDevice());
         for (String s : STATES) {
             f.gaugePoint("writeboost_state", null, "1 for the cache's state (as status shows it: ok, draining, degraded: "
-                    + "writeback failing and retrying, failed: the engine stopped on an error), 0 for the others",
+                    + "writeback failing and retrying, or failed over from the cache device to the backing stores, failed: "
+                    + "the engine stopped on an error), 0 for the others",
                     Labels.of("state", s), state(st).equals(s) ? 1 : 0);
         }
         f.gaugeDone();
@@ -199,6 +201,8 @@ public final class EngineMetrics implements MultiCollector {
         }
         f.counterDone();
 
+        f.counter("writeboost_cache_device_errors", null, "errors the cache device returned (reads, writes, syncs); past "
+                + "io_error_limit, or at a failed sync or a write that failed for good, the cache fails over", st.cacheDeviceErrors());
         f.counter("writeboost_writeback_errors", null, "writeback batches and commits that failed (each retried after a back-off)",
                 st.writebackErrors());
         f.gauge("writeboost_writeback_failing", null, "1 while writeback is failing and retrying", st.writebackFailing() != null ? 1 : 0);

@@ -28,6 +28,13 @@ public enum Knob {
             "time (ms) a write may wait for a free ring slot (while writeback empties the oldest one) before it fails "
                     + "with EIO; 0: wait as long as it takes, as a disk behind a stuck controller does, since a file "
                     + "system takes a failed write as lost data"),
+    IO_ERROR_LIMIT(Scope.CACHE, "io_error_limit", Access.READ_WRITE, 0, 1_000_000, 8,
+            "cache device errors (failed reads, and write attempts the engine retries) tolerated before the cache "
+                    + "fails over: it stops using the cache device, writes back every dirty line it can still read, "
+                    + "reports the rest as lost, and serves every volume from its backing store (pass-through, status: "
+                    + "state degraded) until a new cache is formatted. A write that fails for good or a failed sync fails "
+                    + "over at once, whatever the count; 0: fail over at the first error (bcache's name; a read error on "
+                    + "a clean line costs only a backing read, and a few are what a single bad sector gives)"),
     BARRIER_DEADLINE_MS(Scope.CACHE, "barrier_deadline_ms", Access.READ_WRITE, 0, 60_000, 0,
             "time (ms) a flush waits for more writes before it appends the open segment's new lines to the cache "
                     + "device; 0: as soon as the device is free (flushes arriving during an append's write and sync share "

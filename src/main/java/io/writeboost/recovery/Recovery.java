@@ -151,7 +151,25 @@ public final class Recovery {
      * @throws LostDataException when acknowledged data is lost and {@code acceptLoss} is false; nothing was written
      */
     public static RecoveryResult run(BlockDevice cache, Superblock sb, boolean acceptLoss) throws IOException {
+        refuseAbandoned(cache, sb);
         return scan(cache, sb, true, true, acceptLoss);
+    }
+
+    /**
+     * A cache the engine failed over from is never replayed, nor written back: its volumes were
+     * served from their backing stores since, and its dirty lines are older than what those
+     * hold now (docs/ENGINE.md, "Failure"). Refused before anything is written.
+     */
+    public static void refuseAbandoned(BlockDevice cache, Superblock sb) throws IOException {
+        SuperblockRecord r = readRecordOrNull(cache, sb);
+        if (r != null && r.abandoned()) {
+            throw new FormatException(cache.name() + " (cache " + sb.cacheId() + ") was abandoned: the engine failed over "
+                    + "from it after device errors, wrote back every dirty line it could read (the others were reported "
+                    + "lost" + (r.lostLines() > 0 ? ": " + r.lostLines() + " line(s) since the format, see fuse-mount check" : "")
+                    + ") and served the volumes from their backing stores since. Its log is older than the backing "
+                    + "stores and must not be replayed. Format a new cache, on a new device if this one is failing: the same "
+                    + "fuse-mount command with --format added (the backing stores hold the volumes; no --force needed)");
+        }
     }
 
     /** {@link #run(BlockDevice, Superblock, boolean)} refusing any loss. */

@@ -71,6 +71,10 @@ public final class Preflight {
             }
             long dirty;
             try {
+                io.writeboost.format.SuperblockRecord record = Recovery.readRecordOrNull(cache, sb);
+                if (record != null && record.abandoned()) {
+                    return; // failed over from: its dirty lines were written back, or reported lost, back then
+                }
                 io.writeboost.recovery.RecoveryResult r = Recovery.inspect(cache, sb);
                 // Lines of lost segments count: formatting over them ends any hope of saving them.
                 dirty = r.dirtyLines() + (r.loss() == null ? 0 : Math.max(1, r.loss().dirtyLines()));

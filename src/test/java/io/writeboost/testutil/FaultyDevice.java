@@ -18,6 +18,10 @@ public final class FaultyDevice extends DelegatingDevice {
     /** The next N writes put only the first half of their data on the device, then fail (a short write, then EIO). */
     public final AtomicInteger shortWrites = new AtomicInteger();
     public volatile boolean broken;
+    /** Writes (and discards) that still succeed before every later one fails; negative: no such limit. */
+    public final AtomicLong writesBeforeBreaking = new AtomicLong(-1);
+    /** Reads that touch bytes [failReadsFrom, failReadsTo) fail (a bad region of the medium). */
+    public volatile long failReadsFrom, failReadsTo;
     public final AtomicLong injected = new AtomicLong();
     /** What load() reports; null: unknown. */
     public volatile io.writeboost.device.DeviceLoad load;
@@ -38,15 +42,27 @@ public final class FaultyDevice extends DelegatingDevice {
         }
     }
 
+    private void maybeFailWrite(String what) throws IOException {
+        maybeFail(failWrites, what);
+        if (writesBeforeBreaking.getAndUpdate(n -> n > 0 ? n - 1 : n) == 0) {
+            injected.incrementAndGet();
+            throw new IOException(inner.name() + ": Input/output error (injected " + what + " fault: the device broke)");
+        }
+    }
+
     @Override
     public void read(ByteBuffer dst, long offset) throws IOException {
         maybeFail(failReads, "read");
+        if (offset < failReadsTo && offset + dst.remaining() > failReadsFrom) {
+            injected.incrementAndGet();
+            throw new IOException(inner.name() + ": Input/output error (injected read fault at a bad region)");
+        }
         inner.read(dst, offset);
     }
 
     @Override
     public void write(ByteBuffer src, long offset) throws IOException {
-        maybeFail(failWrites, "write");
+        maybeFailWrite("write");
         if (src.remaining() >= 1024 && shortWrites.getAndUpdate(n -> n > 0 ? n - 1 : 0) > 0) {
             ByteBuffer half = src.duplicate();
             half.limit(half.position() + (half.remaining() / 2 & ~511));
@@ -65,7 +81,7 @@ public final class FaultyDevice extends DelegatingDevice {
 
     @Override
     public void discard(long offset, long length) throws IOException {
-        maybeFail(failWrites, "discard");
+        maybeFailWrite("discard");
         inner.discard(offset, length);
     }
 }

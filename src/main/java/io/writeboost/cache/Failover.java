@@ -1,0 +1,417 @@
+package io.writeboost.cache;
+
+import io.writeboost.device.BlockDevice;
+import io.writeboost.format.Layout;
+import io.writeboost.format.LineKey;
+import io.writeboost.format.LostRange;
+import io.writeboost.format.SegmentHeader;
+import io.writeboost.knob.CacheMode;
+import io.writeboost.knob.Knob;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The engine without its cache device (docs/ENGINE.md, "Failure"). Started once by the first
+ * cache device error that {@link Health#cacheDeviceFailed} takes (a write lost for good, a
+ * failed sync, more errors than io_error_limit), on the thread {@code wb-failover-N}: it waits
+ * for the engine's daemons to end, writes every dirty line back (from its RAM segment when it
+ * has one, else from the cache device, checked against its segment's checksum), writes out the
+ * staged lines, syncs the backing stores, reports every dirty line it could not read as lost,
+ * marks the cache abandoned in the superblock record, and from then on serves every request
+ * from the backing stores (pass-through). Requests that meet the failover wait for it and are
+ * then served that way ({@link #awaitServing}).
+ *
+ * <p>Owns: the failover's state, its figures and the lost ranges it found. Thread-safe: the
+ * state is guarded by the {@link EngineLock} (waiters wait on its {@code changed} condition)
+ * and published through a volatile; the failover thread alone writes the figures before it
+ * publishes {@link State#DEGRADED}.
+ */
+final class Failover extends Daemon {
+    private static final Logger log = LogManager.getLogger(Failover.class);
+    private static final int LPS = Layout.LINES_PER_SEGMENT;
+    /** How often the abandoned record is tried again while the cache device refuses it (volumes are read-only meanwhile). */
+    private static final long MARK_RETRY_NANOS = TimeUnit.SECONDS.toNanos(1);
+
+    enum State { NONE, FAILING_OVER, DEGRADED }
+
+    private final int cacheId;
+    private final long nonce;
+    private final EngineLock lock;
+    private final LineTable lines;
+    private final SegmentLog segments;
+    private final BackingStores backings;
+    private final BlockDevice cache;
+    private final StreamStaging staging;
+    private final RecordWriter records;
+    private final KnobValues knobs;
+    private final Runnable joinDaemons;
+
+    private volatile State state = State.NONE;
+    private volatile boolean marked;
+    private long writtenBack;
+    private long lostLines;
+    private final List<LostRange> lost = new ArrayList<>();
+
+    Failover(int cacheId, long nonce, Health health, EngineLock lock, LineTable lines, SegmentLog segments,
+             BackingStores backings, BlockDevice cache, StreamStaging staging, RecordWriter records, KnobValues knobs,
+             Runnable joinDaemons) {
+        super("failover", cacheId, health);
+        this.cacheId = cacheId;
+        this.nonce = nonce;
+        this.lock = lock;
+        this.lines = lines;
+        this.segments = segments;
+        this.backings = backings;
+        this.cache = cache;
+        this.staging = staging;
+        this.records = records;
+        this.knobs = knobs;
+        this.joinDaemons = joinDaemons;
+    }
+
+    /** What {@link Health#cacheDeviceFailed} runs, once. Any lock state. */
+    void begin() {
+        start();
+    }
+
+    /** Whether a failover has begun (it may still be writing back). Any thread, no lock. */
+    boolean started() {
+        return health.cacheLost() != null;
+    }
+
+    State state() {
+        return state;
+    }
+
+    /** Whether the abandoned record is on the cache device (false until then, and while the device refuses it). */
+    boolean marked() {
+        return marked;
+    }
+
+    long writtenBackLines() {
+        return writtenBack;
+    }
+
+    long lostLines() {
+        return lostLines;
+    }
+
+    /**
+     * Called without the lock by a request that met the failover: returns once requests are
+     * served from the backing stores; throws if the engine failed instead (a backing store
+     * failed during the failover, or the engine was aborted).
+     */
+    void awaitServing() throws IOException {
+        health.checkNotFailed();
+        if (state == State.DEGRADED) {
+            return;
+        }
+        lock.lock();
+        try {
+            while (state != State.DEGRADED) {
+                health.checkNotFailed();
+                lock.awaitChanged();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while the cache fails over", e);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    // ---------------------------------------------------------------- pass-through, once degraded
+
+    void read(int dev, long sector, int nSectors, ByteBuffer dst) throws IOException {
+        backings.read(dev, slice(dst, nSectors), sector);
+    }
+
+    /** Not synced: the store is marked changed, and the next flush syncs it, as for a bypassed write. */
+    void write(int dev, long sector, int nSectors, ByteBuffer src) throws IOException {
+        checkMarked();
+        backings.write(dev, slice(src, nSectors), sector, false, false);
+        backings.changed(dev);
+    }
+
+    void discard(int dev, long sector, long nSectors) throws IOException {
+        checkMarked();
+        backings.punch(dev, sector, nSectors);
+    }
+
+    /**
+     * A write, a discard or a flush is taken only once the cache device holds the abandoned
+     * mark. Without it, a start on that device once it works again (a controller reset by a
+     * reboot) would replay its log, which is older than the backing stores: over a write taken
+     * since, and over lines the failover wrote back from RAM that never reached the device. So
+     * until then the volumes are read-only and no flush succeeds (an fsync would acknowledge
+     * those RAM lines); such a replay then only rolls back what no flush acknowledged, as a
+     * crash may.
+     */
+    private void checkMarked() throws IOException {
+        if (!marked) {
+            throw new IOException("cache " + cacheId + " failed over and its volumes are read-only (and fsync fails) until "
+                    + "the failing cache device " + cache.name() + " takes the mark that keeps a later start from replaying "
+                    + "its older log (tried every " + TimeUnit.NANOSECONDS.toSeconds(MARK_RETRY_NANOS) + " s; status: state)");
+        }
+    }
+
+    /** Syncs what pass-through wrote or punched; once a sync failed, no flush succeeds again (as in the cache). */
+    void flush() throws IOException {
+        checkMarked();
+        backings.syncChanged();
+        health.checkNotFailed();
+    }
+
+    private static ByteBuffer slice(ByteBuffer b, int nSectors) {
+        return b.duplicate().limit(b.position() + (nSectors << Layout.SECTOR_SHIFT));
+    }
+
+    // ---------------------------------------------------------------- the failover
+
+    @Override
+    protected void work() throws Exception {
+        Throwable cause = health.cacheLost();
+        long t0 = System.nanoTime();
+        lock.lock();
+        try {
+            state = State.FAILING_OVER;
+        } finally {
+            lock.unlock();
+        }
+        // WARN: the ERROR line, once, is the one that says what happened and what to do, when it is done.
+        log.warn("cache {}: the cache device {} failed ({}); failing over: every dirty line it can still read goes to "
+                + "the backing stores, then every volume is served from its backing store (pass-through)", cacheId,
+                cache.name(), cause.getMessage());
+        joinDaemons.run();
+        long first, last;
+        lock.lock();
+        try {
+            // A flush writing the log on its own thread holds the device: its I/O ends, it sees the failover and lets go.
+            while (segments.deviceBusy()) {
+                lock.awaitChanged();
+            }
+            segments.takeDevice(); // never released: nothing is written to the log again
+            first = segments.lastMigratedId() + 1;
+            last = segments.currentId();
+        } finally {
+            lock.unlock();
+        }
+        ByteBuffer scratch = ByteBuffer.allocateDirect(Layout.SEGMENT_SIZE + Layout.HEADER_COPY_SIZE)
+                .alignedSlice(Layout.HEADER_COPY_SIZE).limit(Layout.SEGMENT_SIZE).slice();
+        for (long id = first; id <= last; id++) {
+            health.checkNotFailed(); // aborted (a simulated power cut), or a backing store failed: nothing more is written
+            writeBackSegment(id, scratch);
+        }
+        staging.writeOutForFailover();
+        boolean[] known = backings.knownDevices();
+        for (int dev = 1; dev <= Layout.MAX_DEVICE_ID; dev++) {
+            if (known[dev]) {
+                backings.sync(dev, true); // a failure fails the engine: without its backing store nothing is served
+            }
+        }
+        for (LostRange r : lost) {
+            log.error("cache {}: lost range: device {} sectors {}-{} (acknowledged data the failing cache device no longer "
+                    + "returned; the backing store holds older data there)", cacheId, r.device(), r.firstSector(), r.lastSector());
+        }
+        // Everything readable is on the backing stores: from here the log is older than they are.
+        knobs.set(Knob.CACHE_MODE, CacheMode.PASS_THROUGH.ordinal());
+        marked = records.abandon(lostLines, lost);
+        lock.lock();
+        try {
+            state = State.DEGRADED;
+            lock.signalAll();
+        } finally {
+            lock.unlock();
+        }
+        log.error("cache {} degraded: failed over in {} ms: {} dirty line(s) written back, {} lost{}; every volume is now "
+                        + "served from its backing store (pass-through) and stays so until the cache is replaced. {}. What "
+                        + "to do: {}stop the volumes when convenient, replace the cache device if it is failing, and "
+                        + "format a new cache (the start's fuse-mount command with --format added); a start on this cache "
+                        + "is refused", cacheId, (System.nanoTime() - t0) / 1_000_000, writtenBack, lostLines,
+                lostLines > 0 ? " (ranges above)" : "",
+                marked ? "The cache device is marked abandoned" : "Marking the cache device abandoned FAILED: the volumes are "
+                        + "READ-ONLY and fsync fails until it takes the mark (retried every " + TimeUnit.NANOSECONDS.toSeconds(MARK_RETRY_NANOS)
+                        + " s)",
+                lostLines > 0 ? "check the file system on each volume with lost ranges (fsck) and restore them from a backup; " : "");
+        retryMark();
+    }
+
+    /**
+     * Writes the dirty lines of segment {@code id} back: from its RAM copy when it has one (the
+     * open segment, sealed ones not yet on the device, one whose write failed), else from the
+     * cache device, taken only when its newer header copy is this segment's with this many
+     * lines and its data checksum holds (a device that failed a sync may return older data).
+     * Lines it cannot read are lost. Called without the lock.
+     */
+    private void writeBackSegment(long id, ByteBuffer scratch) throws IOException {
+        int slot = Layout.slotOf(id, segments.nrSegments());
+        int used, n = 0;
+        int[] ks = new int[LPS];
+        long[] keys = new long[LPS];
+        int[] bits = new int[LPS];
+        boolean inRam;
+        lock.lock();
+        try {
+            if (segments.segmentIn(slot) != id) {
+                return;
+            }
+            used = lines.linesUsed(slot);
+            for (int k = 0; k < used; k++) {
+                int line = slot * LPS + k;
+                int b = lines.dirtyBits(line);
+                long key = lines.key(line);
+                if (b != 0 && !LineKey.isTombstone(key)) {
+                    ks[n] = k;
+                    keys[n] = key;
+                    bits[n++] = b;
+                }
+            }
+            if (n == 0) {
+                return;
+            }
+            SegmentBuffer ram = segments.ramCopy(slot);
+            inRam = ram != null;
+            if (inRam) {
+                scratch.clear();
+                scratch.put(ram.data().duplicate().position(0).limit(SegmentHeader.usedBytes(used)));
+            }
+        } finally {
+            lock.unlock();
+        }
+        boolean readable = inRam;
+        if (!inRam) {
+            try {
+                scratch.clear().limit(SegmentHeader.usedBytes(used));
+                cache.read(scratch, Layout.slotOffset(slot));
+                scratch.flip();
+                SegmentHeader h = SegmentHeader.newerCopy(scratch, nonce);
+                readable = h != null && h.id == id && h.nrLines == used && h.dataValid(scratch);
+                if (!readable) {
+                    log.error("cache {}: segment {} (slot {}) on {} does not hold what was written (header or checksum): its "
+                            + "{} dirty line(s) are lost", cacheId, id, slot, cache.name(), n);
+                }
+            } catch (IOException e) {
+                log.error("cache {}: reading segment {} (slot {}) from {} failed: its {} dirty line(s) are lost: {}", cacheId, id,
+                        slot, cache.name(), n, e.getMessage());
+            }
+        }
+        // Runs of dirty sectors that meet both on the backing store and in the slot (a sequential
+        // write's lines follow each other in both) go as one request.
+        int runDev = 0, runAt = 0, runLen = 0;
+        long runSector = 0;
+        for (int i = 0; i < n; i++) {
+            int dev = LineKey.device(keys[i]);
+            long base = LineKey.line(keys[i]) << 3;
+            for (int s = 0; s < Layout.SECTORS_PER_LINE; ) {
+                if ((bits[i] & (1 << s)) == 0) {
+                    s++;
+                    continue;
+                }
+                int e = s;
+                while (e < Layout.SECTORS_PER_LINE && (bits[i] & (1 << e)) != 0) {
+                    e++;
+                }
+                if (!readable) {
+                    addLost(dev, base + s, base + e - 1);
+                } else {
+                    int at = SegmentHeader.lineOffset(ks[i]) + (s << Layout.SECTOR_SHIFT);
+                    if (runLen > 0 && (dev != runDev || base + s != runSector + runLen || at != runAt + (runLen << Layout.SECTOR_SHIFT))) {
+                        writeRun(scratch, runDev, runSector, runAt, runLen);
+                        runLen = 0;
+                    }
+                    if (runLen == 0) {
+                        runDev = dev;
+                        runSector = base + s;
+                        runAt = at;
+                    }
+                    runLen += e - s;
+                }
+                s = e;
+            }
+        }
+        if (runLen > 0) {
+            writeRun(scratch, runDev, runSector, runAt, runLen);
+        }
+        if (readable) {
+            writtenBack += n;
+        } else {
+            lostLines += n;
+        }
+        lock.lock();
+        try {
+            // Clear what was carried (or given up): status then counts no dirty line left.
+            for (int i = 0; i < n; i++) {
+                lines.clearDirty(slot * LPS + ks[i], keys[i], bits[i]);
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private void writeRun(ByteBuffer scratch, int dev, long sector, int at, int nSectors) throws IOException {
+        backings.write(dev, scratch.duplicate().limit(at + (nSectors << Layout.SECTOR_SHIFT)).position(at), sector, false, true);
+    }
+
+    /** Adds a lost range, joined to the last one when they meet (lines of a run are usually written together). */
+    private void addLost(int dev, long from, long to) {
+        if (!lost.isEmpty()) {
+            LostRange r = lost.get(lost.size() - 1);
+            if (r.device() == dev && r.lastSector() + 1 == from) {
+                lost.set(lost.size() - 1, new LostRange(dev, r.firstSector(), to));
+                return;
+            }
+        }
+        lost.add(new LostRange(dev, from, to));
+    }
+
+    /** Lost ranges this failover found (the first ones are also in the record). Read once {@link #state} is DEGRADED. */
+    List<LostRange> lostRanges() {
+        return lost;
+    }
+
+    /** Tries the abandoned record again until it is on the device or the engine stops. */
+    private void retryMark() throws InterruptedException {
+        while (!marked) {
+            lock.lock();
+            try {
+                long deadline = System.nanoTime() + MARK_RETRY_NANOS;
+                while (!health.closing() && health.failure() == null) {
+                    long left = deadline - System.nanoTime();
+                    if (left <= 0) {
+                        break;
+                    }
+                    lock.awaitTick(left, TimeUnit.NANOSECONDS);
+                }
+                if (health.closing() || health.failure() != null) {
+                    return;
+                }
+            } finally {
+                lock.unlock();
+            }
+            marked = records.abandon(lostLines, lost);
+            if (marked) {
+                log.warn("cache {}: the cache device took the abandoned mark at last: the volumes take writes again, and a "
+                        + "start on it is refused", cacheId);
+            }
+        }
+    }
+
+    /** At a stop: one more try at the mark, after the thread has ended. */
+    void stop() {
+        join();
+        if (state == State.DEGRADED && !marked && health.failure() == null) {
+            marked = records.abandon(lostLines, lost);
+            if (!marked) {
+                log.error("cache {}: the cache device still refuses the abandoned mark; no write and no flush was taken since "
+                        + "the failover, so a start on it only rolls back what no flush acknowledged, as after a crash; "
+                        + "format a new cache all the same (docs/ENGINE.md, \"Failure\")", cacheId);
+            }
+        }
+    }
+}

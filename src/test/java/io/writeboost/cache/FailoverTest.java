@@ -1,0 +1,299 @@
+package io.writeboost.cache;
+
+import io.writeboost.device.BlockDevice;
+import io.writeboost.format.FormatException;
+import io.writeboost.format.Layout;
+import io.writeboost.format.LostRange;
+import io.writeboost.format.VolumeEntry;
+import io.writeboost.knob.CacheMode;
+import io.writeboost.knob.Knob;
+import io.writeboost.knob.KnobException;
+import io.writeboost.testutil.FaultyDevice;
+import io.writeboost.testutil.PowerLossDevice;
+import io.writeboost.testutil.QuietLogs;
+import io.writeboost.testutil.SectorModel;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.BitSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+/**
+ * A cache device that fails under a writing, fsyncing load: the engine fails over to the
+ * backing store (docs/ENGINE.md, "Failure"). Every request is answered; the backing store
+ * ends with every line written except the ranges reported lost; status says degraded; a start
+ * on the abandoned cache is refused, also once the device works again.
+ */
+@ExtendWith(QuietLogs.class)
+class FailoverTest {
+    static final int VOLUME = 4 << 20;
+    static final int SECTORS = VOLUME / 512;
+    final Object power = new Object();
+    final PowerLossDevice cacheMedium = new PowerLossDevice("cache", (int) Layout.slotOffset(8), power);
+    final PowerLossDevice backingMedium = new PowerLossDevice("backing", VOLUME, power);
+    final FaultyDevice cache = new FaultyDevice(cacheMedium);
+    final FaultyDevice backing = new FaultyDevice(backingMedium);
+    /** Per sector, the id of the last write the engine acknowledged (writes are issued one at a time). */
+    final long[] exact = new long[SECTORS];
+    /** Sectors a failed write touched: they may hold its data or the older one. */
+    final BitSet uncertain = new BitSet(SECTORS);
+    final SectorModel model = new SectorModel(1, SECTORS);
+    long nextId;
+    int failedWrites, failedFlushes;
+
+    FailoverTest() throws IOException {
+        CacheEngine.format(cache, 1, List.of(new VolumeEntry(1, VOLUME, "v", "backing")));
+    }
+
+    CacheEngine open(EngineConfig config) throws IOException {
+        return CacheEngine.open(cache, Map.<Integer, BlockDevice>of(1, backing), config);
+    }
+
+    /** One write of the load; returns whether it was acknowledged. Checks that it reads back. */
+    boolean write(CacheEngine e, int at, int n) throws IOException {
+        long id = ++nextId;
+        try {
+            e.write(1, at, n, SectorModel.stamped(id, 1, at, n));
+        } catch (IOException ex) {
+            failedWrites++;
+            uncertain.set(at, at + n);
+            for (int s = at; s < at + n; s++) {
+                model.written(1, s, id);
+            }
+            return false;
+        }
+        for (int s = at; s < at + n; s++) {
+            exact[s] = id;
+            uncertain.clear(s);
+            model.written(1, s, id);
+        }
+        ByteBuffer back = ByteBuffer.allocate(n * 512);
+        e.read(1, at, n, back);
+        for (int i = 0; i < n; i++) {
+            assertEquals(id, SectorModel.decode(back, i * 512, 1, at + i), "sector " + (at + i) + " reads back its write");
+        }
+        return true;
+    }
+
+    boolean flush(CacheEngine e) {
+        try {
+            e.flush();
+            model.flushed();
+            return true;
+        } catch (IOException ex) {
+            failedFlushes++;
+            return false;
+        }
+    }
+
+    /**
+     * Random writes of 1 to 64 sectors with an fsync every few, until {@code ops} operations
+     * past the moment the engine reported degraded (or {@code limit} in all).
+     */
+    void load(CacheEngine e, Random rnd, int ops, int limit) throws IOException {
+        int after = -1;
+        for (int i = 0; i < limit && (after < 0 || i < after + ops); i++) {
+            int n = 1 + rnd.nextInt(64);
+            int at = rnd.nextInt(SECTORS - n);
+            write(e, at, n);
+            if (rnd.nextInt(6) == 0) {
+                flush(e);
+            }
+            if (after < 0 && e.status().degraded() != null) {
+                after = i;
+            }
+        }
+    }
+
+    /** The backing store holds every acknowledged write except in the ranges reported lost. */
+    void backingHoldsEverythingBut(List<LostRange> lost) throws IOException {
+        BitSet lostSectors = new BitSet(SECTORS);
+        for (LostRange r : lost) {
+            assertEquals(1, r.device());
+            lostSectors.set((int) r.firstSector(), (int) r.lastSector() + 1);
+        }
+        ByteBuffer all = ByteBuffer.allocate(VOLUME);
+        backingMedium.read(all, 0);
+        for (int s = 0; s < SECTORS; s++) {
+            long got = SectorModel.decode(all, s * 512, 1, s);
+            if (lostSectors.get(s)) {
+                continue;
+            }
+            if (uncertain.get(s)) {
+                assertTrue(got >= 0, "sector " + s + " is a write's data: " + SectorModel.describe(all, s * 512));
+            } else if (got != exact[s]) {
+                fail("sector " + s + " holds write " + got + " on the backing store, not the acknowledged " + exact[s]);
+            }
+        }
+    }
+
+    /** A start on the abandoned cache is refused before it writes anything, and says to format a new one. */
+    void startIsRefused() {
+        FormatException refused = assertThrows(FormatException.class, () -> open(new EngineConfig()).close());
+        assertTrue(refused.getMessage().contains("abandoned") && refused.getMessage().contains("--format"), refused.getMessage());
+    }
+
+    static Status awaitDegraded(CacheEngine e) throws InterruptedException {
+        long deadline = System.nanoTime() + 20_000_000_000L;
+        while (System.nanoTime() < deadline) {
+            Status st = e.status();
+            if (st.degraded() != null && st.degraded().startsWith("failed over")) {
+                return st;
+            }
+            Thread.sleep(5);
+        }
+        fail("the engine did not fail over: " + e.status().summary());
+        return null;
+    }
+
+    /** The failover met dirty lines, so the test shows them carried over. */
+    static void assertWroteBack(Status st) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("(\\d+) dirty line\\(s\\) written back").matcher(st.degraded());
+        assertTrue(m.find() && Long.parseLong(m.group(1)) > 0, "the failover had dirty lines to write back: " + st.degraded());
+    }
+
+    @Test
+    void aFailedSyncFailsOverAndLosesNothing() throws Exception {
+        Random rnd = new Random(11);
+        CacheEngine e = open(new EngineConfig());
+        try {
+            load(e, rnd, 0, 300);
+            assertTrue(flush(e));
+            cache.failSyncs.set(1);
+            load(e, rnd, 200, 2000);
+            Status st = awaitDegraded(e);
+            assertWroteBack(st);
+            assertTrue(st.degraded().contains("marked abandoned"), st.degraded());
+            assertNull(st.failure(), "a failover is not a failure");
+            assertEquals(CacheMode.PASS_THROUGH, st.cacheMode());
+            assertEquals(0, st.dirtyLines(), "every dirty line written back or given up");
+            assertEquals(0, st.lostLines(), "the cache device still returned every line");
+            assertEquals(0, failedWrites, "every write was answered with success");
+            assertEquals(0, failedFlushes, "every flush too: what it covers is on the backing store");
+            assertThrows(KnobException.class, () -> e.setKnob(Knob.CACHE_MODE, CacheMode.WRITE_BACK.ordinal()),
+                    "a degraded cache stays pass-through");
+            backingHoldsEverythingBut(List.of());
+        } finally {
+            e.close();
+        }
+        backingHoldsEverythingBut(List.of());
+        startIsRefused();
+    }
+
+    @Test
+    void everyWriteFailingAfterSomeFailsOverReadOnlyUntilTheDeviceTakesTheMark() throws Exception {
+        Random rnd = new Random(12);
+        CacheEngine e = open(new EngineConfig());
+        try {
+            load(e, rnd, 0, 300);
+            assertTrue(flush(e));
+            cache.writesBeforeBreaking.set(20);
+            load(e, rnd, 100, 3000);
+            Status st = awaitDegraded(e);
+            assertWroteBack(st);
+            assertTrue(st.degraded().contains("READ-ONLY"), st.degraded());
+            load(e, rnd, 0, 60);
+            assertTrue(failedWrites > 0 && failedFlushes > 0, "writes and fsyncs fail while the mark is not on the device");
+            assertEquals(0, st.lostLines());
+            backingHoldsEverythingBut(List.of()); // reads were served throughout: write() read each write back
+            // The device works again: the mark lands, and the volume takes writes and fsyncs.
+            cache.writesBeforeBreaking.set(-1);
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (!e.status().degraded().contains("marked abandoned") && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            assertTrue(e.status().degraded().contains("marked abandoned"), e.status().degraded());
+            int failedBefore = failedWrites + failedFlushes;
+            load(e, rnd, 0, 200);
+            assertTrue(flush(e));
+            assertEquals(failedBefore, failedWrites + failedFlushes, "nothing fails once the mark is on the device");
+        } finally {
+            e.close();
+        }
+        backingHoldsEverythingBut(List.of());
+        startIsRefused();
+    }
+
+    /**
+     * The device never takes the mark while the engine runs, then works again: nothing was
+     * taken after the failover (no write, no fsync), so the start it cannot refuse replays the
+     * old log and loses nothing a flush acknowledged.
+     */
+    @Test
+    void aDeviceThatTakesNoMarkGetsNoWriteSoItsReplayLosesNothingAcknowledged() throws Exception {
+        Random rnd = new Random(13);
+        CacheEngine e = open(new EngineConfig());
+        try {
+            load(e, rnd, 0, 300);
+            assertTrue(flush(e));
+            cache.writesBeforeBreaking.set(10);
+            load(e, rnd, 100, 3000);
+            assertWroteBack(awaitDegraded(e));
+        } finally {
+            assertThrows(IOException.class, e::close, "the stop's flush cannot be acknowledged either");
+        }
+        backingHoldsEverythingBut(List.of());
+        cache.writesBeforeBreaking.set(-1);
+        CacheEngine again = open(new EngineConfig());
+        try {
+            ByteBuffer all = ByteBuffer.allocate(VOLUME);
+            again.read(1, 0, SECTORS, all);
+            for (int s = 0; s < SECTORS; s++) {
+                long got = SectorModel.decode(all, s * 512, 1, s);
+                assertTrue(model.allowed(1, s, got), "sector " + s + ": write " + got + " is neither what the last "
+                        + "acknowledged flush covered nor written since");
+            }
+        } finally {
+            again.close();
+        }
+    }
+
+    @Test
+    void readErrorsPastTheLimitFailOverAndReportTheUnreadableSlotsLinesLost() throws Exception {
+        // No writeback: the lines stay dirty in the cache until the failover.
+        CacheEngine e = open(new EngineConfig().knob(Knob.HIGH_WATERMARK, 0));
+        Random rnd = new Random(14);
+        try {
+            e.setKnob(Knob.IO_ERROR_LIMIT, 2);
+            // Lines 0..599: segment 1 (slot 0) holds 0..253, segment 2 (slot 1) 254..507, the open segment the rest.
+            for (int line = 0; line < 600; line++) {
+                write(e, line * 8, 8);
+            }
+            assertTrue(flush(e));
+            cache.failReadsFrom = Layout.slotOffset(1);
+            cache.failReadsTo = Layout.slotOffset(2);
+            ByteBuffer buf = ByteBuffer.allocate(4096);
+            assertThrows(IOException.class, () -> e.read(1, 254 * 8, 8, buf.clear()), "a line only the bad slot holds");
+            assertThrows(IOException.class, () -> e.read(1, 300 * 8, 8, buf.clear()), "another");
+            assertNull(e.status().degraded(), "two errors are within io_error_limit 2");
+            e.read(1, 400 * 8, 8, buf.clear()); // the third error fails over; the read is served from the backing store
+            Status st = awaitDegraded(e);
+            assertWroteBack(st);
+            assertEquals(254, st.lostLines(), "the bad slot's lines are reported lost");
+            assertEquals(List.of(new LostRange(1, 254 * 8, 508 * 8 - 1)), st.lostRanges());
+            assertTrue(st.cacheDeviceErrors() >= 3);
+            assertEquals(0, failedWrites);
+            // Pass-through from now on, writes and flushes included.
+            load(e, rnd, 0, 200);
+            assertTrue(flush(e));
+            assertEquals(0, failedWrites + failedFlushes);
+        } finally {
+            e.close();
+        }
+        backingHoldsEverythingBut(List.of(new LostRange(1, 254 * 8, 508 * 8 - 1)));
+        cache.failReadsTo = 0;
+        startIsRefused();
+    }
+}
