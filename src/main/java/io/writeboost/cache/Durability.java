@@ -74,6 +74,16 @@ final class Durability {
         }
     }
 
+    /**
+     * Lock held: waits until everything logged so far is durable on the cache device, the open
+     * segment's new lines appended at once (no barrier deadline: the caller holds a request).
+     */
+    void awaitLogged() throws IOException {
+        long target = segments.endOfLog();
+        segments.flushOpenBy(System.nanoTime());
+        awaitDurable(target);
+    }
+
     /** Lock held: waits until segment {@code id} and all before it are durable (sealing it if it is open). */
     void awaitDurableSegment(long id) throws IOException {
         awaitDurable(SegmentLog.complete(id));

@@ -21,6 +21,7 @@ package io.writeboost.cache;
  *        hold only clean lines or copies superseded since; writeback frees their slots without backing I/O)
  * @param pacing the ring's use, writeback by dirty level and the pacing of writers
  * @param cacheMode the cache_mode knob now
+ * @param warmCleanLines clean lines the start kept from the log (docs/FORMAT.md, "Clean entries")
  * @param stats dm-writeboost's matrix, indexed by {@link Stats#WRITE} | {@link Stats#HIT} | {@link Stats#ON_BUFFER} | {@link Stats#FULLSIZE}
  */
 public record Status(int cacheId, int nrSegments, long currentSegmentId, int currentSegmentLines, long lastFlushedId,
@@ -31,7 +32,7 @@ public record Status(int cacheId, int nrSegments, long currentSegmentId, int cur
                      long lostLines, long lostRangesTotal, java.util.List<io.writeboost.format.LostRange> lostRanges,
                      long bypassedWrites, long bypassedBytes, long bypassRequests, int[] engineBusyPercent, long cleanLines,
                      long readCacheAdmissions, long readHitsClean, long segmentsWithDirtyLines, Pacing pacing,
-                     io.writeboost.knob.CacheMode cacheMode) {
+                     io.writeboost.knob.CacheMode cacheMode, long warmCleanLines) {
 
     /**
      * @param ringSlotsInUse ring slots holding a segment not yet written back, the open one included

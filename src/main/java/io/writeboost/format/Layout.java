@@ -52,4 +52,16 @@ public final class Layout {
     public static int slotOf(long id, int nrSegments) {
         return (int) ((id - 1) % nrSegments);
     }
+
+    /**
+     * How many ring slots ahead of the last synced segment the engine may open a segment: a
+     * slot opened is reclaimed (its clean lines leave the index) before its new segment is on
+     * the device, so after a crash the oldest this many segments of the ring may be ones the
+     * running engine had already evicted. A format constant, a function of the ring size alone,
+     * so that every start knows the bound whatever build or knobs ran before
+     * (docs/FORMAT.md, "Clean entries").
+     */
+    public static int unsyncedReclaims(int nrSegments) {
+        return Math.max(1, Math.min(32, nrSegments / 8));
+    }
 }
