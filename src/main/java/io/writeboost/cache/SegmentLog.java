@@ -224,13 +224,10 @@ final class SegmentLog {
             }
             return false;
         }
-        if (!reclaimSynced()) {
-            return false;
-        }
         if (open != null) {
-            seal();
+            seal(); // full: the flusher writes it, and the sync below may then cover it
         }
-        return openNext();
+        return reclaimSynced() && openNext();
     }
 
     /** Ring slots read admission leaves to writers: an eighth of the ring, at least one. */
@@ -306,7 +303,8 @@ final class SegmentLog {
      * device until the new one is; after a crash a start must know which old segments may be
      * such leftovers, whose lines a bypass or discard changed without a tombstone, and it
      * takes this bound for it (docs/FORMAT.md, "Clean entries"). Asks for a sync halfway to it,
-     * so that writers seldom wait.
+     * so that writers seldom wait. Only with no open segment: every id below nextId is sealed,
+     * so the sync asked for comes once the flusher has written them.
      */
     private boolean reclaimSynced() {
         int ahead = Layout.unsyncedReclaims(nrSegments);

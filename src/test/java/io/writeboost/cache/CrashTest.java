@@ -46,6 +46,8 @@ class CrashTest {
     /** Lines reads admitted as clean lines, and reads served by them, in the random workloads. */
     static final AtomicLong readAdmissions = new AtomicLong();
     static final AtomicLong cleanHits = new AtomicLong();
+    /** Clean lines the starts after the random workloads' crashes kept (warm). */
+    static final AtomicLong warmKept = new AtomicLong();
 
     static LongStream seeds() {
         return LongStream.range(1, SEEDS + 1);
@@ -54,8 +56,8 @@ class CrashTest {
     @AfterAll
     static void report() {
         System.out.printf("CrashTest: %d seeds, %d crash points, %d sector checks, %d lost or garbage, %d false lost-data "
-                + "refusals; %d lines admitted by reads, %d clean hits%n", SEEDS, crashPoints.get(), sectorsChecked.get(),
-                sectorsBad.get(), lostDataRefusals.get(), readAdmissions.get(), cleanHits.get());
+                + "refusals; %d lines admitted by reads, %d clean hits, %d clean lines kept by starts%n", SEEDS, crashPoints.get(),
+                sectorsChecked.get(), sectorsBad.get(), lostDataRefusals.get(), readAdmissions.get(), cleanHits.get(), warmKept.get());
         if (sectorsChecked.get() > 0 && readAdmissions.get() + cleanHits.get() > 0) {
             return;
         }
@@ -734,6 +736,7 @@ class CrashTest {
     }
 
     private static void verifyAndSettle(Rig rig, SectorModel model, long seed, int crash) throws Exception {
+        warmKept.addAndGet(rig.engine.status().warmCleanLines());
         for (int dev = 1; dev <= 2; dev++) {
             ByteBuffer all = ByteBuffer.allocate(VOLUME_BYTES);
             rig.engine.read(dev, 0, SECTORS, all);
