@@ -62,6 +62,6 @@ public final class Layout {
      * (docs/FORMAT.md, "Clean entries").
      */
     public static int unsyncedReclaims(int nrSegments) {
-        return Math.max(1, Math.min(32, nrSegments / 8));
+        return Math.max(1, Math.min(64, nrSegments / 8));
     }
 }
