@@ -386,6 +386,7 @@ final class WritePath {
      * {@link #bypass}).
      */
     private void dropWarmFirst(int dev, long sector, long n) throws IOException {
+        lock.assertHeld();
         boolean onDevice = false;
         for (long lineNo = sector >>> 3, last = (sector + n + 7) >>> 3; lineNo < last; lineNo++) {
             long key = LineKey.of(dev, lineNo);

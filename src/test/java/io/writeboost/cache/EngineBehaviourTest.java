@@ -154,10 +154,8 @@ class EngineBehaviourTest {
     void queuedFullSegmentsInConsecutiveSlotsGoOutInOneWrite() throws Exception {
         // A partly filled segment sealed by the periodic daemon: no flush waits, so the
         // flusher thread alone decides how the queue is cut into writes.
-        // Sequential segments' worth of data must enter the log here, not bypass it. A ring of
-        // 64 slots lets the engine open 8 segments ahead of the last synced one, more than the
-        // 6 this test holds in RAM behind the gated write (Layout.unsyncedReclaims).
-        Rig rig = new Rig(64, 1, VOLUME_BYTES, new EngineConfig().knob(Knob.FLUSH_CURRENT_BUFFER_INTERVAL, 1)
+        // Sequential segments' worth of data must enter the log here, not bypass it.
+        Rig rig = new Rig(16, 1, VOLUME_BYTES, new EngineConfig().knob(Knob.FLUSH_CURRENT_BUFFER_INTERVAL, 1)
                 .knob(Knob.SEQUENTIAL_CUTOFF, 0));
         rig.engine.close();
         GatedDevice gated = new GatedDevice(rig.cache);
