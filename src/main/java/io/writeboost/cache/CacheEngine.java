@@ -222,7 +222,7 @@ public final class CacheEngine implements Closeable {
         if (rec.loss() != null) {
             logAcceptedLoss(rec.loss());
         }
-        verification = new SegmentVerification(cache, cacheId, lock, segments, lines, records, health);
+        verification = new SegmentVerification(cache, cacheId, lock, segments, lines, records, health, rec.nextId());
         int[] unverified = applyReplay(rec, table.retiredAt());
         warmCleanLines = lines.cleanLines();
 
@@ -288,13 +288,13 @@ public final class CacheEngine implements Closeable {
             segments.placeReplayed(s.id(), s.slot());
             lines.replay(s.id(), s.slot(), s.nrLines(), s.keys(), s.dirty(), s.clean(), keep(s, rec.warmFloor(), retiredAt),
                     known, true);
-            verification.markUnverified(s.slot(), s.seq(), s.id(), true);
+            verification.markUnverified(s.slot(), s.seq(), true);
             cleanOnly[c++] = s.slot();
         }
         for (ReplaySegment s : rec.replay()) {
             segments.placeReplayed(s.id(), s.slot());
             if (!s.verified()) {
-                verification.markUnverified(s.slot(), s.seq(), s.id(), false);
+                verification.markUnverified(s.slot(), s.seq(), false);
                 unverified[n++] = s.slot();
             }
             lines.replay(s.id(), s.slot(), s.nrLines(), s.keys(), s.dirty(), s.clean(), keep(s, rec.warmFloor(), retiredAt),

@@ -35,8 +35,8 @@ final class SegmentVerification {
     private final boolean[] slotUnverified;
     /** Sequence number of the header copy each unverified slot's segment was loaded from. */
     private final int[] slotSeq;
-    /** Segment id each unverified slot held at start: a slot reused since holds another, which needs no check. */
-    private final long[] slotId;
+    /** Ids from here on were written by this run: a slot holding one was reused since the start and needs no check. */
+    private final long firstIdOfRun;
     /**
      * Unverified slots of segments already written back, loaded for their clean lines alone:
      * nothing acknowledged depends on them, so flushes do not wait for them, and a failed
@@ -50,7 +50,8 @@ final class SegmentVerification {
     private final long startedNanos = System.nanoTime();
 
     SegmentVerification(BlockDevice device, int cacheId, EngineLock lock, SegmentLog segments, LineTable lines,
-                        RecordWriter records, Health health) {
+                        RecordWriter records, Health health, long firstIdOfRun) {
+        this.firstIdOfRun = firstIdOfRun;
         this.device = device;
         this.cacheId = cacheId;
         this.lock = lock;
@@ -60,19 +61,17 @@ final class SegmentVerification {
         this.health = health;
         this.slotUnverified = new boolean[segments.nrSegments()];
         this.slotSeq = new int[segments.nrSegments()];
-        this.slotId = new long[segments.nrSegments()];
         this.slotCleanOnly = new boolean[segments.nrSegments()];
     }
 
     /**
-     * At start, before any other thread runs: recovery loaded segment {@code id} in
-     * {@code slot} from its header copy {@code seq} alone; {@code cleanOnly}: a segment
-     * already written back, loaded for its clean lines.
+     * At start, before any other thread runs: recovery loaded {@code slot}'s segment from its
+     * header copy {@code seq} alone; {@code cleanOnly}: a segment already written back, loaded
+     * for its clean lines.
      */
-    void markUnverified(int slot, int seq, long id, boolean cleanOnly) {
+    void markUnverified(int slot, int seq, boolean cleanOnly) {
         slotUnverified[slot] = true;
         slotSeq[slot] = seq;
-        slotId[slot] = id;
         slotCleanOnly[slot] = cleanOnly;
         unverifiedSlots++;
         if (!cleanOnly) {
@@ -102,8 +101,8 @@ final class SegmentVerification {
             if (!slotUnverified[slot]) {
                 return;
             }
-            id = slotId[slot];
-            if (segments.segmentIn(slot) != id) {
+            id = segments.segmentIn(slot);
+            if (id >= firstIdOfRun) {
                 // Reused since start (a written-back segment's slot): what it holds now was written in this run.
                 markVerified(slot);
                 return;
@@ -189,7 +188,7 @@ final class SegmentVerification {
     }
 
     long heapBytes() {
-        return slotUnverified.length * (2L + Integer.BYTES + Long.BYTES);
+        return slotUnverified.length * (2L + Integer.BYTES);
     }
 
     /**
