@@ -16,7 +16,9 @@ import java.util.concurrent.ConcurrentLinkedQueue;
  * cache takes longer than a start should). Each is verified before its data is first read, by
  * the {@link Verifier} in the background, and all of them before any flush is acknowledged or
  * any writeback starts, so a segment the device corrupted at rest costs nothing that was
- * acknowledged in this run and nothing already on the backing stores.
+ * acknowledged in this run and nothing already on the backing stores. Segments written back
+ * before the start, loaded for their clean lines, are verified the same way before they are
+ * read, but nothing waits for them, and one that fails only loses its clean lines.
  *
  * <p>Thread-safe. The per-slot flags are guarded by the {@link EngineLock}; the count of
  * unverified slots is volatile so that the read path skips every check once it is 0.
