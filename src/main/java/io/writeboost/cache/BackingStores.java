@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.atomic.AtomicLongArray;
 
 /**
  * The backing stores by device id, their sizes, and which were changed outside writeback since
@@ -29,6 +30,12 @@ final class BackingStores {
     private final long[] sectors = new long[Layout.MAX_DEVICE_ID + 1];
     private final boolean[] known = new boolean[Layout.MAX_DEVICE_ID + 1];
     private final AtomicIntegerArray changedSinceSync = new AtomicIntegerArray(Layout.MAX_DEVICE_ID + 1);
+    /**
+     * Per store, changes outside writeback counted as they complete, and how many of them the
+     * last completed sync covered: equal when every such change is durable ({@link #unsynced}).
+     */
+    private final AtomicLongArray changes = new AtomicLongArray(Layout.MAX_DEVICE_ID + 1);
+    private final AtomicLongArray changesSynced = new AtomicLongArray(Layout.MAX_DEVICE_ID + 1);
     /** 1 while a volume is being detached: requests naming it are refused, the engine's own I/O goes on. */
     private final AtomicIntegerArray refusing = new AtomicIntegerArray(Layout.MAX_DEVICE_ID + 1);
     private final BackingRanges ranges = new BackingRanges();
@@ -172,7 +179,7 @@ final class BackingStores {
         } finally {
             ranges.release(entry);
         }
-        changedSinceSync.set(dev, 1);
+        changed(dev);
     }
 
     /**
@@ -181,7 +188,18 @@ final class BackingStores {
      * that the write's caller waits on.
      */
     void changed(int dev) {
+        changes.incrementAndGet(dev);
         changedSinceSync.set(dev, 1);
+    }
+
+    /**
+     * Whether a change outside writeback (a bypassed write not durable by itself, a punch)
+     * completed on the store and no sync has completed since: data read from it now may not
+     * be durable. Read caching asks, to know whether a start may keep what it caches.
+     */
+    boolean unsynced(int dev) {
+        long c = changes.get(dev);
+        return changesSynced.get(dev) < c;
     }
 
     /**
@@ -195,7 +213,9 @@ final class BackingStores {
     void sync(int dev, boolean writeback) throws IOException {
         busy.begin(dev, writeback);
         try {
+            long covered = changes.get(dev);
             devices[dev].sync();
+            changesSynced.accumulateAndGet(dev, covered, Math::max);
         } catch (IOException e) {
             health.fail(new IOException("syncing backing store " + devices[dev].name() + " failed: " + e.getMessage(), e));
             throw e;

@@ -76,6 +76,8 @@ public final class CacheEngine implements Closeable {
     /** Data loss accepted since the format: from the record, plus this start's. */
     private final long lostLines;
     private final long lostRangesTotal;
+    /** Clean lines the start kept from the log. */
+    private final long warmCleanLines;
     private final List<io.writeboost.format.LostRange> lostRanges;
 
     // ---------------------------------------------------------------- format and open
@@ -227,8 +229,9 @@ public final class CacheEngine implements Closeable {
         if (rec.loss() != null) {
             logAcceptedLoss(rec.loss());
         }
-        verification = new SegmentVerification(cache, cacheId, lock, segments, lines, records, health);
-        int[] unverified = applyReplay(rec);
+        verification = new SegmentVerification(cache, cacheId, lock, segments, lines, records, health, rec.nextId());
+        int[] unverified = applyReplay(rec, table.retiredAt());
+        warmCleanLines = lines.cleanLines();
 
         flusher = new Flusher(cacheId, health, lock, segments, cache, knobs);
         writeback = new Writeback(cacheId, health, lock, segments, lines, backings, cache, knobs, records, verification,
@@ -239,7 +242,8 @@ public final class CacheEngine implements Closeable {
         verifier = unverified.length > 0 && config.backgroundVerification()
                 ? new Verifier(cacheId, health, verification, unverified) : null;
         staging = new StreamStaging(lock, health, backings, admission, bypassWriter, config.stagingQuietNanos());
-        writePath = new WritePath(lock, health, lines, segments, verification, cache, backings, writeback, stats, knobs, streams,
+        writePath = new WritePath(lock, health, lines, segments, verification, durability, cache, backings, writeback, stats,
+                knobs, streams,
                 bypassWriter, admission, pacer, staging);
         staging.settleWith(writePath);
         readPath = new ReadPath(lock, health, lines, segments, verification, cache, backings, stats, admission, staging);
@@ -278,21 +282,53 @@ public final class CacheEngine implements Closeable {
                 loss.cacheId());
     }
 
-    /** Loads recovery's segments, in id order; returns the slots left to verify, in id order. */
-    private int[] applyReplay(RecoveryResult rec) {
+    /**
+     * Loads recovery's segments, in id order: first those already written back, for their
+     * clean entries, then those to replay. Returns the slots left to verify: the replayed ones
+     * in id order (flushes wait for them), then the written-back ones that kept a clean line.
+     */
+    private int[] applyReplay(RecoveryResult rec, long[] retiredAt) {
         boolean[] known = backings.knownDevices();
-        int[] unverified = new int[rec.replay().size()];
+        int[] unverified = new int[rec.replay().size() + rec.warm().size()];
         int n = 0;
+        int[] cleanOnly = new int[rec.warm().size()];
+        int c = 0;
+        for (ReplaySegment s : rec.warm()) {
+            segments.placeReplayed(s.id(), s.slot());
+            lines.replay(s.id(), s.slot(), s.nrLines(), s.keys(), s.dirty(), s.clean(), keep(s, rec.warmFloor(), retiredAt),
+                    known, true);
+            verification.markUnverified(s.slot(), s.seq(), true);
+            cleanOnly[c++] = s.slot();
+        }
         for (ReplaySegment s : rec.replay()) {
             segments.placeReplayed(s.id(), s.slot());
             if (!s.verified()) {
-                verification.markUnverified(s.slot(), s.seq());
+                verification.markUnverified(s.slot(), s.seq(), false);
                 unverified[n++] = s.slot();
             }
-            lines.replay(s.id(), s.slot(), s.nrLines(), s.keys(), s.dirty(), s.clean(), known);
+            lines.replay(s.id(), s.slot(), s.nrLines(), s.keys(), s.dirty(), s.clean(), keep(s, rec.warmFloor(), retiredAt),
+                    known, false);
         }
+        System.arraycopy(cleanOnly, 0, unverified, n, c);
         segments.startAt(rec.lastMigratedId(), rec.nextId());
-        return java.util.Arrays.copyOf(unverified, n);
+        return java.util.Arrays.copyOf(unverified, n + c);
+    }
+
+    /**
+     * Which of segment {@code s}'s clean entries a start keeps (docs/FORMAT.md, "Clean
+     * entries"): flagged warm, in a segment above {@code floor} (the ring's oldest slots may
+     * hold segments the engine had evicted before a crash), and newer than the last detach of
+     * their device id (a line of an earlier volume under the same id is not this one's).
+     */
+    private static boolean[] keep(ReplaySegment s, long floor, long[] retiredAt) {
+        boolean[] keep = new boolean[s.nrLines()];
+        if (s.id() <= floor) {
+            return keep;
+        }
+        for (int k = 0; k < s.nrLines(); k++) {
+            keep[k] = s.clean()[k] && s.warm()[k] && s.id() > retiredAt[io.writeboost.format.LineKey.device(s.keys()[k])];
+        }
+        return keep;
     }
 
     // ---------------------------------------------------------------- I/O
@@ -565,7 +601,7 @@ public final class CacheEngine implements Closeable {
                     flushedSegmentsWithDirtyLines(),
                     pacer.figures(segments.slotsInUse(), segments.slotsInUse() * 100 / segments.nrSegments(), writeback.aboveWatermark(),
                             writeback.budgetWaitedNanos()), knobs.mode(), deviceErrors.errors(), knobs.get(Knob.IO_ERROR_LIMIT),
-                    degradedReason());
+                    degradedReason(), warmCleanLines);
         } finally {
             lock.unlock();
         }
@@ -689,9 +725,9 @@ public final class CacheEngine implements Closeable {
         return bytes;
     }
 
-    /** Segments replayed at start whose checksum is not verified yet (tests watch it reach 0). */
+    /** Segments replayed at start whose checksum is not verified yet (tests watch it reach 0); not those written back before it. */
     int unverifiedSlots() {
-        return verification.unverifiedSlots();
+        return verification.unverifiedReplayed();
     }
 
     // ---------------------------------------------------------------- lifecycle

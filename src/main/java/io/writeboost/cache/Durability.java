@@ -11,8 +11,9 @@ import java.util.concurrent.TimeUnit;
  * when the cache device is idle. Also the two ways the superblock record is written on
  * request: a plain commit, and a vouch for everything flushed so far.
  *
- * <p>Thread-safe: {@link #awaitDurableSegment} expects the {@link EngineLock} held (it releases it
- * while waiting or writing); every other method takes it itself and is called without it.
+ * <p>Thread-safe: {@link #awaitDurableSegment} and {@link #awaitLogged} expect the
+ * {@link EngineLock} held (they release it while waiting or writing); every other method takes
+ * it itself and is called without it.
  */
 final class Durability {
     private final EngineLock lock;
@@ -72,6 +73,17 @@ final class Durability {
         } finally {
             lock.unlock();
         }
+    }
+
+    /**
+     * Lock held: waits until everything logged so far is durable on the cache device, the open
+     * segment's new lines appended at once (no barrier deadline: the caller holds a request).
+     */
+    void awaitLogged() throws IOException {
+        lock.assertHeld();
+        long target = segments.endOfLog();
+        segments.flushOpenBy(System.nanoTime());
+        awaitDurable(target);
     }
 
     /** Lock held: waits until segment {@code id} and all before it are durable (sealing it if it is open). */

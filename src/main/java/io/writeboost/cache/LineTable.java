@@ -49,6 +49,11 @@ final class LineTable {
     private final long[] dirtyLines = new long[Layout.MAX_DEVICE_ID + 1];
     /** One bit per line: a clean (read-cached) line; only while it is indexed. */
     private final long[] clean;
+    /**
+     * One bit per line: a clean line whose data was durable on its backing store when it was
+     * cached (its entry carries {@link SegmentHeader#FLAG_WARM}); only while it is clean.
+     */
+    private final long[] warm;
     /** Lines with dirty bits per slot: a slot with none can be given up without backing-store I/O. */
     private final int[] slotDirty;
     private long cleanLines;
@@ -64,6 +69,7 @@ final class LineTable {
         slotLines = new int[nrSegments];
         slotInvalidatedBy = new long[nrSegments];
         clean = new long[(lines + 63) >>> 6];
+        warm = new long[(lines + 63) >>> 6];
         slotDirty = new int[nrSegments];
     }
 
@@ -99,10 +105,22 @@ final class LineTable {
         return cleanLines;
     }
 
-    /** Indexes a line just appended for a read miss as its key's clean copy (the key is in no other line). */
-    void makeClean(int line) {
+    /**
+     * Indexes a line just appended for a read miss as its key's clean copy (the key is in no
+     * other line); {@code durable}: its backing store had no change outside writeback still
+     * unsynced when the data was read, so a start may keep the line (docs/FORMAT.md, "Clean entries").
+     */
+    void makeClean(int line, boolean durable) {
         setClean(line, true);
+        if (durable) {
+            warm[line >>> 6] |= 1L << line;
+        }
         index.put(line);
+    }
+
+    /** Whether clean {@code line} is flagged warm (see {@link #makeClean}). */
+    boolean isWarm(int line) {
+        return (warm[line >>> 6] & (1L << line)) != 0;
     }
 
     /** Whether {@code line} still holds the indexed copy of its key. */
@@ -237,14 +255,20 @@ final class LineTable {
     }
 
     /**
-     * Loads one segment found by recovery into {@code slot}: its lines supersede older copies
-     * of their keys, tombstones included. Keys of devices this cache does not serve are skipped,
-     * and so are clean (read-cached) entries: they change nothing, neither indexed nor taking an
-     * older copy's place (docs/FORMAT.md, "Recovery": the backing store may not durably hold
-     * what a clean line read from it, and an older dirty copy must keep its sectors).
+     * Loads one segment found by recovery into {@code slot}, in id order: its lines supersede
+     * older copies of their keys, tombstones included. Keys of devices this cache does not
+     * serve are skipped. A clean entry is kept (indexed as a clean line) only when {@code keep}
+     * says so for it (flagged warm, above the floor, of a volume attached before the segment:
+     * docs/FORMAT.md, "Clean entries"); it then takes the place of any older copy, as the running
+     * engine's index had it. Any other clean entry changes nothing but an older clean line of its
+     * key, which it drops: an older dirty copy must keep its sectors.
+     *
+     * <p>{@code writtenBack}: the segment is at or before last_migrated, read for its clean
+     * entries only: its dirty entries and tombstones drop their keys (their data is on the
+     * backing store) and index nothing.
      */
     void replay(long id, int slot, int nrLines, long[] segmentKeys, byte[] segmentDirty, boolean[] segmentClean,
-                boolean[] knownDevice) {
+                boolean[] keep, boolean[] knownDevice, boolean writtenBack) {
         slotLines[slot] = nrLines;
         int base = slot * LPS;
         for (int k = 0; k < nrLines; k++) {
@@ -256,27 +280,49 @@ final class LineTable {
             int dev = LineKey.device(key);
             if (!knownDevice[dev]) {
                 // A clean line of a volume detached after this segment was written is expected.
-                if (!segmentClean[k]) {
+                if (!segmentClean[k] && !writtenBack) {
                     log.warn("segment {} line {} names device id {}, which this cache does not have; ignored", id, k, dev);
                 }
                 continue;
             }
-            if (segmentClean[k]) {
-                keys.set(line, key);
-                continue;
-            }
+            keys.set(line, key);
             long live = key & ~LineKey.TOMBSTONE;
             int older = index.get(live);
+            if (segmentClean[k] && !keep[k]) {
+                if (older >= 0 && isClean(older)) {
+                    unindex(live, older);
+                }
+                continue;
+            }
             if (older >= 0) {
                 setDirty(older, 0);
-                index.remove(live, older);
+                unindex(live, older);
             }
-            keys.set(line, key);
-            if (!LineKey.isTombstone(key) && segmentDirty[k] != 0) {
+            if (segmentClean[k]) {
+                makeClean(line, true);
+            } else if (!writtenBack && !LineKey.isTombstone(key) && segmentDirty[k] != 0) {
                 setDirty(line, segmentDirty[k] & 0xFF);
                 index.put(line);
             }
         }
+    }
+
+    /**
+     * A segment whose clean lines a start kept fails its checksum: its clean lines leave the
+     * index (they are copies of what the backing store holds; nothing is lost). Returns how many.
+     */
+    int dropCleanIn(int slot) {
+        int n = 0;
+        int base = slot * LPS;
+        for (int k = 0; k < slotLines[slot]; k++) {
+            int line = base + k;
+            long key = keys.get(line);
+            if (key > 0 && isClean(line) && index.get(key) == line) {
+                unindex(key, line);
+                n++;
+            }
+        }
+        return n;
     }
 
     /** Writes header copy {@code seq} of segment {@code s}, describing its first {@code nrLines} lines (CRCs filled in later). */
@@ -285,7 +331,7 @@ final class LineTable {
         int base = s.slot() * LPS;
         for (int k = 0; k < nrLines; k++) {
             int line = base + k;
-            SegmentHeader.encodeEntry(view, seq, k, keys.get(line), dirty[line], isClean(line));
+            SegmentHeader.encodeEntry(view, seq, k, keys.get(line), dirty[line], isClean(line), isWarm(line));
         }
     }
 
@@ -317,7 +363,7 @@ final class LineTable {
     void heapBytes(Map<String, Long> into) {
         into.put("line keys", keys.heapBytes());
         into.put("dirty bits", (long) dirty.length);
-        into.put("clean bits", (long) clean.length * Long.BYTES);
+        into.put("clean and warm bits", (long) (clean.length + warm.length) * Long.BYTES);
         into.put("line index", (long) index.capacity() * Integer.BYTES);
         into.put("per slot: lines used, dirty lines, superseded by", (long) slotLines.length * (2 * Integer.BYTES + Long.BYTES));
     }
@@ -338,6 +384,9 @@ final class LineTable {
         if (was != on) {
             clean[line >>> 6] ^= bit;
             cleanLines += on ? 1 : -1;
+        }
+        if (!on) {
+            warm[line >>> 6] &= ~bit;
         }
     }
 }

@@ -70,6 +70,7 @@ final class ReadPath {
             boolean admit = count && admission.mayAdmit(dev, sector, nSectors);
             boolean useClean = admission.servesReads();
             plan.ticket = admission.ticket();
+            plan.durable = !backings.unsynced(dev);
             for (long s = sector; s < end; ) {
                 int first = (int) (s & 7);
                 int n = (int) Math.min(8 - first, end - s);
@@ -152,7 +153,7 @@ final class ReadPath {
                 }
             }
             if (plan.candidates > 0 && !health.failed()) {
-                admit(plan, dst);
+                admit(plan, dst, dev);
             }
             return true;
         } finally {
@@ -166,7 +167,10 @@ final class ReadPath {
      * have changed its backing-store copy since the plan (the guard), or when it is cached now
      * (a write got there first); admission stops when the log has no room without waiting.
      */
-    private void admit(ReadPlan plan, ByteBuffer dst) {
+    private void admit(ReadPlan plan, ByteBuffer dst, int dev) {
+        // A start keeps the line only if what was read was durable on the backing store: no
+        // change outside writeback was unsynced when the read was planned, nor now.
+        boolean durable = plan.durable && !backings.unsynced(dev);
         for (int i = 0; i < plan.candidates; i++) {
             long key = plan.candidateKeys[i];
             if (!admission.allowed(key, plan.ticket) || lines.lookup(key) >= 0) {
@@ -175,7 +179,7 @@ final class ReadPath {
             if (!segments.roomForClean()) {
                 return;
             }
-            segments.appendClean(key, dst, plan.candidateOffsets[i]);
+            segments.appendClean(key, dst, plan.candidateOffsets[i], durable);
             admission.countAdmitted();
         }
     }
@@ -197,6 +201,8 @@ final class ReadPath {
         long[] candidateKeys = new long[32];
         int[] candidateOffsets = new int[32];
         long ticket;
+        /** The backing store had no unsynced change outside writeback when this read was planned. */
+        boolean durable;
 
         int backingRuns;
         long[] runStart = new long[16];

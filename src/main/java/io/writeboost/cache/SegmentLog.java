@@ -180,12 +180,12 @@ final class SegmentLog {
      * written back) with the 4 KiB at {@code srcPos} of {@code src}; only after
      * {@link #roomForClean} said yes. The caller has checked that nothing changed the backing
      * copy since it was read or written ({@link ReadAdmission#allowed}) and that the key is
-     * not cached.
+     * not cached. {@code durable}: see {@link LineTable#makeClean}.
      */
-    void appendClean(long key, ByteBuffer src, int srcPos) {
+    void appendClean(long key, ByteBuffer src, int srcPos, boolean durable) {
         int fresh = appendLine(key);
         open.data().put(SegmentBuffer.lineOffset(fresh % LPS), src, srcPos, Layout.LINE_SIZE);
-        lines.makeClean(fresh);
+        lines.makeClean(fresh, durable);
     }
 
     /** Appends a line for {@code key} to the open segment (which must have room); returns its line number. */
@@ -225,9 +225,9 @@ final class SegmentLog {
             return false;
         }
         if (open != null) {
-            seal();
+            seal(); // full: the flusher writes it, and the sync below may then cover it
         }
-        return openNext();
+        return reclaimSynced() && openNext();
     }
 
     /** Ring slots read admission leaves to writers: an eighth of the ring, at least one. */
@@ -265,7 +265,7 @@ final class SegmentLog {
         while (open == null) {
             health.checkUsable();
             boolean slotFree = nextId - nrSegments <= lastMigratedId;
-            if (slotFree && openNext()) {
+            if (slotFree && reclaimSynced() && openNext()) {
                 return;
             }
             if (!slotFree) {
@@ -294,6 +294,26 @@ final class SegmentLog {
                 }
             }
         }
+    }
+
+    /**
+     * Whether segment nextId may take its slot as far as the device's syncs go: at most
+     * {@link Layout#unsyncedReclaims} slots are reclaimed ahead of the last synced segment. A
+     * reclaimed slot's clean lines leave the index at once, while its old segment stays on the
+     * device until the new one is; after a crash a start must know which old segments may be
+     * such leftovers, whose lines a bypass or discard changed without a tombstone, and it
+     * takes this bound for it (docs/FORMAT.md, "Clean entries"). Asks for a sync halfway to it,
+     * so that writers seldom wait. Only with no open segment: every id below nextId is sealed,
+     * so the sync asked for comes once the flusher has written them.
+     */
+    private boolean reclaimSynced() {
+        int ahead = Layout.unsyncedReclaims(nrSegments);
+        long synced = lastDurableId();
+        if (nextId - synced > ahead / 2 && nextId - 1 > synced) {
+            requestSync(complete(Math.max(synced + 1, nextId - 1 - ahead / 2)));
+            lock.signalChanged();
+        }
+        return nextId - ahead <= synced;
     }
 
     /** Opens segment nextId in its (free) slot; false when no RAM buffer is free. */

@@ -16,7 +16,9 @@ import java.util.concurrent.ConcurrentLinkedQueue;
  * cache takes longer than a start should). Each is verified before its data is first read, by
  * the {@link Verifier} in the background, and all of them before any flush is acknowledged or
  * any writeback starts, so a segment the device corrupted at rest costs nothing that was
- * acknowledged in this run and nothing already on the backing stores.
+ * acknowledged in this run and nothing already on the backing stores. Segments written back
+ * before the start, loaded for their clean lines, are verified the same way before they are
+ * read, but nothing waits for them, and one that fails only loses its clean lines.
  *
  * <p>Thread-safe. The per-slot flags are guarded by the {@link EngineLock}; the count of
  * unverified slots is volatile so that the read path skips every check once it is 0.
@@ -35,12 +37,23 @@ final class SegmentVerification {
     private final boolean[] slotUnverified;
     /** Sequence number of the header copy each unverified slot's segment was loaded from. */
     private final int[] slotSeq;
+    /** Ids from here on were written by this run: a slot holding one was reused since the start and needs no check. */
+    private final long firstIdOfRun;
+    /**
+     * Unverified slots of segments already written back, loaded for their clean lines alone:
+     * nothing acknowledged depends on them, so flushes do not wait for them, and a failed
+     * check only drops their clean lines.
+     */
+    private final boolean[] slotCleanOnly;
     private volatile int unverifiedSlots;
+    /** Unverified slots that are not {@link #slotCleanOnly}: flushes and writeback wait for them. */
+    private volatile int unverifiedReplayed;
     private final ConcurrentLinkedQueue<ByteBuffer> buffers = new ConcurrentLinkedQueue<>();
     private final long startedNanos = System.nanoTime();
 
     SegmentVerification(BlockDevice device, int cacheId, EngineLock lock, SegmentLog segments, LineTable lines,
-                        RecordWriter records, Health health) {
+                        RecordWriter records, Health health, long firstIdOfRun) {
+        this.firstIdOfRun = firstIdOfRun;
         this.device = device;
         this.cacheId = cacheId;
         this.lock = lock;
@@ -50,13 +63,27 @@ final class SegmentVerification {
         this.health = health;
         this.slotUnverified = new boolean[segments.nrSegments()];
         this.slotSeq = new int[segments.nrSegments()];
+        this.slotCleanOnly = new boolean[segments.nrSegments()];
     }
 
-    /** At start, before any other thread runs: recovery loaded {@code slot} from its header copy {@code seq} alone. */
-    void markUnverified(int slot, int seq) {
+    /**
+     * At start, before any other thread runs: recovery loaded {@code slot}'s segment from its
+     * header copy {@code seq} alone; {@code cleanOnly}: a segment already written back, loaded
+     * for its clean lines.
+     */
+    void markUnverified(int slot, int seq, boolean cleanOnly) {
         slotUnverified[slot] = true;
         slotSeq[slot] = seq;
+        slotCleanOnly[slot] = cleanOnly;
         unverifiedSlots++;
+        if (!cleanOnly) {
+            unverifiedReplayed++;
+        }
+    }
+
+    /** Replayed slots (not written back before the start) still unverified: what flushes and writeback wait for. Any thread, no lock. */
+    int unverifiedReplayed() {
+        return unverifiedReplayed;
     }
 
     /** Slots still unverified. Any thread, no lock. */
@@ -77,6 +104,11 @@ final class SegmentVerification {
                 return;
             }
             id = segments.segmentIn(slot);
+            if (id >= firstIdOfRun) {
+                // Reused since start (a written-back segment's slot): what it holds now was written in this run.
+                markVerified(slot);
+                return;
+            }
             nrLines = lines.linesUsed(slot);
             seq = slotSeq[slot];
         } finally {
@@ -99,26 +131,40 @@ final class SegmentVerification {
                     if (!slotUnverified[slot] || segments.segmentIn(slot) != id) {
                         return;
                     }
+                    if (slotCleanOnly[slot]) {
+                        int dropped = lines.dropCleanIn(slot);
+                        log.warn("cache {}: segment {} (slot {}), written back before the start, fails its checksum; its {} "
+                                + "clean line(s) kept by the start are dropped (nothing is lost: the backing store holds "
+                                + "their data)", cacheId, id, slot, dropped);
+                    }
                 } finally {
                     lock.unlock();
                 }
-                segmentCorrupt(id, slot);
+                if (!slotCleanOnly[slot]) {
+                    segmentCorrupt(id, slot);
+                }
             }
         } finally {
             buffers.offer(buf);
         }
         lock.lock();
         try {
-            if (slotUnverified[slot]) {
-                slotUnverified[slot] = false;
-                if (--unverifiedSlots == 0) {
-                    log.info("cache {}: every segment replayed at start verified, {} ms after start; flushes and writeback go ahead",
-                            cacheId, (System.nanoTime() - startedNanos) / 1_000_000);
-                    lock.signalAll();
-                }
-            }
+            markVerified(slot);
         } finally {
             lock.unlock();
+        }
+    }
+
+    /** Lock held: {@code slot} needs no more checking. */
+    private void markVerified(int slot) {
+        if (slotUnverified[slot]) {
+            slotUnverified[slot] = false;
+            unverifiedSlots--;
+            if (!slotCleanOnly[slot] && --unverifiedReplayed == 0) {
+                log.info("cache {}: every segment replayed at start verified, {} ms after start; flushes and writeback go ahead",
+                        cacheId, (System.nanoTime() - startedNanos) / 1_000_000);
+                lock.signalAll();
+            }
         }
     }
 
@@ -129,9 +175,9 @@ final class SegmentVerification {
      */
     void awaitAll() throws IOException {
         // Verifies what is left itself, alongside the verifier (two readers finish sooner).
-        for (int slot = 0; unverifiedSlots > 0 && slot < slotUnverified.length; slot++) {
+        for (int slot = 0; unverifiedReplayed > 0 && slot < slotUnverified.length; slot++) {
             health.checkUsable();
-            if (slotUnverified[slot]) {
+            if (slotUnverified[slot] && !slotCleanOnly[slot]) {
                 lock.unlock();
                 try {
                     ensureVerified(slot);
@@ -144,7 +190,7 @@ final class SegmentVerification {
     }
 
     long heapBytes() {
-        return slotUnverified.length * (1L + Integer.BYTES);
+        return slotUnverified.length * (2L + Integer.BYTES);
     }
 
     /**

@@ -25,6 +25,7 @@ package io.writeboost.cache;
  * @param ioErrorLimit the io_error_limit knob now
  * @param degraded why the engine serves every volume from its backing store after a failover (or is failing over
  *        to it), null while it uses its cache device
+ * @param warmCleanLines clean lines the start kept from the log (docs/FORMAT.md, "Clean entries")
  * @param stats dm-writeboost's matrix, indexed by {@link Stats#WRITE} | {@link Stats#HIT} | {@link Stats#ON_BUFFER} | {@link Stats#FULLSIZE}
  */
 public record Status(int cacheId, int nrSegments, long currentSegmentId, int currentSegmentLines, long lastFlushedId,
@@ -35,7 +36,8 @@ public record Status(int cacheId, int nrSegments, long currentSegmentId, int cur
                      long lostLines, long lostRangesTotal, java.util.List<io.writeboost.format.LostRange> lostRanges,
                      long bypassedWrites, long bypassedBytes, long bypassRequests, int[] engineBusyPercent, long cleanLines,
                      long readCacheAdmissions, long readHitsClean, long segmentsWithDirtyLines, Pacing pacing,
-                     io.writeboost.knob.CacheMode cacheMode, long cacheDeviceErrors, long ioErrorLimit, String degraded) {
+                     io.writeboost.knob.CacheMode cacheMode, long cacheDeviceErrors, long ioErrorLimit, String degraded,
+                     long warmCleanLines) {
 
     /**
      * @param ringSlotsInUse ring slots holding a segment not yet written back, the open one included

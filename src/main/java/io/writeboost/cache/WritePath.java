@@ -44,6 +44,7 @@ final class WritePath {
     private final ReadAdmission admission;
     private final WritePacer pacer;
     private final StreamStaging staging;
+    private final Durability durability;
     /**
      * Bypasses and discards that dropped cached lines and have not yet had their turn between
      * writeback batches (guarded by the lock). While one is pending, a batch may still hold an
@@ -55,7 +56,7 @@ final class WritePath {
     private final ArrayDeque<ByteBuffer> lineScratch = new ArrayDeque<>();
 
     WritePath(EngineLock lock, Health health, LineTable lines, SegmentLog segments, SegmentVerification verification,
-              BlockDevice cacheDevice, BackingStores backings, Writeback writeback, Stats stats, KnobValues knobs,
+              Durability durability, BlockDevice cacheDevice, BackingStores backings, Writeback writeback, Stats stats, KnobValues knobs,
               StreamTable streams, BypassWriter bypassWriter, ReadAdmission admission, WritePacer pacer,
               StreamStaging staging) {
         this.pacer = pacer;
@@ -64,6 +65,7 @@ final class WritePath {
         this.lines = lines;
         this.segments = segments;
         this.verification = verification;
+        this.durability = durability;
         this.cacheDevice = cacheDevice;
         this.backings = backings;
         this.writeback = writeback;
@@ -189,7 +191,8 @@ final class WritePath {
                     if (!segments.roomForClean()) {
                         break;
                     }
-                    segments.appendClean(key, src, srcPos + (int) (((lineNo << 3) - from) << Layout.SECTOR_SHIFT));
+                    segments.appendClean(key, src, srcPos + (int) (((lineNo << 3) - from) << Layout.SECTOR_SHIFT),
+                            !backings.unsynced(dev));
                 }
             }
             admission.markChanged(dev, first, n);
@@ -295,6 +298,7 @@ final class WritePath {
         lock.lock();
         try {
             staging.awaitClear(dev, sector, n); // staged lines written out after this write would undo it
+            dropWarmFirst(dev, sector, n);
         } finally {
             lock.unlock();
         }
@@ -368,6 +372,32 @@ final class WritePath {
             if (dropped) {
                 settled();
             }
+        }
+    }
+
+    /**
+     * Lock held, inside the caller's change ({@link ReadAdmission#beginChange}), before its first
+     * backing-store I/O: drops the warm clean lines holding a sector of [sector, sector + n)
+     * and, when a drop's line may be on the cache device already, waits until the tombstones
+     * are durable. A start keeps warm clean lines; were the backing change durable first, a
+     * crash before the tombstone could bring the old copy back over it, data changing under a
+     * reader with no write. Dropping a clean copy first loses nothing (the backing store holds
+     * its data), unlike a dirty one, which keeps the order "write, sync, then drop" (see
+     * {@link #bypass}).
+     */
+    private void dropWarmFirst(int dev, long sector, long n) throws IOException {
+        lock.assertHeld();
+        boolean onDevice = false;
+        for (long lineNo = sector >>> 3, last = (sector + n + 7) >>> 3; lineNo < last; lineNo++) {
+            long key = LineKey.of(dev, lineNo);
+            int line = lines.lookup(key);
+            if (line >= 0 && lines.isClean(line) && lines.isWarm(line)) {
+                onDevice |= !segments.mutable(line);
+                dropLine(key);
+            }
+        }
+        if (onDevice) {
+            durability.awaitLogged();
         }
     }
 
@@ -514,6 +544,7 @@ final class WritePath {
         try {
             staging.awaitClear(deviceId, sector, nSectors); // staged lines written out after the punch would undo it
             admission.beginChange(deviceId, firstLine, lineCount);
+            dropWarmFirst(deviceId, sector, nSectors);
         } finally {
             lock.unlock();
         }

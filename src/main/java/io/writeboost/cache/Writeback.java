@@ -386,7 +386,7 @@ final class Writeback extends Daemon {
                     cleanOnly = lineTable.dirtyLinesIn(Layout.slotOf(next, segments.nrSegments())) == 0;
                 }
                 // Until recovery's segments are verified, one may yet fail and cut the log short.
-                if (!(pending && (wanted || cleanOnly) && verification.unverifiedSlots() == 0)) {
+                if (!(pending && (wanted || cleanOnly) && verification.unverifiedReplayed() == 0)) {
                     if (groupTo > segments.lastMigratedId()) {
                         commitOnly = true; // stopping for now: finish what was written
                     } else {

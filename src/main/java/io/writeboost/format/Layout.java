@@ -52,4 +52,19 @@ public final class Layout {
     public static int slotOf(long id, int nrSegments) {
         return (int) ((id - 1) % nrSegments);
     }
+
+    /**
+     * How many ring slots ahead of the last synced segment the engine may open a segment: a
+     * slot opened is reclaimed (its clean lines leave the index) before its new segment is on
+     * the device, so after a crash the oldest this many segments of the ring may be ones the
+     * running engine had already evicted. A format constant, a function of the ring size alone,
+     * so that every start knows the bound whatever build or knobs ran before
+     * (docs/FORMAT.md, "Clean entries"). An eighth of the ring, at most 64 (the RAM buffers a
+     * default engine may fill in a burst), but at least 8 where the ring has 16 slots or more, so
+     * that a small ring too leaves the flusher room for its sync before a reader's admission or a
+     * writer finds the next slot held up by it.
+     */
+    public static int unsyncedReclaims(int nrSegments) {
+        return Math.max(1, Math.max(Math.min(8, nrSegments / 2), Math.min(64, nrSegments / 8)));
+    }
 }

@@ -16,7 +16,7 @@ import java.util.zip.CRC32C;
  *   8  u64 segment id                    64 entries, 12 bytes each, one per line:
  *  16  u64 format nonce of the cache        u64 backing sector of the line, u8 device id (0 = empty),
  *  24  u32 crc32c of this copy (4 KiB,      u8 dirty sector bits, u8 flags (bit 0 = tombstone,
- *      this field taken as 0)                bit 1 = clean), u8 0
+ *      this field taken as 0)                bit 1 = clean, bit 2 = warm), u8 0
  * </pre>
  */
 public final class SegmentHeader {
@@ -27,6 +27,12 @@ public final class SegmentHeader {
     public static final int FLAG_TOMBSTONE = 1;
     /** A read-cached line: data equal to the backing store's when it was cached, no dirty bits, never written back, not replayed. */
     public static final int FLAG_CLEAN = 2;
+    /**
+     * With {@link #FLAG_CLEAN}: the line was cached while its backing store had no change
+     * outside writeback still unsynced, so its data was durable there; only such clean
+     * entries may be replayed at start (docs/FORMAT.md, "Clean entries").
+     */
+    public static final int FLAG_WARM = 4;
 
     private static final int OFF_MAGIC = 0, OFF_VERSION = 4, OFF_NR_LINES = 6, OFF_ID = 8, OFF_NONCE = 16, OFF_CRC = 24,
             OFF_DATA_CRC = 28, OFF_SEQ = 32;
@@ -41,8 +47,11 @@ public final class SegmentHeader {
     public final byte[] dirty;
     /** Entries flagged clean (read-cached lines); their dirty bits read as 0. */
     public final boolean[] clean;
+    /** Clean entries also flagged {@link #FLAG_WARM}. */
+    public final boolean[] warm;
 
-    private SegmentHeader(long id, long nonce, int nrLines, int seq, int dataCrc, long[] keys, byte[] dirty, boolean[] clean) {
+    private SegmentHeader(long id, long nonce, int nrLines, int seq, int dataCrc, long[] keys, byte[] dirty, boolean[] clean,
+                          boolean[] warm) {
         this.id = id;
         this.nonce = nonce;
         this.nrLines = nrLines;
@@ -51,6 +60,7 @@ public final class SegmentHeader {
         this.keys = keys;
         this.dirty = dirty;
         this.clean = clean;
+        this.warm = warm;
     }
 
     /** Byte offset, inside the slot, of the header copy with sequence number {@code seq}. */
@@ -99,6 +109,11 @@ public final class SegmentHeader {
      * line (ignored for a tombstone).
      */
     public static void encodeEntry(ByteBuffer view, int seq, int k, long key, int dirty, boolean clean) {
+        encodeEntry(view, seq, k, key, dirty, clean, false);
+    }
+
+    /** {@link #encodeEntry(ByteBuffer, int, int, long, int, boolean)}, a clean entry flagged {@link #FLAG_WARM} when {@code warm}. */
+    public static void encodeEntry(ByteBuffer view, int seq, int k, long key, int dirty, boolean clean, boolean warm) {
         if (key == 0) {
             return;
         }
@@ -108,7 +123,7 @@ public final class SegmentHeader {
         view.putLong(off, LineKey.line(key) * Layout.SECTORS_PER_LINE);
         view.put(off + 8, (byte) LineKey.device(key));
         view.put(off + 9, tombstone || isClean ? 0 : (byte) dirty);
-        view.put(off + 10, (byte) (tombstone ? FLAG_TOMBSTONE : isClean ? FLAG_CLEAN : 0));
+        view.put(off + 10, (byte) (tombstone ? FLAG_TOMBSTONE : isClean ? FLAG_CLEAN | (warm ? FLAG_WARM : 0) : 0));
     }
 
     /** Stores {@code dataCrc} and then the copy's own CRC into header copy {@code seq} of {@code segment}. */
@@ -164,6 +179,7 @@ public final class SegmentHeader {
         long[] keys = new long[nrLines];
         byte[] dirty = new byte[nrLines];
         boolean[] clean = new boolean[nrLines];
+        boolean[] warm = new boolean[nrLines];
         for (int k = 0; k < nrLines; k++) {
             int off = offset + FIXED_SIZE + k * ENTRY_SIZE;
             int dev = Byte.toUnsignedInt(b.get(off + 8));
@@ -178,10 +194,11 @@ public final class SegmentHeader {
             }
             keys[k] = key;
             clean[k] = (flags & (FLAG_CLEAN | FLAG_TOMBSTONE)) == FLAG_CLEAN;
+            warm[k] = clean[k] && (flags & FLAG_WARM) != 0;
             dirty[k] = clean[k] ? 0 : b.get(off + 9);
         }
         return new SegmentHeader(b.getLong(offset + OFF_ID), b.getLong(offset + OFF_NONCE), nrLines, b.getInt(offset + OFF_SEQ),
-                b.getInt(offset + OFF_DATA_CRC), keys, dirty, clean);
+                b.getInt(offset + OFF_DATA_CRC), keys, dirty, clean, warm);
     }
 
     /**

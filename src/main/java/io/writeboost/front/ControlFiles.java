@@ -230,6 +230,7 @@ public final class ControlFiles {
         line(b, "bypassed_bytes", st.bypassedBytes() + " (in " + st.bypassRequests() + " backing request(s))");
         line(b, "indexed_lines", st.indexedLines());
         line(b, "clean_lines", st.cleanLines());
+        line(b, "warm_clean_lines", st.warmCleanLines());
         line(b, "read_cache_admissions", st.readCacheAdmissions());
         line(b, "read_hits_clean", st.readHitsClean());
         line(b, "ram_buffers_in_use_bytes", st.ramBytesInUse());

@@ -172,6 +172,7 @@ public final class EngineMetrics implements MultiCollector {
 
         f.gauge("writeboost_indexed_lines", null, "lines in the cache's index, dirty and clean", st.indexedLines());
         f.gauge("writeboost_clean_lines", null, "clean (read-cached) lines in the index", st.cleanLines());
+        f.gauge("writeboost_warm_clean_lines", null, "clean lines the start kept from the log", st.warmCleanLines());
         f.counter("writeboost_read_cache_admissions", null, "read misses stored as clean lines", st.readCacheAdmissions());
         f.counter("writeboost_read_hits_clean", null, "line reads served by clean lines (counted as read hits too)",
                 st.readHitsClean());

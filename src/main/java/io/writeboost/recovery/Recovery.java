@@ -245,6 +245,7 @@ public final class Recovery {
                     lastMigrated + 1, id - 1);
             lastMigrated = id - 1;
         }
+        SegmentHeader[] writtenBack = repair ? headers.clone() : null;
         Map<Long, Integer> slotById = new HashMap<>();
         for (int slot = 0; slot < n; slot++) {
             SegmentHeader h = headers[slot];
@@ -313,7 +314,7 @@ public final class Recovery {
                         break;
                     }
                 }
-                replay.add(new ReplaySegment(h.id, slot, h.seq, h.nrLines, h.keys, h.dirty, h.clean, verifyVouched));
+                replay.add(new ReplaySegment(h.id, slot, h.seq, h.nrLines, h.keys, h.dirty, h.clean, h.warm, verifyVouched));
                 id++;
                 continue;
             }
@@ -329,7 +330,7 @@ public final class Recovery {
                     log.info("segment {} (slot {}): its last write (header copy {}, {} lines) fails its checksum, an append "
                             + "no flush the record knows of acknowledged; replay takes the segment as its previous copy "
                             + "describes it ({} lines) and stops after it", id, slot, h.seq, h.nrLines, older.nrLines);
-                    replay.add(new ReplaySegment(older.id, slot, older.seq, older.nrLines, older.keys, older.dirty, older.clean, true));
+                    replay.add(new ReplaySegment(older.id, slot, older.seq, older.nrLines, older.keys, older.dirty, older.clean, older.warm, true));
                     tornCopy = h;
                     tornCopySlot = slot;
                     id++;
@@ -347,7 +348,7 @@ public final class Recovery {
                     strayCopies.add(new long[] {slot, c});
                 }
             }
-            replay.add(new ReplaySegment(h.id, slot, h.seq, h.nrLines, h.keys, h.dirty, h.clean, true));
+            replay.add(new ReplaySegment(h.id, slot, h.seq, h.nrLines, h.keys, h.dirty, h.clean, h.warm, true));
             id++;
         }
         long nextId = lostAt >= 0 ? lostAt : id;
@@ -416,9 +417,34 @@ public final class Recovery {
                         + "writes no flush the record knows of acknowledged: {}", discarded.size(), nextId, discarded);
             }
         }
+        long warmFloor = nextId - 1 + Layout.unsyncedReclaims(n) - n;
+        List<ReplaySegment> warm = writtenBack == null || loss != null || recordLost ? List.of()
+                : writtenBackChain(writtenBack, strangeCopies, n, lastMigrated, warmFloor);
         long millis = (System.nanoTime() - t0) / 1_000_000;
         return new RecoveryResult(record == null ? 0 : record.sequence(), lastMigrated, nextId, replay,
-                record != null && record.cleanShutdown(), torn, discarded, millis, record, loss);
+                record != null && record.cleanShutdown(), torn, discarded, millis, record, loss, warm, warmFloor);
+    }
+
+    /**
+     * The segments at or before {@code lastMigrated} still in the ring whose clean entries a
+     * start may keep, in id order: the unbroken run of them ending at {@code lastMigrated},
+     * above {@code floor}. A missing segment, or one with a damaged header copy, ends the run:
+     * what it described (a tombstone, a newer write) may have superseded a clean entry before it.
+     * Their data is verified by the engine before a clean line of theirs is read.
+     */
+    private static List<ReplaySegment> writtenBackChain(SegmentHeader[] headers, byte[] strange, int n, long lastMigrated,
+                                                        long floor) {
+        List<ReplaySegment> chain = new ArrayList<>();
+        for (long id = lastMigrated; id > floor && id > 0 && id > lastMigrated - n; id--) {
+            int slot = Layout.slotOf(id, n);
+            SegmentHeader h = headers[slot];
+            if (h == null || h.id != id || strange[slot] != 0) {
+                break;
+            }
+            chain.add(new ReplaySegment(h.id, slot, h.seq, h.nrLines, h.keys, h.dirty, h.clean, h.warm, false));
+        }
+        java.util.Collections.reverse(chain);
+        return chain;
     }
 
     /**

@@ -16,10 +16,15 @@ import java.util.List;
  * @param discarded      ids of valid-looking segments after the stop point, not replayed and erased
  * @param record         the superblock record recovery went by; null when both copies were damaged
  * @param loss           acknowledged data that could not be recovered (the caller accepted it), or null
+ * @param warm           segments at or before last_migrated whose clean entries a start may keep (their other
+ *                       entries only remove their keys), in id order; empty for the offline tools
+ * @param warmFloor      clean entries of segments at or below this id are never kept: the ring's oldest slots,
+ *                       which a crash may have left holding segments the engine had already evicted
  */
 public record RecoveryResult(long recordSequence, long lastMigratedId, long nextId, List<ReplaySegment> replay,
                              boolean cleanShutdown, boolean torn, List<Long> discarded, long millis,
-                             io.writeboost.format.SuperblockRecord record, DataLoss loss) {
+                             io.writeboost.format.SuperblockRecord record, DataLoss loss, List<ReplaySegment> warm,
+                             long warmFloor) {
     /**
      * The same result with each replayed segment's entries left out: what a running engine
      * keeps once it has loaded them into its line table. The entries take about 10 bytes per
@@ -29,7 +34,7 @@ public record RecoveryResult(long recordSequence, long lastMigratedId, long next
     public RecoveryResult withoutEntries() {
         List<ReplaySegment> segments = replay.stream().map(ReplaySegment::withoutEntries).toList();
         return new RecoveryResult(recordSequence, lastMigratedId, nextId, segments, cleanShutdown, torn, discarded, millis,
-                record, loss);
+                record, loss, List.of(), warmFloor);
     }
 
     /** Lines holding data not yet written back, after applying the replay set in order. */

@@ -45,6 +45,8 @@ class CrashTest {
     /** Lines reads admitted as clean lines, and reads served by them, in the random workloads. */
     static final AtomicLong readAdmissions = new AtomicLong();
     static final AtomicLong cleanHits = new AtomicLong();
+    /** Clean lines the starts after the random workloads' crashes kept (warm). */
+    static final AtomicLong warmKept = new AtomicLong();
 
     static LongStream seeds() {
         return LongStream.range(1, SEEDS + 1);
@@ -53,8 +55,8 @@ class CrashTest {
     @AfterAll
     static void report() {
         System.out.printf("CrashTest: %d seeds, %d crash points, %d sector checks, %d lost or garbage, %d false lost-data "
-                + "refusals; %d lines admitted by reads, %d clean hits%n", SEEDS, crashPoints.get(), sectorsChecked.get(),
-                sectorsBad.get(), lostDataRefusals.get(), readAdmissions.get(), cleanHits.get());
+                + "refusals; %d lines admitted by reads, %d clean hits, %d clean lines kept by starts%n", SEEDS, crashPoints.get(),
+                sectorsChecked.get(), sectorsBad.get(), lostDataRefusals.get(), readAdmissions.get(), cleanHits.get(), warmKept.get());
         if (sectorsChecked.get() > 0 && readAdmissions.get() + cleanHits.get() > 0) {
             return;
         }
@@ -175,11 +177,9 @@ class CrashTest {
                 rig.engine.setKnob(Knob.WRITE_AROUND_MODE, 1);
             }
             long bypassedBefore = rig.engine.status().bypassedBytes();
-            var cut = rig.cutPowerAfter(calls, rnd);
-            boolean inside;
-            try {
+            boolean inside = cutDuring(rig, model, calls, rnd, flush, cut -> {
                 writeStamped(rig, model, id, from, lines * 8);
-                if (!cut.get()) {
+                if (!cut.getAsBoolean()) {
                     // A stream over cached lines goes through the cache; write_around_mode sends it around.
                     assertEquals(bypassedBefore + (stream ? 0 : lines * 4096L), rig.engine.status().bypassedBytes(),
                             stream ? "the stream went through the cache, which held its lines" : "the write bypassed the cache");
@@ -192,19 +192,8 @@ class CrashTest {
                 }
                 if (flush) {
                     rig.engine.flush();
-                    if (!cut.get()) {
-                        model.flushed();
-                    }
                 }
-            } catch (java.io.IOException expected) {
-                assertTrue(cut.get(), "only the power cut fails the write: " + expected);
-            } finally {
-                inside = cut.getAndSet(true);
-            }
-            if (!inside) {
-                rig.cutPowerNow(rnd);
-            }
-            rig.recoverAfterCut();
+            });
             assertNothingOlderThanAcknowledged(rig, model, "cut after " + calls + " call(s) (stream " + stream + ", flush " + flush + ")");
             return inside;
         } finally {
@@ -223,16 +212,21 @@ class CrashTest {
     @ParameterizedTest
     @org.junit.jupiter.params.provider.ValueSource(booleans = {true, false})
     void powerCutAtEachStepOfADiscardOverDirtyLines(boolean partial) throws Exception {
-        int calls = 1;
-        while (cutsInside(calls, 41, (c, r) -> discardWithCutAfter(c, partial, r))) {
-            assertTrue(calls < 200, "a discard and a flush take fewer than 200 device calls");
-            calls++;
-        }
-        crashPoints.addAndGet(6L * calls);
+        cutAtEachCall(41, (c, r) -> discardWithCutAfter(c, partial, r));
     }
 
     interface CutRun {
         boolean run(int calls, Random rnd) throws Exception;
+    }
+
+    /** Cuts after the 1st, 2nd, ... device call, six fates each, until a cut comes after the last call of the run. */
+    private static void cutAtEachCall(long salt, CutRun run) throws Exception {
+        int calls = 1;
+        while (cutsInside(calls, salt, run)) {
+            assertTrue(calls < 200, "the requests and a flush take fewer than 200 device calls");
+            calls++;
+        }
+        crashPoints.addAndGet(6L * calls);
     }
 
     /** Runs a cut after {@code calls} device calls with six fates of the unsynced writes; whether any cut landed inside. */
@@ -241,6 +235,38 @@ class CrashTest {
         for (int fate = 0; fate < 6; fate++) {
             inside |= run.run(calls, new Random(calls * salt + fate));
         }
+        return inside;
+    }
+
+    interface Step {
+        /** {@code cut}: whether the power has been cut so far. */
+        void run(java.util.function.BooleanSupplier cut) throws Exception;
+    }
+
+    /**
+     * Runs {@code step} (requests, ending with a flush when {@code flushes}) with a power cut
+     * armed after {@code calls} device calls, or made once it is done, then recovers; the model
+     * counts the flush as acknowledged only if it returned before the cut. Whether the cut
+     * landed inside.
+     */
+    private static boolean cutDuring(Rig rig, SectorModel model, int calls, Random rnd, boolean flushes, Step step)
+            throws Exception {
+        var cut = rig.cutPowerAfter(calls, rnd);
+        boolean inside;
+        try {
+            step.run(cut::get);
+            if (flushes && !cut.get()) {
+                model.flushed();
+            }
+        } catch (java.io.IOException expected) {
+            assertTrue(cut.get(), "only the power cut fails the requests: " + expected);
+        } finally {
+            inside = cut.getAndSet(true);
+        }
+        if (!inside) {
+            rig.cutPowerNow(rnd);
+        }
+        rig.recoverAfterCut();
         return inside;
     }
 
@@ -263,9 +289,7 @@ class CrashTest {
             }
             rig.engine.flushNow();
             model.flushed();
-            var cut = rig.cutPowerAfter(calls, rnd);
-            boolean inside;
-            try {
+            boolean inside = cutDuring(rig, model, calls, rnd, true, cut -> {
                 for (int l = 0; l < lines; l++) {
                     int at = partial ? from + l * 8 + 1 : from + l * 8;
                     int n = partial ? 6 : 8;
@@ -275,19 +299,95 @@ class CrashTest {
                     rig.engine.discard(1, at, n);
                 }
                 rig.engine.flushNow();
-                if (!cut.get()) {
-                    model.flushed();
-                }
-            } catch (java.io.IOException expected) {
-                assertTrue(cut.get(), "only the power cut fails the discard: " + expected);
-            } finally {
-                inside = cut.getAndSet(true);
-            }
-            if (!inside) {
-                rig.cutPowerNow(rnd);
-            }
-            rig.recoverAfterCut();
+            });
             assertNothingOlderThanAcknowledged(rig, model, "cut after " + calls + " call(s) (partial " + partial + ")");
+            return inside;
+        } finally {
+            rig.engine.close();
+        }
+    }
+
+    /**
+     * After everything is written back, the cache may only hold copies of what the backing
+     * stores hold: a clean line a start kept that differs would serve data that changes under
+     * a reader once it is evicted, with no write. Drains, then compares volume reads with the
+     * stores' own contents.
+     */
+    static void assertCacheAgreesWithBackingStores(Rig rig, int volumes, String where) throws java.io.IOException {
+        rig.engine.drain();
+        for (int dev = 1; dev <= volumes; dev++) {
+            ByteBuffer viaCache = ByteBuffer.allocate(VOLUME_BYTES);
+            rig.engine.read(dev, 0, SECTORS, viaCache);
+            ByteBuffer store = ByteBuffer.allocate(VOLUME_BYTES);
+            rig.backings.get(dev).read(store, 0);
+            for (int s = 0; s < SECTORS; s++) {
+                if (viaCache.slice(s * 512, 512).compareTo(store.slice(s * 512, 512)) != 0) {
+                    fail(where + ": dev " + dev + " sector " + s + " reads as write " + SectorModel.decode(viaCache, s * 512, dev, s)
+                            + " through the cache, but the backing store holds write " + SectorModel.decode(store, s * 512, dev, s)
+                            + " (" + rig.engine.status().warmCleanLines() + " clean line(s) kept by the start)");
+                }
+            }
+        }
+    }
+
+    /**
+     * Power cuts at each device call of the two windows in which a start could keep a clean
+     * line the backing store no longer matches (docs/FORMAT.md, "Clean entries"); version 1
+     * written back first, then:
+     * <ul>
+     *   <li>{@code bypass}, {@code discard}: every other line read into the cache and the log
+     *       synced, then version 2 around the cache (write_around_mode) or a discard, and a
+     *       flush. Were the backing change durable before the tombstones, a cut between would
+     *       bring the old clean copy back over it: read until evicted, then the new data;
+     *   <li>{@code read}: version 2 around the cache, not synced, every line read into the
+     *       cache, then a flush, which syncs the log (with the clean entries) before the store:
+     *       a cut between can roll the store back under them. They must not be kept.
+     * </ul>
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"bypass", "discard", "read"})
+    void powerCutAtEachStepAroundWarmLines(String kind) throws Exception {
+        cutAtEachCall(43, (c, r) -> aroundWarmLinesWithCutAfter(c, kind, r));
+    }
+
+    private static boolean aroundWarmLinesWithCutAfter(int calls, String kind, Random rnd) throws Exception {
+        int lines = 8;
+        int from = 64;
+        Rig rig = new Rig(8, 1, VOLUME_BYTES, new EngineConfig().ramBuffers(3).knob(Knob.BARRIER_DEADLINE_MS, 0)
+                .knob(Knob.READ_CACHE_SECOND_ACCESS, 0));
+        SectorModel model = new SectorModel(1, SECTORS);
+        long[] id = {1};
+        try {
+            writeStamped(rig, model, id, from, lines * 8);
+            rig.engine.drain();
+            model.flushed();
+            rig.engine.setKnob(Knob.WRITE_AROUND_MODE, 1);
+            if (kind.equals("read")) {
+                writeStamped(rig, model, id, from, lines * 8); // around the cache, not synced
+            }
+            int step = kind.equals("read") ? 1 : 2;
+            for (int l = 0; l < lines; l += step) {
+                rig.engine.read(1, from + l * 8L, 8, ByteBuffer.allocate(4096));
+            }
+            assertEquals(lines / step, rig.engine.status().cleanLines(), "the reads admitted their lines");
+            if (!kind.equals("read")) {
+                rig.engine.flushNow();
+            }
+            CacheEngine engine = rig.engine;
+            boolean inside = cutDuring(rig, model, calls, rnd, true, cut -> {
+                if (kind.equals("discard")) {
+                    for (int i = 0; i < lines * 8; i++) {
+                        model.written(1, from + i, 0);
+                    }
+                    engine.discard(1, from, lines * 8);
+                } else if (kind.equals("bypass")) {
+                    writeStamped(rig, model, id, from, lines * 8);
+                }
+                engine.flush();
+            });
+            String where = kind + ", cut after " + calls + " call(s)";
+            assertNothingOlderThanAcknowledged(rig, model, where);
+            assertCacheAgreesWithBackingStores(rig, 1, where);
             return inside;
         } finally {
             rig.engine.close();
@@ -348,27 +448,14 @@ class CrashTest {
             assertEquals(bypassed + pieces * piece * 512L, rig.engine.status().bypassedBytes(), "version 1 went around the cache");
             rig.engine.flush();
             model.flushed();
-            var cut = rig.cutPowerAfter(calls, rnd);
-            boolean inside;
-            try {
+            boolean inside = cutDuring(rig, model, calls, rnd, flush, cut -> {
                 stagedStream(rig, model, id, from, pieces, piece);
                 if (flush) {
                     rig.engine.flush();
-                    if (!cut.get()) {
-                        model.flushed();
-                    }
                 } else {
                     writeStamped(rig, model, id, from + pieces * piece - 8, 8);
                 }
-            } catch (java.io.IOException expected) {
-                assertTrue(cut.get(), "only the power cut fails the stream: " + expected);
-            } finally {
-                inside = cut.getAndSet(true);
-            }
-            if (!inside) {
-                rig.cutPowerNow(rnd);
-            }
-            rig.recoverAfterCut();
+            });
             ByteBuffer all = ByteBuffer.allocate(VOLUME_BYTES);
             rig.engine.read(1, 0, SECTORS, all);
             for (int s = 0; s < SECTORS; s++) {
@@ -584,6 +671,7 @@ class CrashTest {
     }
 
     private static void verifyAndSettle(Rig rig, SectorModel model, long seed, int crash) throws Exception {
+        warmKept.addAndGet(rig.engine.status().warmCleanLines());
         for (int dev = 1; dev <= 2; dev++) {
             ByteBuffer all = ByteBuffer.allocate(VOLUME_BYTES);
             rig.engine.read(dev, 0, SECTORS, all);
@@ -602,6 +690,11 @@ class CrashTest {
                 model.settle(dev, s, id);
             }
             sectorsChecked.addAndGet(SECTORS);
+        }
+        if (crash % 2 == 1) {
+            // Clean lines the start kept (warm, docs/FORMAT.md "Clean entries") must equal the
+            // backing store: written back, the cache then serves nothing else.
+            assertCacheAgreesWithBackingStores(rig, 2, "seed " + seed + " crash " + crash);
         }
         // What recovery produced must itself be stable: a second power cut right away, with
         // nothing written, must give the same image.

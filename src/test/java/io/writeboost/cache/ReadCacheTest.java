@@ -379,7 +379,7 @@ class ReadCacheTest {
     }
 
     @Test
-    void cleanLinesAreNotReplayedAfterAStopOrACrash() throws Exception {
+    void cleanLinesComeBackAfterAStopAndAfterACrash() throws Exception {
         start(8, new EngineConfig().knob(Knob.READ_CACHE_SECOND_ACCESS, 0));
         byte[] dirty = randomLine();
         engine.write(1, 0, 8, ByteBuffer.wrap(dirty));
@@ -390,18 +390,21 @@ class ReadCacheTest {
         assertEquals(10, engine.status().cleanLines());
         engine.close();
         open();
-        assertEquals(0, engine.status().cleanLines(), "a clean stop: clean lines are not replayed");
+        assertEquals(10, engine.status().cleanLines(), "a clean stop: the clean lines are kept");
+        assertEquals(10, engine.status().warmCleanLines());
         assertEquals(1, engine.status().dirtyLines());
         for (long line = 1; line <= 10; line++) {
-            read(line);
+            assertArrayEquals(backingLine(line), read(line));
         }
+        assertEquals(10, engine.status().readHitsClean(), "and hit at once");
         engine.flush();
         crashAndRecover();
-        assertEquals(0, engine.status().cleanLines(), "a crash: clean lines are not replayed");
+        assertEquals(10, engine.status().warmCleanLines(), "a crash: the clean lines are kept");
         assertArrayEquals(dirty, read(0));
         for (long line = 1; line <= 10; line++) {
             assertArrayEquals(backingLine(line), read(line));
         }
+        assertEquals(10, engine.status().readHitsClean());
     }
 
     /**

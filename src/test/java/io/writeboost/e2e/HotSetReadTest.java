@@ -20,8 +20,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Read caching through the real mount, with direct 4 KiB reads of a hot set in random order.
  * With the default knobs the first pass only remembers the lines, the second admits them, and
  * the third hits the cache (the seed's stat matrix and the status's read_hits_clean say so);
- * with {@code -o read_cache_second_access=0} a hot set read twice hits the second time. The
- * data read is the backing file's every time.
+ * after a clean stop and a restart, the first pass hits (a warm start); with
+ * {@code -o read_cache_second_access=0} a hot set read twice hits the second time. The data
+ * read is the backing file's every time.
  */
 class HotSetReadTest {
     static final int VOLUME = 64 << 20;
@@ -37,12 +38,13 @@ class HotSetReadTest {
         Random rnd = new Random(11);
         long[] hot = randomLines(rnd, 0);
         String[] args = {"--cache", dir.resolve("cache.img").toString(), "--backing", "disk=" + disk};
+        long admitted;
         try (FuseServer server = FuseServer.start(mnt, dir.resolve("log"), Fixture.concat(args, "--format", "--cache-size", "32M"))) {
             long[] pass1 = readPass(server, hot, content, rnd);
             assertEquals(0, Fixture.field(server.read("caches/1/status"), "read_cache_admissions"), "a first miss only remembers a line");
             assertEquals(0, pass1[0], "pass 1 misses");
             long[] pass2 = readPass(server, hot, content, rnd);
-            long admitted = Fixture.field(server.read("caches/1/status"), "read_cache_admissions");
+            admitted = Fixture.field(server.read("caches/1/status"), "read_cache_admissions");
             assertTrue(admitted >= HOT * 95 / 100, "the second pass admits the hot set: " + admitted);
             assertEquals(0, pass2[0], "pass 2 misses too: it admits");
             long[] pass3 = readPass(server, hot, content, rnd);
@@ -58,6 +60,11 @@ class HotSetReadTest {
         }
         long[] other = randomLines(rnd, VOLUME / 2 / 4096);
         try (FuseServer server = FuseServer.start(mnt, dir.resolve("log"), Fixture.concat(args, "-o", "read_cache_second_access=0"))) {
+            // A warm start: the clean stop kept the hot set, and its first pass hits.
+            assertEquals(admitted, Fixture.field(server.read("caches/1/status"), "warm_clean_lines"), "the start kept the hot set");
+            long[] warm = readPass(server, hot, content, rnd);
+            System.out.printf("HotSetReadTest: after a clean stop, the first pass hits %d of %d lines%n", warm[0], HOT);
+            assertEquals(admitted, warm[0], "the first pass after the restart hits every line kept");
             assertEquals(0, readPass(server, other, content, rnd)[0]);
             long[] second = readPass(server, other, content, rnd);
             assertEquals(HOT, second[0], "with read_cache_second_access=0 a hot set read twice hits the second time");

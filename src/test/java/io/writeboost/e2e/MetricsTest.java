@@ -166,7 +166,7 @@ class MetricsTest {
         Map<String, Double> expected = new LinkedHashMap<>();
         for (String plain : List.of("segments", "current_segment_id", "current_segment_lines", "last_flushed_segment_id",
                 "last_durable_segment_id", "last_migrated_segment_id", "segments_awaiting_writeback", "segments_with_dirty_lines",
-                "segments_queued_for_flush", "ring_slots_in_use", "dirty_lines", "indexed_lines", "clean_lines",
+                "segments_queued_for_flush", "ring_slots_in_use", "dirty_lines", "indexed_lines", "clean_lines", "warm_clean_lines",
                 "ram_buffers_in_use_bytes", "ram_buffers_max", "lost_lines")) {
             expected.put(key("writeboost_" + plain), number(st.get(plain)));
         }
