@@ -27,23 +27,23 @@ class SyncBudgetTest {
         return SyncBudget.TARGET_NANOS / 1e9;
     }
 
+    private static void assertSettlesAtTheTarget(double flushSeconds, double requestsPerSecond) {
+        SyncBudget b = settled(flushSeconds, requestsPerSecond, 30);
+        double seconds = syncNanos(b.requests(), flushSeconds, requestsPerSecond) / 1e9;
+        assertTrue(seconds > 0.9 * targetSeconds() && seconds < 1.1 * targetSeconds(),
+                "a sync at " + requestsPerSecond + " writes a second takes about the target: " + seconds + " s for "
+                        + b.requests() + " writes");
+    }
+
     @Test
     void aFastDiskGetsSyncsOfAboutTheTargetTime() {
-        double c = 0.005, r = 50_000;
-        SyncBudget b = settled(c, r, 30);
-        double seconds = syncNanos(b.requests(), c, r) / 1e9;
-        assertTrue(seconds > 0.9 * targetSeconds() && seconds < 1.1 * targetSeconds(),
-                "a sync takes about the target: " + seconds + " s for " + b.requests() + " writes");
-        assertTrue(settled(c, r, 12).requests() > 100 * SyncBudget.MIN_REQUESTS, "it gets there in a dozen syncs");
+        assertSettlesAtTheTarget(0.005, 50_000);
+        assertTrue(settled(0.005, 50_000, 12).requests() > 100 * SyncBudget.MIN_REQUESTS, "it gets there in a dozen syncs");
     }
 
     @Test
     void aSlowDiskGetsSyncsOfAboutTheTargetTimeToo() {
-        double c = 0.01, r = 200;
-        SyncBudget b = settled(c, r, 30);
-        double seconds = syncNanos(b.requests(), c, r) / 1e9;
-        assertTrue(seconds > 0.9 * targetSeconds() && seconds < 1.1 * targetSeconds(),
-                "a sync on a 200-IOPS disk takes about the target: " + seconds + " s for " + b.requests() + " writes");
+        assertSettlesAtTheTarget(0.01, 200);
     }
 
     @Test
