@@ -105,16 +105,30 @@ class FailoverTest {
     void load(CacheEngine e, Random rnd, int ops, int limit) throws IOException {
         int after = -1;
         for (int i = 0; i < limit && (after < 0 || i < after + ops); i++) {
-            int n = 1 + rnd.nextInt(64);
-            int at = rnd.nextInt(SECTORS - n);
-            write(e, at, n);
-            if (rnd.nextInt(6) == 0) {
-                flush(e);
-            }
+            loadOp(e, rnd);
             if (after < 0 && e.status().degraded() != null) {
                 after = i;
             }
         }
+    }
+
+    /** {@code ops} operations of the load, whatever the engine's state; returns how many of its writes were acknowledged. */
+    int run(CacheEngine e, Random rnd, int ops) throws IOException {
+        int acked = 0;
+        for (int i = 0; i < ops; i++) {
+            acked += loadOp(e, rnd) ? 1 : 0;
+        }
+        return acked;
+    }
+
+    private boolean loadOp(CacheEngine e, Random rnd) throws IOException {
+        int n = 1 + rnd.nextInt(64);
+        int at = rnd.nextInt(SECTORS - n);
+        boolean acked = write(e, at, n);
+        if (rnd.nextInt(6) == 0) {
+            flush(e);
+        }
+        return acked;
     }
 
     /** The backing store holds every acknowledged write except in the ranges reported lost. */
@@ -169,7 +183,7 @@ class FailoverTest {
         Random rnd = new Random(11);
         CacheEngine e = open(new EngineConfig());
         try {
-            load(e, rnd, 0, 300);
+            run(e, rnd, 300);
             assertTrue(flush(e));
             cache.failSyncs.set(1);
             load(e, rnd, 200, 2000);
@@ -197,15 +211,17 @@ class FailoverTest {
         Random rnd = new Random(12);
         CacheEngine e = open(new EngineConfig());
         try {
-            load(e, rnd, 0, 300);
+            run(e, rnd, 300);
             assertTrue(flush(e));
             cache.writesBeforeBreaking.set(20);
             load(e, rnd, 100, 3000);
             Status st = awaitDegraded(e);
             assertWroteBack(st);
             assertTrue(st.degraded().contains("READ-ONLY"), st.degraded());
-            load(e, rnd, 0, 60);
-            assertTrue(failedWrites > 0 && failedFlushes > 0, "writes and fsyncs fail while the mark is not on the device");
+            int writesFailed = failedWrites, flushesFailed = failedFlushes;
+            assertEquals(0, run(e, rnd, 60), "no write is taken while the mark is not on the device");
+            assertEquals(writesFailed + 60, failedWrites);
+            assertTrue(failedFlushes > flushesFailed, "no fsync either");
             assertEquals(0, st.lostLines());
             backingHoldsEverythingBut(List.of()); // reads were served throughout: write() read each write back
             // The device works again: the mark lands, and the volume takes writes and fsyncs.
@@ -216,7 +232,7 @@ class FailoverTest {
             }
             assertTrue(e.status().degraded().contains("marked abandoned"), e.status().degraded());
             int failedBefore = failedWrites + failedFlushes;
-            load(e, rnd, 0, 200);
+            assertEquals(200, run(e, rnd, 200), "every write is taken once the mark is on the device");
             assertTrue(flush(e));
             assertEquals(failedBefore, failedWrites + failedFlushes, "nothing fails once the mark is on the device");
         } finally {
@@ -236,7 +252,7 @@ class FailoverTest {
         Random rnd = new Random(13);
         CacheEngine e = open(new EngineConfig());
         try {
-            load(e, rnd, 0, 300);
+            run(e, rnd, 300);
             assertTrue(flush(e));
             cache.writesBeforeBreaking.set(10);
             load(e, rnd, 100, 3000);
@@ -278,22 +294,71 @@ class FailoverTest {
             assertThrows(IOException.class, () -> e.read(1, 254 * 8, 8, buf.clear()), "a line only the bad slot holds");
             assertThrows(IOException.class, () -> e.read(1, 300 * 8, 8, buf.clear()), "another");
             assertNull(e.status().degraded(), "two errors are within io_error_limit 2");
-            e.read(1, 400 * 8, 8, buf.clear()); // the third error fails over; the read is served from the backing store
+            // The third error fails over; the line was lost, so the read fails as a bad sector's would.
+            assertThrows(IOException.class, () -> e.read(1, 400 * 8, 8, buf.clear()), "a lost line is not read from the backing store");
             Status st = awaitDegraded(e);
             assertWroteBack(st);
             assertEquals(254, st.lostLines(), "the bad slot's lines are reported lost");
             assertEquals(List.of(new LostRange(1, 254 * 8, 508 * 8 - 1)), st.lostRanges());
             assertTrue(st.cacheDeviceErrors() >= 3);
             assertEquals(0, failedWrites);
-            // Pass-through from now on, writes and flushes included.
-            load(e, rnd, 0, 200);
+            buf.clear();
+            e.read(1, 100 * 8, 8, buf);
+            assertEquals(exact[100 * 8], SectorModel.decode(buf, 0, 1, 100 * 8), "a line written back reads from the backing store");
+            // Pass-through from now on, writes and flushes included; the first flush reports the loss.
+            assertEquals(200, run(e, rnd, 200));
             assertTrue(flush(e));
-            assertEquals(0, failedWrites + failedFlushes);
+            assertEquals(0, failedWrites);
+            assertEquals(1, failedFlushes, "the first flush after the failover reports the loss, later ones succeed");
         } finally {
             e.close();
         }
         backingHoldsEverythingBut(List.of(new LostRange(1, 254 * 8, 508 * 8 - 1)));
         cache.failReadsTo = 0;
         startIsRefused();
+    }
+
+    /**
+     * The flush's segment is written (its RAM copy freed), then its sync fails and the device
+     * no longer returns it: the failover reports its lines lost. The flush that covered them
+     * fails, the first flush after the failover fails, later ones succeed; the lost sectors read
+     * as EIO until written or discarded.
+     */
+    @Test
+    void dataLostInTheFailoverFailsTheFlushesThatCoveredItAndItsReads() throws Exception {
+        CacheEngine e = open(new EngineConfig().knob(Knob.HIGH_WATERMARK, 0));
+        try {
+            // Segment 1 (lines 0..253) is sealed and written, its RAM copy freed; 254..299 stay in the open segment.
+            for (int line = 0; line < 300; line++) {
+                write(e, line * 8, 8);
+            }
+            cache.failSyncs.set(1);
+            cache.failReadsTo = Long.MAX_VALUE;
+            assertFalse(flush(e), "the flush covering the lost lines fails");
+            Status st = awaitDegraded(e);
+            assertEquals(254, st.lostLines(), st.degraded());
+            assertEquals(List.of(new LostRange(1, 0, 254 * 8 - 1)), st.lostRanges());
+            assertThrows(IOException.class, () -> e.flush(1), "the volume's first fsync after the failover reports the loss too");
+            e.flush(1);
+            assertTrue(flush(e), "reported once: later flushes succeed");
+            ByteBuffer buf = ByteBuffer.allocate(8 * 512);
+            assertThrows(IOException.class, () -> e.read(1, 0, 8, buf.clear()), "a lost line");
+            assertThrows(IOException.class, () -> e.read(1, 254 * 8 - 5, 8, buf.clear()), "a read touching the last lost sector");
+            buf.clear();
+            e.read(1, 254 * 8, 8, buf);
+            assertEquals(exact[254 * 8], SectorModel.decode(buf, 0, 1, 254 * 8), "a line written back from RAM is not lost");
+            assertTrue(write(e, 0, 4), "a write covers half a lost line");
+            assertThrows(IOException.class, () -> e.read(1, 0, 8, buf.clear()), "its other half is still lost");
+            e.discard(1, 4, 4);
+            buf.clear();
+            e.read(1, 0, 8, buf);
+            for (int s = 4; s < 8; s++) {
+                assertEquals(0, SectorModel.decode(buf, s * 512, 1, s), "a discarded sector reads zeros");
+            }
+            assertThrows(IOException.class, () -> e.read(1, 8, 8, buf.clear()), "the next line is still lost");
+            assertTrue(flush(e));
+        } finally {
+            e.close();
+        }
     }
 }
