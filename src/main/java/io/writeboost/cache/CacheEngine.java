@@ -716,8 +716,13 @@ public final class CacheEngine implements Closeable {
         stopDaemons();
     }
 
-    /** Sets the closing flag the daemons watch for, wakes them, and waits until they have ended. */
+    /**
+     * Sets the closing flag the daemons watch for, wakes them, and waits until they have ended.
+     * From here a cache device error (the stop's last record) is a plain failure: a failover
+     * would run on after the stop returned, writing to devices its caller takes as released.
+     */
     private void stopDaemons() {
+        health.failOverWith(null);
         health.startClosing();
         joinDaemons();
         failover.stop();

@@ -361,4 +361,16 @@ class FailoverTest {
             e.close();
         }
     }
+
+    /** A sync of the stop's last record fails: the stop fails, and no failover starts after it returned. */
+    @Test
+    void aCacheDeviceErrorWhileStoppingFailsTheStopAndStartsNoFailover() throws Exception {
+        CacheEngine e = open(new EngineConfig());
+        cache.failSyncs.set(1);
+        assertThrows(IOException.class, e::close);
+        assertEquals(0, cache.failSyncs.get(), "the record's sync failed");
+        Status st = e.status();
+        assertNull(st.degraded(), "no failover after the stop: " + st.degraded());
+        assertNotNull(st.failure(), "the stop's error is a failure");
+    }
 }
