@@ -350,6 +350,9 @@ final class Failover extends Daemon {
                         slot, cache.name(), n, e.getMessage());
             }
         }
+        if (engineFailed()) {
+            return;
+        }
         // Runs of dirty sectors that meet both on the backing store and in the slot (a sequential
         // write's lines follow each other in both) go as one request.
         int runDev = 0, runAt = 0, runLen = 0;

@@ -8,10 +8,12 @@ import io.writeboost.format.VolumeEntry;
 import io.writeboost.knob.CacheMode;
 import io.writeboost.knob.Knob;
 import io.writeboost.knob.KnobException;
+import io.writeboost.testutil.DelegatingDevice;
 import io.writeboost.testutil.FaultyDevice;
 import io.writeboost.testutil.PowerLossDevice;
 import io.writeboost.testutil.QuietLogs;
 import io.writeboost.testutil.SectorModel;
+import io.writeboost.testutil.StallingDevice;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
@@ -21,6 +23,8 @@ import java.util.BitSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -372,5 +376,47 @@ class FailoverTest {
         Status st = e.status();
         assertNull(st.degraded(), "no failover after the stop: " + st.degraded());
         assertNotNull(st.failure(), "the stop's error is a failure");
+    }
+
+    /**
+     * The engine is aborted (a power cut) while its failover syncs the backing store: the
+     * failover ends without writing anything more (no abandoned record on the cache device).
+     */
+    @Test
+    void anAbortedEnginesFailoverWritesNothingMore() throws Exception {
+        CountDownLatch syncing = new CountDownLatch(1), resume = new CountDownLatch(1);
+        BlockDevice held = new DelegatingDevice(backing) {
+            @Override
+            public void sync() throws IOException {
+                syncing.countDown();
+                try {
+                    resume.await(20, TimeUnit.SECONDS);
+                } catch (InterruptedException ex) {
+                    throw new IOException(ex);
+                }
+                inner.sync();
+            }
+        };
+        StallingDevice counted = new StallingDevice(cache);
+        // No writeback: the failover's is the first sync of the backing store.
+        CacheEngine e = CacheEngine.open(counted, Map.of(1, held), new EngineConfig().knob(Knob.HIGH_WATERMARK, 0));
+        for (int line = 0; line < 100; line++) {
+            write(e, line * 8, 8);
+        }
+        cache.failSyncs.set(1);
+        Thread flushing = new Thread(() -> flush(e));
+        flushing.start();
+        assertTrue(syncing.await(20, TimeUnit.SECONDS), "the failover syncs the backing store");
+        Thread aborting = new Thread(e::abort); // returns once the failover has ended
+        aborting.start();
+        while (e.status().failure() == null) {
+            Thread.sleep(1);
+        }
+        long cacheWrites = counted.writes.get();
+        resume.countDown();
+        aborting.join();
+        flushing.join();
+        assertEquals(cacheWrites, counted.writes.get(), "no abandoned record (nor anything else) after the abort");
+        assertEquals(1, failedFlushes, "the flush waiting for the failover gets the abort's error");
     }
 }
