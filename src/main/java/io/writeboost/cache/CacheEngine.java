@@ -343,6 +343,9 @@ public final class CacheEngine implements Closeable {
                 rethrowUnlessFailingOver(e);
             }
         }
+        if (failover.readWhileFailingOver(deviceId, sector, nSectors, dst)) {
+            return;
+        }
         failover.awaitServing();
         failover.read(deviceId, sector, nSectors, dst);
     }

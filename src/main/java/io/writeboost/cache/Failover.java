@@ -61,6 +61,8 @@ final class Failover extends Daemon {
 
     private volatile State state = State.NONE;
     private volatile boolean marked;
+    /** Lock held: the failover holds the cache device, and nothing but its write-back changes the line table. */
+    private boolean frozen;
     private long writtenBack;
     private long lostLines;
     private final List<LostRange> lost = new ArrayList<>();
@@ -136,6 +138,35 @@ final class Failover extends Daemon {
         } finally {
             lock.unlock();
         }
+    }
+
+    /**
+     * A read that meets the failover under way, served at once from the backing store when it
+     * holds the newest data of the whole range: the line table is frozen, and no line of the
+     * range is dirty (not written back yet) or staged. Only the newest copy of a line can be
+     * dirty and the write-back clears a line only once it is on the store (or lost, and then in
+     * {@link LostSectors} first), so the store's data cannot turn older after the check. Returns
+     * false when it cannot serve it; the caller then waits ({@link #awaitServing}). Called
+     * without the lock.
+     */
+    boolean readWhileFailingOver(int dev, long sector, int nSectors, ByteBuffer dst) throws IOException {
+        lock.lock();
+        try {
+            if (nSectors <= 0 || state != State.FAILING_OVER || !frozen || health.failure() != null) {
+                return false;
+            }
+            long lastLine = (sector + nSectors - 1) >>> 3;
+            for (long line = sector >>> 3; line <= lastLine; line++) {
+                int l = lines.lookup(LineKey.of(dev, line));
+                if ((l >= 0 && lines.dirtyBits(l) != 0) || staging.holds(dev, line)) {
+                    return false;
+                }
+            }
+        } finally {
+            lock.unlock();
+        }
+        read(dev, sector, nSectors, dst);
+        return true;
     }
 
     // ---------------------------------------------------------------- pass-through, once degraded
@@ -235,6 +266,7 @@ final class Failover extends Daemon {
                 lock.awaitChanged();
             }
             segments.takeDevice(); // never released: nothing is written to the log again
+            frozen = true;
             first = segments.lastMigratedId() + 1;
             last = segments.currentId();
         } finally {
@@ -353,11 +385,18 @@ final class Failover extends Daemon {
         if (engineFailed()) {
             return;
         }
-        // Runs of dirty sectors that meet both on the backing store and in the slot (a sequential
-        // write's lines follow each other in both) go as one request.
+        // In backing order (lines of one segment are in arrival order, a random write's scattered),
+        // and runs of dirty sectors that meet both on the backing store and in the slot (a
+        // sequential write's lines follow each other in both) go as one request.
+        int[] order = new int[n];
+        for (int i = 0; i < n; i++) {
+            order[i] = i;
+        }
+        KeyOrder.sort(order, n, keys);
         int runDev = 0, runAt = 0, runLen = 0;
         long runSector = 0;
-        for (int i = 0; i < n; i++) {
+        for (int o = 0; o < n; o++) {
+            int i = order[o];
             int dev = LineKey.device(keys[i]);
             long base = LineKey.line(keys[i]) << 3;
             for (int s = 0; s < Layout.SECTORS_PER_LINE; ) {

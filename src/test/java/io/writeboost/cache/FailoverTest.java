@@ -178,8 +178,13 @@ class FailoverTest {
 
     /** The failover met dirty lines, so the test shows them carried over. */
     static void assertWroteBack(Status st) {
+        assertTrue(writtenBack(st) > 0, "the failover had dirty lines to write back: " + st.degraded());
+    }
+
+    /** The dirty lines the failover wrote back, as status says; -1 if it does not say. */
+    static long writtenBack(Status st) {
         java.util.regex.Matcher m = java.util.regex.Pattern.compile("(\\d+) dirty line\\(s\\) written back").matcher(st.degraded());
-        assertTrue(m.find() && Long.parseLong(m.group(1)) > 0, "the failover had dirty lines to write back: " + st.degraded());
+        return m.find() ? Long.parseLong(m.group(1)) : -1;
     }
 
     @Test
@@ -378,35 +383,48 @@ class FailoverTest {
         assertNotNull(st.failure(), "the stop's error is a failure");
     }
 
-    /**
-     * The engine is aborted (a power cut) while its failover syncs the backing store: the
-     * failover ends without writing anything more (no abandoned record on the cache device).
-     */
-    @Test
-    void anAbortedEnginesFailoverWritesNothingMore() throws Exception {
-        CountDownLatch syncing = new CountDownLatch(1), resume = new CountDownLatch(1);
-        BlockDevice held = new DelegatingDevice(backing) {
-            @Override
-            public void sync() throws IOException {
-                syncing.countDown();
-                try {
-                    resume.await(20, TimeUnit.SECONDS);
-                } catch (InterruptedException ex) {
-                    throw new IOException(ex);
-                }
-                inner.sync();
+    /** Counted down by the backing store's first sync, which then waits for {@link #resume}. */
+    final CountDownLatch syncing = new CountDownLatch(1);
+    final CountDownLatch resume = new CountDownLatch(1);
+    /** The backing store, its first sync held (for engines opened with no writeback, whose first sync is the failover's). */
+    final BlockDevice held = new DelegatingDevice(backing) {
+        @Override
+        public void sync() throws IOException {
+            syncing.countDown();
+            try {
+                resume.await(60, TimeUnit.SECONDS);
+            } catch (InterruptedException ex) {
+                throw new IOException(ex);
             }
-        };
-        StallingDevice counted = new StallingDevice(cache);
-        // No writeback: the failover's is the first sync of the backing store.
-        CacheEngine e = CacheEngine.open(counted, Map.of(1, held), new EngineConfig().knob(Knob.HIGH_WATERMARK, 0));
-        for (int line = 0; line < 100; line++) {
+            inner.sync();
+        }
+    };
+
+    /**
+     * Writes lines 0 to {@code lines - 1}, then fails the cache device's next sync under a
+     * flush (on the returned thread) and returns once the failover is held in its sync of the
+     * backing store, every dirty line written back.
+     */
+    Thread failOverUntilTheBackingSync(CacheEngine e, int lines) throws Exception {
+        for (int line = 0; line < lines; line++) {
             write(e, line * 8, 8);
         }
         cache.failSyncs.set(1);
         Thread flushing = new Thread(() -> flush(e));
         flushing.start();
         assertTrue(syncing.await(20, TimeUnit.SECONDS), "the failover syncs the backing store");
+        return flushing;
+    }
+
+    /**
+     * The engine is aborted (a power cut) while its failover syncs the backing store: the
+     * failover ends without writing anything more (no abandoned record on the cache device).
+     */
+    @Test
+    void anAbortedEnginesFailoverWritesNothingMore() throws Exception {
+        StallingDevice counted = new StallingDevice(cache);
+        CacheEngine e = CacheEngine.open(counted, Map.of(1, held), new EngineConfig().knob(Knob.HIGH_WATERMARK, 0));
+        Thread flushing = failOverUntilTheBackingSync(e, 100);
         Thread aborting = new Thread(e::abort); // returns once the failover has ended
         aborting.start();
         while (e.status().failure() == null) {
@@ -418,5 +436,77 @@ class FailoverTest {
         flushing.join();
         assertEquals(cacheWrites, counted.writes.get(), "no abandoned record (nor anything else) after the abort");
         assertEquals(1, failedFlushes, "the flush waiting for the failover gets the abort's error");
+    }
+
+    /**
+     * While the failover syncs the backing store (every dirty line written back, none lost), a
+     * read is served from the backing store at once instead of waiting for the failover's end.
+     */
+    @Test
+    void aReadWhileTheFailoverRunsIsServedOnceItsLinesAreWrittenBack() throws Exception {
+        CacheEngine e = CacheEngine.open(cache, Map.of(1, held), new EngineConfig().knob(Knob.HIGH_WATERMARK, 0));
+        try {
+            Thread flushing = failOverUntilTheBackingSync(e, 300);
+            ByteBuffer got = ByteBuffer.allocate(300 * 8 * 512);
+            Throwable[] error = new Throwable[1];
+            Thread reading = new Thread(() -> {
+                try {
+                    e.read(1, 0, 300 * 8, got);
+                } catch (Throwable t) {
+                    error[0] = t;
+                }
+            });
+            reading.start();
+            reading.join(20_000); // a bound for a read of the page cache, not a measurement
+            boolean served = !reading.isAlive();
+            assertNotNull(e.status().degraded(), "the failover is still under way");
+            resume.countDown();
+            reading.join();
+            flushing.join();
+            assertTrue(served, "the read was served while the failover synced the backing store");
+            assertNull(error[0]);
+            for (int s = 0; s < 300 * 8; s++) {
+                assertEquals(exact[s], SectorModel.decode(got, s * 512, 1, s), "sector " + s);
+            }
+            awaitDegraded(e);
+        } finally {
+            resume.countDown();
+            e.close();
+        }
+    }
+
+    /** Randomly placed dirty lines of one segment go back in backing address order. */
+    @Test
+    void theWriteBackGoesInBackingOrder() throws Exception {
+        List<Long> offsets = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+        BlockDevice recorded = new DelegatingDevice(backing) {
+            @Override
+            public void write(ByteBuffer src, long offset) throws IOException {
+                offsets.add(offset);
+                inner.write(src, offset);
+            }
+        };
+        CacheEngine e = CacheEngine.open(cache, Map.of(1, recorded), new EngineConfig().knob(Knob.HIGH_WATERMARK, 0));
+        try {
+            List<Integer> order = new java.util.ArrayList<>();
+            for (int line = 0; line < 200; line += 2) { // every other line: no two meet on the backing store
+                order.add(line);
+            }
+            java.util.Collections.shuffle(order, new Random(15));
+            for (int line : order) {
+                write(e, line * 8, 8);
+            }
+            assertTrue(offsets.isEmpty(), "random lines are cached, not bypassed");
+            cache.failSyncs.set(1);
+            assertTrue(flush(e));
+            assertEquals(100, writtenBack(awaitDegraded(e)));
+            assertEquals(100, offsets.size(), "one write a line");
+            for (int i = 1; i < offsets.size(); i++) {
+                assertTrue(offsets.get(i) > offsets.get(i - 1), "write " + i + " at " + offsets.get(i) + " after " + offsets.get(i - 1));
+            }
+        } finally {
+            e.close();
+        }
+        backingHoldsEverythingBut(List.of());
     }
 }
