@@ -19,7 +19,8 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * knows how busy each store keeps it ({@link BackingBusy}); {@link #get} is for sizes, names
  * and the kernel's load probes.
  *
- * <p>Thread-safe: the changed and refusing flags are atomic. The device table changes only
+ * <p>Thread-safe: the change generations and refusing flags are atomic; the syncs
+ * {@link #syncChanged} runs are serialised per store (its monitor in {@code syncing}). The device table changes only
  * when a volume is attached or detached ({@link VolumeChanges}): a store is added before any
  * request can name its id, and removed once no request can; the id reaches request threads
  * through the front's volume map and the daemons through the engine lock, both of which order
@@ -29,13 +30,11 @@ final class BackingStores {
     private final BlockDevice[] devices = new BlockDevice[Layout.MAX_DEVICE_ID + 1];
     private final long[] sectors = new long[Layout.MAX_DEVICE_ID + 1];
     private final boolean[] known = new boolean[Layout.MAX_DEVICE_ID + 1];
-    private final AtomicIntegerArray changedSinceSync = new AtomicIntegerArray(Layout.MAX_DEVICE_ID + 1);
-    /**
-     * Per store, changes outside writeback counted as they complete, and how many of them the
-     * last completed sync covered: equal when every such change is durable ({@link #unsynced}).
-     */
+    /** Per store: counts its changes outside writeback (bypassed writes, punches). */
     private final AtomicLongArray changes = new AtomicLongArray(Layout.MAX_DEVICE_ID + 1);
-    private final AtomicLongArray changesSynced = new AtomicLongArray(Layout.MAX_DEVICE_ID + 1);
+    /** Per store: the highest change count read just before a completed sync began (every sync, writeback's included). */
+    private final AtomicLongArray synced = new AtomicLongArray(Layout.MAX_DEVICE_ID + 1);
+    private final Object[] syncing = new Object[Layout.MAX_DEVICE_ID + 1];
     /** 1 while a volume is being detached: requests naming it are refused, the engine's own I/O goes on. */
     private final AtomicIntegerArray refusing = new AtomicIntegerArray(Layout.MAX_DEVICE_ID + 1);
     private final BackingRanges ranges = new BackingRanges();
@@ -46,6 +45,9 @@ final class BackingStores {
 
     BackingStores(Map<Integer, BlockDevice> byId, Health health) {
         this.health = health;
+        for (int i = 0; i < syncing.length; i++) {
+            syncing[i] = new Object();
+        }
         for (Map.Entry<Integer, BlockDevice> e : byId.entrySet()) {
             devices[e.getKey()] = e.getValue();
             sectors[e.getKey()] = e.getValue().size() / Layout.SECTOR_SIZE;
@@ -56,7 +58,7 @@ final class BackingStores {
     /** A volume attached while running: its store serves requests from now on. */
     void add(int deviceId, BlockDevice device) {
         sectors[deviceId] = device.size() / Layout.SECTOR_SIZE;
-        changedSinceSync.set(deviceId, 0);
+        synced.set(deviceId, changes.get(deviceId));
         refusing.set(deviceId, 0);
         devices[deviceId] = device;
         known[deviceId] = true;
@@ -189,7 +191,6 @@ final class BackingStores {
      */
     void changed(int dev) {
         changes.incrementAndGet(dev);
-        changedSinceSync.set(dev, 1);
     }
 
     /**
@@ -199,7 +200,7 @@ final class BackingStores {
      */
     boolean unsynced(int dev) {
         long c = changes.get(dev);
-        return changesSynced.get(dev) < c;
+        return synced.get(dev) < c;
     }
 
     /**
@@ -213,9 +214,9 @@ final class BackingStores {
     void sync(int dev, boolean writeback) throws IOException {
         busy.begin(dev, writeback);
         try {
-            long covered = changes.get(dev);
+            long covers = changes.get(dev);
             devices[dev].sync();
-            changesSynced.accumulateAndGet(dev, covered, Math::max);
+            synced.accumulateAndGet(dev, covers, Math::max);
         } catch (IOException e) {
             health.fail(new IOException("syncing backing store " + devices[dev].name() + " failed: " + e.getMessage(), e));
             throw e;
@@ -229,12 +230,25 @@ final class BackingStores {
         return busy.busyMillis(dev, withWriteback);
     }
 
-    /** Syncs every store punched or written by a bypass since its last sync. */
+    /**
+     * Returns once every change to a store completed before the call (a punch, a bypassed
+     * write) is synced: by a sync that began after the change, this call's or a concurrent
+     * one's (group commit). A flush that finds another's sync under way waits for it and for
+     * one more when that one began before its changes: it never returns on a sync still running.
+     * Once a store's sync failed the engine has failed, and no later call returns success.
+     */
     void syncChanged() throws IOException {
         for (int dev = 1; dev <= Layout.MAX_DEVICE_ID; dev++) {
-            if (changedSinceSync.getAndSet(dev, 0) != 0) {
-                sync(dev, false);
+            long target = changes.get(dev);
+            if (synced.get(dev) >= target) {
+                continue;
+            }
+            synchronized (syncing[dev]) {
+                if (synced.get(dev) < target) {
+                    sync(dev, false);
+                }
             }
         }
+        health.checkNotFailed();
     }
 }

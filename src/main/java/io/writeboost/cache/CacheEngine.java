@@ -379,6 +379,9 @@ public final class CacheEngine implements Closeable {
                 rethrowUnlessFailingOver(e);
             }
         }
+        if (failover.readWhileFailingOver(deviceId, sector, nSectors, dst)) {
+            return;
+        }
         failover.awaitServing();
         failover.read(deviceId, sector, nSectors, dst);
     }
@@ -415,19 +418,29 @@ public final class CacheEngine implements Closeable {
      * those arriving during its write and sync share the next one (group commit).
      */
     public void flush() throws IOException {
-        flush(false);
+        flush(false, Failover.EVERY_VOLUME);
+    }
+
+    /**
+     * {@link #flush()} for an fsync of volume {@code deviceId}: the same, except that after a
+     * failover that lost lines it reports the loss of that volume alone ({@link Failover#flush}).
+     */
+    public void flush(int deviceId) throws IOException {
+        flush(false, deviceId);
     }
 
     /** Like {@link #flush()} but seals the open segment at once (flush_current_buffer). */
     public void flushNow() throws IOException {
-        flush(true);
+        flush(true, Failover.EVERY_VOLUME);
     }
 
     /**
      * After a failover a flush syncs the backing stores: everything acknowledged before the
      * failover is on them (synced by it) or reported lost, and what came after went to them.
+     * A flush that met the failover in the cache covered what it lost, if anything: it fails then.
      */
-    private void flush(boolean now) throws IOException {
+    private void flush(boolean now, int deviceId) throws IOException {
+        boolean inFlight = false;
         if (!failover.started()) {
             try {
                 staging.writeOutAll();
@@ -439,10 +452,11 @@ public final class CacheEngine implements Closeable {
                 return;
             } catch (IOException e) {
                 rethrowUnlessFailingOver(e);
+                inFlight = true;
             }
         }
         failover.awaitServing();
-        failover.flush();
+        failover.flush(deviceId, inFlight);
     }
 
     /**
@@ -741,8 +755,13 @@ public final class CacheEngine implements Closeable {
         stopDaemons();
     }
 
-    /** Sets the closing flag the daemons watch for, wakes them, and waits until they have ended. */
+    /**
+     * Sets the closing flag the daemons watch for, wakes them, and waits until they have ended.
+     * From here a cache device error (the stop's last record) is a plain failure: a failover
+     * would run on after the stop returned, writing to devices its caller takes as released.
+     */
     private void stopDaemons() {
+        health.failOverWith(null);
         health.startClosing();
         joinDaemons();
         failover.stop();

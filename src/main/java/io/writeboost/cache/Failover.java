@@ -15,6 +15,7 @@ import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 
 /**
  * The engine without its cache device (docs/ENGINE.md, "Failure"). Started once by the first
@@ -25,9 +26,12 @@ import java.util.concurrent.TimeUnit;
  * staged lines, syncs the backing stores, reports every dirty line it could not read as lost,
  * marks the cache abandoned in the superblock record, and from then on serves every request
  * from the backing stores (pass-through). Requests that meet the failover wait for it and are
- * then served that way ({@link #awaitServing}).
+ * then served that way ({@link #awaitServing}). Lost lines stay visible to the volumes: a read of
+ * a lost sector fails ({@link LostSectors}), and flushes report the loss once per volume, as
+ * the kernel reports a write-back error ({@link #flush}).
  *
- * <p>Owns: the failover's state, its figures and the lost ranges it found. Thread-safe: the
+ * <p>Owns: the failover's state, its figures, the lost ranges it found and which volumes' flushes
+ * still owe the report of a loss. Thread-safe: the
  * state is guarded by the {@link EngineLock} (waiters wait on its {@code changed} condition)
  * and published through a volatile; the failover thread alone writes the figures before it
  * publishes {@link State#DEGRADED}.
@@ -39,6 +43,9 @@ final class Failover extends Daemon {
     private static final long MARK_RETRY_NANOS = TimeUnit.SECONDS.toNanos(1);
 
     enum State { NONE, FAILING_OVER, DEGRADED }
+
+    /** A flush of every volume ({@link #flush}). */
+    static final int EVERY_VOLUME = 0;
 
     private final int cacheId;
     private final long nonce;
@@ -54,9 +61,16 @@ final class Failover extends Daemon {
 
     private volatile State state = State.NONE;
     private volatile boolean marked;
+    /** Lock held: the failover holds the cache device, and nothing but its write-back changes the line table. */
+    private boolean frozen;
     private long writtenBack;
     private long lostLines;
     private final List<LostRange> lost = new ArrayList<>();
+    private final LostSectors lostSectors = new LostSectors();
+    /** Per device id: the failover lost lines of it (written before DEGRADED is published). */
+    private final boolean[] lostOn = new boolean[Layout.MAX_DEVICE_ID + 1];
+    /** Per device id: 1 while no flush begun after the failover began has reported that loss yet. */
+    private final AtomicIntegerArray lossUnreported = new AtomicIntegerArray(Layout.MAX_DEVICE_ID + 1);
 
     Failover(int cacheId, long nonce, Health health, EngineLock lock, LineTable lines, SegmentLog segments,
              BackingStores backings, BlockDevice cache, StreamStaging staging, RecordWriter records, KnobValues knobs,
@@ -126,9 +140,44 @@ final class Failover extends Daemon {
         }
     }
 
+    /**
+     * A read that meets the failover under way, served at once from the backing store when it
+     * holds the newest data of the whole range: the line table is frozen, and no line of the
+     * range is dirty (not written back yet) or staged. Only the newest copy of a line can be
+     * dirty and the write-back clears a line only once it is on the store (or lost, and then in
+     * {@link LostSectors} first), so the store's data cannot turn older after the check. Returns
+     * false when it cannot serve it; the caller then waits ({@link #awaitServing}). Called
+     * without the lock.
+     */
+    boolean readWhileFailingOver(int dev, long sector, int nSectors, ByteBuffer dst) throws IOException {
+        lock.lock();
+        try {
+            if (nSectors <= 0 || state != State.FAILING_OVER || !frozen || health.failure() != null) {
+                return false;
+            }
+            long lastLine = (sector + nSectors - 1) >>> 3;
+            for (long line = sector >>> 3; line <= lastLine; line++) {
+                int l = lines.lookup(LineKey.of(dev, line));
+                if ((l >= 0 && lines.dirtyBits(l) != 0) || staging.holds(dev, line)) {
+                    return false;
+                }
+            }
+        } finally {
+            lock.unlock();
+        }
+        read(dev, sector, nSectors, dst);
+        return true;
+    }
+
     // ---------------------------------------------------------------- pass-through, once degraded
 
+    /** A read touching a lost sector fails, as a bad sector's would: the backing store holds older data there. */
     void read(int dev, long sector, int nSectors, ByteBuffer dst) throws IOException {
+        if (lostSectors.touches(dev, sector, sector + nSectors)) {
+            throw new IOException("cache " + cacheId + ": sectors " + sector + "-" + (sector + nSectors - 1) + " of device "
+                    + dev + " touch data the failover lost (status: lost_range); writing or discarding them makes them "
+                    + "readable again");
+        }
         backings.read(dev, slice(dst, nSectors), sector);
     }
 
@@ -137,11 +186,13 @@ final class Failover extends Daemon {
         checkMarked();
         backings.write(dev, slice(src, nSectors), sector, false, false);
         backings.changed(dev);
+        lostSectors.covered(dev, sector, sector + nSectors);
     }
 
     void discard(int dev, long sector, long nSectors) throws IOException {
         checkMarked();
         backings.punch(dev, sector, nSectors);
+        lostSectors.covered(dev, sector, sector + nSectors);
     }
 
     /**
@@ -161,11 +212,29 @@ final class Failover extends Daemon {
         }
     }
 
-    /** Syncs what pass-through wrote or punched; once a sync failed, no flush succeeds again (as in the cache). */
-    void flush() throws IOException {
+    /**
+     * Syncs what pass-through wrote or punched; once a sync failed, no flush succeeds again (as
+     * in the cache). A flush of volume {@code dev} ({@link #EVERY_VOLUME}: of all) fails when the
+     * failover lost lines of it and the flush was in flight when the failover began
+     * ({@code inFlight}: it covered them), or is the first begun since (which takes the report):
+     * the loss is reported once per volume, as the kernel reports a write-back error once per
+     * file, and later flushes succeed.
+     */
+    void flush(int dev, boolean inFlight) throws IOException {
         checkMarked();
         backings.syncChanged();
         health.checkNotFailed();
+        StringBuilder lostVolumes = new StringBuilder();
+        int from = dev == EVERY_VOLUME ? 1 : dev, to = dev == EVERY_VOLUME ? Layout.MAX_DEVICE_ID : dev;
+        for (int d = from; d <= to; d++) {
+            if (inFlight ? lostOn[d] : lossUnreported.getAndSet(d, 0) != 0) {
+                lostVolumes.append(lostVolumes.length() == 0 ? "" : ", ").append(d);
+            }
+        }
+        if (lostVolumes.length() > 0) {
+            throw new IOException("cache " + cacheId + " failed over and lost acknowledged data of device(s) " + lostVolumes
+                    + " (status: lost_range): this flush covered it or is the first since; later flushes succeed");
+        }
     }
 
     private static ByteBuffer slice(ByteBuffer b, int nSectors) {
@@ -197,6 +266,7 @@ final class Failover extends Daemon {
                 lock.awaitChanged();
             }
             segments.takeDevice(); // never released: nothing is written to the log again
+            frozen = true;
             first = segments.lastMigratedId() + 1;
             last = segments.currentId();
         } finally {
@@ -205,12 +275,20 @@ final class Failover extends Daemon {
         ByteBuffer scratch = ByteBuffer.allocateDirect(Layout.SEGMENT_SIZE + Layout.HEADER_COPY_SIZE)
                 .alignedSlice(Layout.HEADER_COPY_SIZE).limit(Layout.SEGMENT_SIZE).slice();
         for (long id = first; id <= last; id++) {
-            health.checkNotFailed(); // aborted (a simulated power cut), or a backing store failed: nothing more is written
+            if (engineFailed()) {
+                return;
+            }
             writeBackSegment(id, scratch);
+        }
+        if (engineFailed()) {
+            return;
         }
         staging.writeOutForFailover();
         boolean[] known = backings.knownDevices();
         for (int dev = 1; dev <= Layout.MAX_DEVICE_ID; dev++) {
+            if (engineFailed()) {
+                return;
+            }
             if (known[dev]) {
                 backings.sync(dev, true); // a failure fails the engine: without its backing store nothing is served
             }
@@ -221,6 +299,9 @@ final class Failover extends Daemon {
         }
         // Everything readable is on the backing stores: from here the log is older than they are.
         knobs.set(Knob.CACHE_MODE, CacheMode.PASS_THROUGH.ordinal());
+        if (engineFailed()) {
+            return;
+        }
         marked = records.abandon(lostLines, lost);
         lock.lock();
         try {
@@ -301,11 +382,21 @@ final class Failover extends Daemon {
                         slot, cache.name(), n, e.getMessage());
             }
         }
-        // Runs of dirty sectors that meet both on the backing store and in the slot (a sequential
-        // write's lines follow each other in both) go as one request.
+        if (engineFailed()) {
+            return;
+        }
+        // In backing order (lines of one segment are in arrival order, a random write's scattered),
+        // and runs of dirty sectors that meet both on the backing store and in the slot (a
+        // sequential write's lines follow each other in both) go as one request.
+        int[] order = new int[n];
+        for (int i = 0; i < n; i++) {
+            order[i] = i;
+        }
+        KeyOrder.sort(order, n, keys);
         int runDev = 0, runAt = 0, runLen = 0;
         long runSector = 0;
-        for (int i = 0; i < n; i++) {
+        for (int o = 0; o < n; o++) {
+            int i = order[o];
             int dev = LineKey.device(keys[i]);
             long base = LineKey.line(keys[i]) << 3;
             for (int s = 0; s < Layout.SECTORS_PER_LINE; ) {
@@ -354,6 +445,15 @@ final class Failover extends Daemon {
         }
     }
 
+    /**
+     * Whether the engine failed meanwhile (aborted, as by a simulated power cut, or a backing
+     * store failed): then nothing more is written, and the failover ends quietly, since
+     * {@link Health#fail} logged the cause and every request gets it.
+     */
+    private boolean engineFailed() {
+        return health.failure() != null;
+    }
+
     private void writeRun(ByteBuffer scratch, int dev, long sector, int at, int nSectors) throws IOException {
         backings.write(dev, scratch.duplicate().limit(at + (nSectors << Layout.SECTOR_SHIFT)).position(at), sector, false, true);
     }
@@ -364,10 +464,18 @@ final class Failover extends Daemon {
             LostRange r = lost.get(lost.size() - 1);
             if (r.device() == dev && r.lastSector() + 1 == from) {
                 lost.set(lost.size() - 1, new LostRange(dev, r.firstSector(), to));
+                markLost(dev, from, to);
                 return;
             }
         }
         lost.add(new LostRange(dev, from, to));
+        markLost(dev, from, to);
+    }
+
+    private void markLost(int dev, long from, long to) {
+        lostSectors.add(dev, from, to);
+        lostOn[dev] = true;
+        lossUnreported.set(dev, 1);
     }
 
     /** Lost ranges this failover found (the first ones are also in the record). Read once {@link #state} is DEGRADED. */

@@ -45,9 +45,17 @@ final class Health {
         }
     }
 
-    /** From now on a cache device error fails over (see {@link Failover}) rather than failing the engine. */
+    /**
+     * From now on a cache device error fails over (see {@link Failover}) rather than failing the
+     * engine; null: it fails the engine again (a stop sets it before its last record).
+     */
     void failOverWith(Runnable start) {
-        onCacheLost = start;
+        lock.lock();
+        try {
+            onCacheLost = start;
+        } finally {
+            lock.unlock();
+        }
     }
 
     /**
@@ -57,14 +65,15 @@ final class Health {
      * failover runs on its own thread.
      */
     void cacheDeviceFailed(Throwable t) {
-        Runnable start = onCacheLost;
-        if (start == null) {
-            fail(t);
-            return;
-        }
+        Runnable start;
         boolean first = false;
         lock.lock();
         try {
+            start = onCacheLost;
+            if (start == null) {
+                fail(t); // the lock is reentrant
+                return;
+            }
             if (failure == null && cacheLost == null) {
                 cacheLost = t;
                 first = true;

@@ -635,7 +635,7 @@ final class Writeback extends Daemon {
         for (int i = 0; i < entries; i++) {
             order[i] = i;
         }
-        sort(order, 0, entries - 1);
+        KeyOrder.sort(order, entries, entryKeys); // backing order, older copies first
         staging.clear();
         int stagedDev = -1;
         long stagedStart = -1;
@@ -688,53 +688,6 @@ final class Writeback extends Daemon {
             syncTouched();
         }
         return sectors;
-    }
-
-    /** Sorts entry indices by (key, position in batch): backing order, older copies first. */
-    private void sort(int[] a, int lo, int hi) {
-        while (lo < hi) {
-            if (hi - lo < 16) {
-                for (int i = lo + 1; i <= hi; i++) {
-                    int v = a[i];
-                    int j = i - 1;
-                    while (j >= lo && less(v, a[j])) {
-                        a[j + 1] = a[j];
-                        j--;
-                    }
-                    a[j + 1] = v;
-                }
-                return;
-            }
-            int pivot = a[(lo + hi) >>> 1];
-            int i = lo, j = hi;
-            while (i <= j) {
-                while (less(a[i], pivot)) {
-                    i++;
-                }
-                while (less(pivot, a[j])) {
-                    j--;
-                }
-                if (i <= j) {
-                    int t = a[i];
-                    a[i] = a[j];
-                    a[j] = t;
-                    i++;
-                    j--;
-                }
-            }
-            if (j - lo < hi - i) {
-                sort(a, lo, j);
-                lo = i;
-            } else {
-                sort(a, i, hi);
-                hi = j;
-            }
-        }
-    }
-
-    private boolean less(int x, int y) {
-        long kx = entryKeys[x], ky = entryKeys[y];
-        return kx != ky ? kx < ky : x < y;
     }
 
     private void ensureCapacity(int batchSegments) {

@@ -155,7 +155,7 @@ public final class Volume {
 
     /** fsync/fdatasync: returns once every write acknowledged before it is durable. */
     public void fsync() throws IOException {
-        engine.flush();
+        engine.flush(deviceId);
     }
 
     /** Punches [offset, offset+length): later reads return zeros. Partial sectors at the edges get zeros written. */
