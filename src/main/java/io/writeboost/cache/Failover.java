@@ -58,6 +58,8 @@ final class Failover extends Daemon {
     private final RecordWriter records;
     private final KnobValues knobs;
     private final Runnable joinDaemons;
+    /** Set under the lock when the engine stops: no failover begins after it. */
+    private boolean stopping;
 
     private volatile State state = State.NONE;
     private volatile boolean marked;
@@ -89,9 +91,23 @@ final class Failover extends Daemon {
         this.joinDaemons = joinDaemons;
     }
 
-    /** What {@link Health#cacheDeviceFailed} runs, once. Any lock state. */
+    /**
+     * What {@link Health#cacheDeviceFailed} runs, once. Any lock state. The check and the
+     * thread's start are one step under the lock, so that a stop that has begun (and may have
+     * joined already) never leaves a failover running behind it: the error is then a plain
+     * failure, as any cache device error at a stop is.
+     */
     void begin() {
-        start();
+        lock.lock();
+        try {
+            if (stopping) {
+                health.fail(health.cacheLost());
+                return;
+            }
+            start();
+        } finally {
+            lock.unlock();
+        }
     }
 
     /** Whether a failover has begun (it may still be writing back). Any thread, no lock. */
@@ -512,6 +528,12 @@ final class Failover extends Daemon {
 
     /** At a stop: one more try at the mark, after the thread has ended. */
     void stop() {
+        lock.lock();
+        try {
+            stopping = true;
+        } finally {
+            lock.unlock();
+        }
         join();
         if (state == State.DEGRADED && !marked && health.failure() == null) {
             marked = records.abandon(lostLines, lost);
