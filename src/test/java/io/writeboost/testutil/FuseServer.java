@@ -63,7 +63,12 @@ public final class FuseServer implements AutoCloseable {
         List<String> all = new ArrayList<>(List.of("--foreground", "--ready-file", ready.toString()));
         all.addAll(List.of(args));
         all.add(mountPoint.toString());
-        Process p = new ProcessBuilder(javaCommand(all.toArray(new String[0])))
+        // SIGINT back to its default: a command started in the background by a non-interactive
+        // shell (nohup mvn ... &) inherits SIGINT ignored, the JVM then installs no handler for
+        // it, and StopTest's SIGINT would test how the build was started, not the server.
+        List<String> command = new ArrayList<>(List.of("env", "--default-signal=INT"));
+        command.addAll(javaCommand(all.toArray(new String[0])));
+        Process p = new ProcessBuilder(command)
                 .redirectOutput(out.toFile()).redirectError(err.toFile()).start();
         p.getOutputStream().close();
         try {
@@ -99,7 +104,12 @@ public final class FuseServer implements AutoCloseable {
         List<String> all = new ArrayList<>(List.of("--foreground", "--ready-file", ready.toString(), "--log-file", log.toString()));
         all.addAll(List.of(args));
         all.add(mountPoint.toString());
-        Process p = new ProcessBuilder(javaCommand(all.toArray(new String[0])))
+        // SIGINT back to its default: a command started in the background by a non-interactive
+        // shell (nohup mvn ... &) inherits SIGINT ignored, the JVM then installs no handler for
+        // it, and StopTest's SIGINT would test how the build was started, not the server.
+        List<String> command = new ArrayList<>(List.of("env", "--default-signal=INT"));
+        command.addAll(javaCommand(all.toArray(new String[0])));
+        Process p = new ProcessBuilder(command)
                 .redirectOutput(ProcessBuilder.Redirect.DISCARD)
                 .redirectError(ProcessBuilder.Redirect.appendTo(log.resolveSibling(log.getFileName() + ".stderr").toFile()))
                 .start();
@@ -138,7 +148,7 @@ public final class FuseServer implements AutoCloseable {
             unmount(mountPoint);
         }
         if (!process.waitFor(120, TimeUnit.SECONDS)) {
-            throw new IOException("server did not exit within 120 s of the unmount");
+            throw new IOException("server did not exit within 120 s of the unmount" + stuck());
         }
         return process.exitValue();
     }
@@ -147,12 +157,27 @@ public final class FuseServer implements AutoCloseable {
     public int signal(String signal) throws IOException, InterruptedException {
         Loop.run("kill", "-" + signal, Long.toString(process.pid()));
         if (!process.waitFor(120, TimeUnit.SECONDS)) {
-            throw new IOException("server did not exit within 120 s of SIG" + signal);
+            throw new IOException("server did not exit within 120 s of SIG" + signal + stuck());
         }
         if (signal.equals("KILL")) {
             unmountLazily(mountPoint);
         }
         return process.exitValue();
+    }
+
+    /** For a server that did not stop: its threads and the end of its log, so that the failure says where it hangs. */
+    private String stuck() {
+        StringBuilder b = new StringBuilder();
+        try {
+            Process dump = new ProcessBuilder("jcmd", Long.toString(process.pid()), "Thread.print").redirectErrorStream(true).start();
+            b.append("\n-- threads:\n").append(new String(dump.getInputStream().readAllBytes()));
+            dump.waitFor(30, TimeUnit.SECONDS);
+            List<String> lines = Files.readAllLines(log);
+            b.append("\n-- log, last lines:\n").append(String.join("\n", lines.subList(Math.max(0, lines.size() - 40), lines.size())));
+        } catch (IOException | InterruptedException e) {
+            b.append("\n(no thread dump: ").append(e).append(')');
+        }
+        return b.toString();
     }
 
     public boolean alive() {
