@@ -49,6 +49,7 @@ final class BypassWriter {
     private final AtomicLong writes = new AtomicLong();
     private final AtomicLong bytes = new AtomicLong();
     private final AtomicLong requests = new AtomicLong();
+    private final AtomicLong cachedAtFlush = new AtomicLong();
 
     BypassWriter(BackingStores backings) {
         this.backings = backings;
@@ -231,6 +232,16 @@ final class BypassWriter {
     void countStaged(long stagedBytes) {
         writes.incrementAndGet();
         bytes.addAndGet(stagedBytes);
+    }
+
+    /** Staged lines a flush logged in the cache instead ({@link StreamStaging#writeOutAll}): they did not go around it. */
+    void countCachedAtFlush(int lines) {
+        bytes.addAndGet(-((long) lines << Layout.LINE_SHIFT));
+        cachedAtFlush.addAndGet(lines);
+    }
+
+    long stagedLinesCachedAtFlush() {
+        return cachedAtFlush.get();
     }
 
     /** A backing request {@link StreamStaging} sent for staged lines. */

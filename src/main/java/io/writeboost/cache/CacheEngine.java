@@ -615,7 +615,7 @@ public final class CacheEngine implements Closeable {
                     flushedSegmentsWithDirtyLines(),
                     pacer.figures(segments.slotsInUse(), segments.slotsInUse() * 100 / segments.nrSegments(), writeback.aboveWatermark(),
                             writeback.budgetWaitedNanos()), knobs.mode(), deviceErrors.errors(), knobs.get(Knob.IO_ERROR_LIMIT),
-                    degradedReason(), warmCleanLines);
+                    degradedReason(), warmCleanLines, bypassWriter.stagedLinesCachedAtFlush());
         } finally {
             lock.unlock();
         }

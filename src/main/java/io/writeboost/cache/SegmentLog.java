@@ -208,6 +208,22 @@ final class SegmentLog {
      * segments that hold no dirty line ({@link #cleanRoomWanted()}).
      */
     boolean roomForClean() {
+        return roomNow(cleanReserve(), true);
+    }
+
+    /**
+     * Whether a flush may log a staged line in the cache now instead of waiting for the
+     * stager's backing write ({@link StreamStaging#writeOutAll}): as {@link #roomForClean},
+     * with the pressure reserve ({@link #pressureReserve()}) left free instead of the clean
+     * one, so that only a ring with room pays for the flush's speed.
+     */
+    boolean roomForStagedLine() {
+        return roomNow(pressureReserve(), false);
+    }
+
+    /** Lock held: room in the open segment now, opening the next one only if {@code reserve} slots stay free after it. */
+    private boolean roomNow(int reserve, boolean forClean) {
+        lock.assertHeld();
         if (drainsInProgress > 0) {
             return false;
         }
@@ -217,8 +233,8 @@ final class SegmentLog {
         if (flushQueue.size() >= Math.max(1, maxBuffers / 2)) {
             return false;
         }
-        if (nextId - lastMigratedId > nrSegments - cleanReserve()) {
-            if (!cleanRoomWanted) {
+        if (nextId - lastMigratedId > nrSegments - reserve) {
+            if (forClean && !cleanRoomWanted) {
                 cleanRoomWanted = true;
                 lock.wakeDaemons();
             }

@@ -26,6 +26,8 @@ package io.writeboost.cache;
  * @param degraded why the engine serves every volume from its backing store after a failover (or is failing over
  *        to it), null while it uses its cache device
  * @param warmCleanLines clean lines the start kept from the log (docs/FORMAT.md, "Clean entries")
+ * @param stagedLinesCachedAtFlush staged lines of bypassed writes a flush logged in the cache instead of waiting for
+ *        their backing write (counted in neither {@code bypassedBytes} nor {@code bypassRequests})
  * @param stats dm-writeboost's matrix, indexed by {@link Stats#WRITE} | {@link Stats#HIT} | {@link Stats#ON_BUFFER} | {@link Stats#FULLSIZE}
  */
 public record Status(int cacheId, int nrSegments, long currentSegmentId, int currentSegmentLines, long lastFlushedId,
@@ -37,7 +39,7 @@ public record Status(int cacheId, int nrSegments, long currentSegmentId, int cur
                      long bypassedWrites, long bypassedBytes, long bypassRequests, int[] engineBusyPercent, long cleanLines,
                      long readCacheAdmissions, long readHitsClean, long segmentsWithDirtyLines, Pacing pacing,
                      io.writeboost.knob.CacheMode cacheMode, long cacheDeviceErrors, long ioErrorLimit, String degraded,
-                     long warmCleanLines) {
+                     long warmCleanLines, long stagedLinesCachedAtFlush) {
 
     /**
      * @param ringSlotsInUse ring slots holding a segment not yet written back, the open one included

@@ -63,6 +63,12 @@ final class StreamStaging {
      * flight than here.
      */
     static final long QUIET_NANOS = TimeUnit.MILLISECONDS.toNanos(20);
+    /**
+     * A flush logs a filling window of at most this many lines in the cache instead of waiting
+     * for its backing write ({@link #cacheForFlush}): a journal's or a log's latest lines, not
+     * the tail of a large copy, whose ring room and writeback would cost more than its wait.
+     */
+    static final int CACHE_AT_FLUSH_LINES = WINDOW_LINES / 4;
     private static final long RETRY_MIN_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
     private static final long RETRY_MAX_NANOS = TimeUnit.SECONDS.toNanos(30);
 
@@ -299,6 +305,11 @@ final class StreamStaging {
             if (active == 0) {
                 return;
             }
+            for (Window w : windows) {
+                if (w.state == FILLING && w.lines <= CACHE_AT_FLUSH_LINES) {
+                    cacheForFlush(w);
+                }
+            }
             Window[] ws = new Window[WINDOWS];
             long[] generations = new long[WINDOWS];
             int n = 0;
@@ -345,6 +356,36 @@ final class StreamStaging {
             } finally {
                 lock.unlock();
             }
+        }
+    }
+
+    /**
+     * Lock held, not released: logs the staged lines of {@code w} in the cache, as many as the
+     * log has room for without waiting, and lets them leave the window. The flush's wait is
+     * then the cache device's, not the backing store's: a stager's write can sit behind a
+     * writeback sync of half a second of random writes, and a file system's journal
+     * (sequential, so staged once past sequential_cutoff) is what its fsync waits for.
+     */
+    private void cacheForFlush(Window w) throws IOException {
+        int cached = 0;
+        for (int i = nextHeld(w, 0); i < WINDOW_LINES; i = nextHeld(w, i + 1)) {
+            if (!writePath.cacheStagedLine(w.dev, w.first + i, w.data, i << Layout.LINE_SHIFT)) {
+                break;
+            }
+            w.held[i >>> 6] &= ~(1L << i);
+            w.lines--;
+            for (int c = w.changes[i]; c > 0; c--) {
+                admission.endChange(w.dev, w.first + i, 1);
+            }
+            w.changes[i] = 0;
+            cached++;
+        }
+        if (cached > 0) {
+            counters.countCachedAtFlush(cached);
+            if (w.lines == 0) {
+                release(w);
+            }
+            lock.signalChanged();
         }
     }
 

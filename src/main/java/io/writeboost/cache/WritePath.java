@@ -201,6 +201,25 @@ final class WritePath {
         }
     }
 
+    /**
+     * Lock held, not released: logs staged line {@code lineNo} of {@code dev} (its 4 KiB at
+     * {@code pos} of {@code data}) in the cache as a written line, for a flush that would
+     * otherwise wait for the stager's backing write ({@link StreamStaging#writeOutAll}). The
+     * caller keeps the line staged until this returns, so no reader or writer sees it neither
+     * staged nor cached. False, changing nothing, outside write-back (the other modes keep no
+     * dirty line: the staged line goes to the backing store), when the log has no room without
+     * waiting ({@link SegmentLog#roomForStagedLine}), or when the line is cached (never, while
+     * staging's rules hold).
+     */
+    boolean cacheStagedLine(int dev, long lineNo, ByteBuffer data, int pos) throws IOException {
+        lock.assertHeld();
+        if (knobs.mode() != CacheMode.WRITE_BACK || lines.lookup(LineKey.of(dev, lineNo)) >= 0 || !segments.roomForStagedLine()) {
+            return false;
+        }
+        writeLine(dev, lineNo, 0, Layout.SECTORS_PER_LINE, data, pos, true);
+        return true;
+    }
+
     /** Lock held: whether line {@code lineNo} of {@code dev} is cached with dirty sectors. */
     private boolean holdsDirty(int dev, long lineNo) {
         int line = lines.lookup(LineKey.of(dev, lineNo));
@@ -259,7 +278,7 @@ final class WritePath {
         for (long s = from; s < to; ) {
             int first = (int) (s & 7);
             int count = (int) Math.min(8 - first, to - s);
-            writeLine(dev, s >>> 3, first, count, src, srcPos + (int) ((s - sector) << Layout.SECTOR_SHIFT));
+            writeLine(dev, s >>> 3, first, count, src, srcPos + (int) ((s - sector) << Layout.SECTOR_SHIFT), false);
             s += count;
         }
     }
@@ -340,7 +359,7 @@ final class WritePath {
                     // A partial line (write-through, pass-through) that a write-back write has
                     // made dirty in other sectors since the decision: dropping it would lose
                     // them, so these sectors join them in the cache, to be written back together.
-                    writeLine(dev, s >>> 3, first, count, src, srcPos + (int) ((s - sector) << Layout.SECTOR_SHIFT));
+                    writeLine(dev, s >>> 3, first, count, src, srcPos + (int) ((s - sector) << Layout.SECTOR_SHIFT), false);
                 } else if (line >= 0) {
                     dropLine(key);
                     dropped = true;
@@ -442,7 +461,8 @@ final class WritePath {
      * segment is still in a buffer, else from the cache device (read without the lock, then
      * the lookup is redone and the fetched copy used only if it is still current).
      */
-    private void writeLine(int dev, long lineNo, int first, int count, ByteBuffer src, int srcPos) throws IOException {
+    private void writeLine(int dev, long lineNo, int first, int count, ByteBuffer src, int srcPos, boolean fromStaging)
+            throws IOException {
         long key = LineKey.of(dev, lineNo);
         int mask = ((1 << count) - 1) << first;
         boolean fullsize = mask == Layout.FULL_DIRTY;
@@ -456,7 +476,9 @@ final class WritePath {
             while (true) {
                 // A line is never staged and cached at once: a staged copy goes to the backing
                 // store before this write may put the line in the cache.
-                staging.awaitClear(dev, lineNo << 3, Layout.SECTORS_PER_LINE);
+                if (!fromStaging) {
+                    staging.awaitClear(dev, lineNo << 3, Layout.SECTORS_PER_LINE);
+                }
                 int line = lines.lookup(key);
                 if (line >= 0 && segments.mutable(line)) {
                     stats.count(true, true, true, fullsize);
@@ -587,7 +609,7 @@ final class WritePath {
                     } else {
                         ByteBuffer zeros = ZERO_LINE.duplicate();
                         zeros.limit(n << Layout.SECTOR_SHIFT);
-                        writeLine(deviceId, lineNo, first, n, zeros, 0);
+                        writeLine(deviceId, lineNo, first, n, zeros, 0, false);
                     }
                 }
                 s += n;

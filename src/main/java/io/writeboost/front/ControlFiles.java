@@ -228,6 +228,7 @@ public final class ControlFiles {
         line(b, "written_back_bytes", st.writtenBackBytes());
         line(b, "bypassed_writes", st.bypassedWrites());
         line(b, "bypassed_bytes", st.bypassedBytes() + " (in " + st.bypassRequests() + " backing request(s))");
+        line(b, "staged_lines_cached_at_flush", st.stagedLinesCachedAtFlush());
         line(b, "indexed_lines", st.indexedLines());
         line(b, "clean_lines", st.cleanLines());
         line(b, "warm_clean_lines", st.warmCleanLines());

@@ -169,6 +169,8 @@ public final class EngineMetrics implements MultiCollector {
         f.counter("writeboost_bypassed_bytes", Unit.BYTES, "bytes bypassed writes sent straight to the backing stores", st.bypassedBytes());
         f.counter("writeboost_bypass_backing_requests", null, "backing-store requests the bypassed writes took once gathered",
                 st.bypassRequests());
+        f.counter("writeboost_staged_lines_cached_at_flush", null, "lines of bypassed writes a flush logged in the cache "
+                + "instead of waiting for their backing write", st.stagedLinesCachedAtFlush());
 
         f.gauge("writeboost_indexed_lines", null, "lines in the cache's index, dirty and clean", st.indexedLines());
         f.gauge("writeboost_clean_lines", null, "clean (read-cached) lines in the index", st.cleanLines());

@@ -409,22 +409,24 @@ class CrashTest {
 
     /**
      * The windows of a staged stream, one power cut each: version 1 of a range written as a
-     * stream (staged, written out by a flush), then version 2 the same way, each piece read
+     * stream (staged, then flushed), then version 2 the same way, each piece read
      * back right after its write, and a flush, with the power cut after the 1st, 2nd, ...
-     * device call from version 2 on: the write-out of the staged lines, the log write of the
-     * stream's cached lead-in, the syncs. Without {@code flush}, a write through the cache over
+     * device call from version 2 on: the write-out of the staged lines (a window of more than
+     * {@link StreamStaging#CACHE_AT_FLUSH_LINES}) or their log write (a smaller one, which the
+     * flush logs in the cache), the log write of the stream's cached lead-in, the syncs.
+     * Without {@code flush}, a write through the cache over
      * the last staged line makes the write-out instead, and nothing is flushed. The quiet time
      * is long, so that the calls come in the same order every run. Nothing older than version
      * 1 may come back, nor version 2 be lost once the flush returned.
      */
     @ParameterizedTest
-    @org.junit.jupiter.params.provider.ValueSource(booleans = {true, false})
-    void powerCutAtEachStepOfAStagedStream(boolean flush) throws Exception {
+    @org.junit.jupiter.params.provider.CsvSource({"true, 6, 32", "true, 10, 240", "false, 6, 32"})
+    void powerCutAtEachStepOfAStagedStream(boolean flush, int pieces, int piece) throws Exception {
         int cuts = 0;
         for (int calls = 1; ; calls++) {
             boolean cutInside = false;
             for (int fate = 0; fate < 6; fate++) {
-                cutInside |= stagedStreamWithCutAfter(calls, flush, new Random(calls * 37L + fate));
+                cutInside |= stagedStreamWithCutAfter(calls, flush, pieces, piece, new Random(calls * 37L + fate));
                 cuts++;
             }
             if (!cutInside) {
@@ -435,9 +437,8 @@ class CrashTest {
         crashPoints.addAndGet(cuts);
     }
 
-    private static boolean stagedStreamWithCutAfter(int calls, boolean flush, Random rnd) throws Exception {
+    private static boolean stagedStreamWithCutAfter(int calls, boolean flush, int pieces, int piece, Random rnd) throws Exception {
         int from = 256;        // sectors
-        int pieces = 6, piece = 32;
         Rig rig = new Rig(5, 1, VOLUME_BYTES, new EngineConfig().ramBuffers(3).knob(Knob.BARRIER_DEADLINE_MS, 0)
                 .knob(Knob.SEQUENTIAL_CUTOFF, 32 << 10).stagingQuietNanos(java.util.concurrent.TimeUnit.MINUTES.toNanos(10)));
         SectorModel model = new SectorModel(1, SECTORS);
@@ -448,6 +449,9 @@ class CrashTest {
             assertEquals(bypassed + pieces * piece * 512L, rig.engine.status().bypassedBytes(), "version 1 went around the cache");
             rig.engine.flush();
             model.flushed();
+            int staged = pieces * piece / 8;
+            assertEquals(staged > StreamStaging.CACHE_AT_FLUSH_LINES ? 0 : staged, rig.engine.status().stagedLinesCachedAtFlush(),
+                    "staged lines the flush logged in the cache");
             boolean inside = cutDuring(rig, model, calls, rnd, flush, cut -> {
                 stagedStream(rig, model, id, from, pieces, piece);
                 if (flush) {

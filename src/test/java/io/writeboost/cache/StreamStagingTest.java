@@ -276,6 +276,57 @@ class StreamStagingTest {
         }
     }
 
+    /**
+     * A flush that finds a small window still filling (a journal's latest lines, say) logs its
+     * lines in the cache instead of waiting for their backing write, which may sit behind a
+     * writeback sync: no staged line reaches the backing store, the lines read back, and they
+     * survive a power cut right after the flush. A large window is written out as before.
+     */
+    @Test
+    void aFlushLogsASmallFillingWindowInTheCacheAndWritesALargeOneOut() throws Exception {
+        try (Setup s = new Setup()) {
+            byte[] data = random(6 << 20, 8);
+            int small = (4 << 20) / PIECE + 2;   // [3.875, 4.25) MiB staged: 32 lines in one window, 64 in the next
+            for (int p = 0; p < small; p++) {
+                s.writeAndReadBack(data, p);
+            }
+            long stagedLines = ((4L << 20) + 2 * PIECE - ((4L << 20) - PIECE)) / Layout.LINE_SIZE;
+            s.engine.flush();
+            assertEquals(List.of(), s.backing.requests, "no backing write for the staged lines");
+            assertEquals(stagedLines, s.engine.status().stagedLinesCachedAtFlush());
+            assertEquals(0, s.engine.status().bypassedBytes(), "the flush took back what went around the cache");
+
+            Object power = new Object();
+            PowerLossDevice cacheAfter = s.cache.crash(new Random(8), power);
+            PowerLossDevice mediaAfter = s.media.crash(new Random(9), power);
+            s.engine.abort();
+            s.engine = CacheEngine.open(cacheAfter, Map.of(1, mediaAfter), new EngineConfig());
+            ByteBuffer back = ByteBuffer.allocate(small * PIECE);
+            s.engine.read(1, 0, back.capacity() >> 9, back);
+            assertArrayEquals(java.util.Arrays.copyOf(data, small * PIECE), back.array(), "after a power cut");
+        }
+        try (Setup s = new Setup()) {
+            byte[] data = random(6 << 20, 10);
+            for (int p = 0; p < data.length / PIECE; p++) {   // [4, 6) MiB: 512 lines in one window
+                s.writeAndReadBack(data, p);
+            }
+            s.engine.flush();
+            assertEquals(0, s.engine.status().stagedLinesCachedAtFlush() - 32, "only the 32 lines before 4 MiB");
+            assertLargeRequests(s, 2 << 20);
+            assertSurvivesRestart(s, data);
+        }
+        try (Setup s = new Setup()) {
+            s.engine.setKnob(io.writeboost.knob.Knob.WRITE_AROUND_MODE, 1);
+            byte[] data = random(6 << 20, 11);
+            for (int p = 0; p < (4 << 20) / PIECE + 2; p++) {
+                s.writeAndReadBack(data, p);
+            }
+            s.engine.flush();
+            assertEquals(0, s.engine.status().stagedLinesCachedAtFlush(), "write-around keeps no dirty line, staged or not");
+            assertEquals(0, s.engine.status().dirtyLines());
+        }
+    }
+
     private static void assertReads(Setup s, byte[] expected, String when) throws IOException {
         ByteBuffer all = ByteBuffer.allocate(expected.length);
         s.engine.read(1, 0, expected.length >> 9, all);

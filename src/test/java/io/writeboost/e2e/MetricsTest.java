@@ -170,7 +170,7 @@ class MetricsTest {
                 "ram_buffers_in_use_bytes", "ram_buffers_max", "lost_lines")) {
             expected.put(key("writeboost_" + plain), number(st.get(plain)));
         }
-        for (String counter : List.of("flushed_bytes", "written_back_bytes", "bypassed_writes", "bypassed_bytes",
+        for (String counter : List.of("flushed_bytes", "written_back_bytes", "bypassed_writes", "bypassed_bytes", "staged_lines_cached_at_flush",
                 "read_cache_admissions", "read_hits_clean", "writeback_errors")) {
             expected.put(key("writeboost_" + counter + "_total"), number(st.get(counter)));
         }
