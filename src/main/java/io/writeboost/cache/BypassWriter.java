@@ -14,7 +14,8 @@ import java.util.concurrent.locks.ReentrantLock;
 /**
  * The backing-store writes of bypassed lines, gathered into large requests. FUSE hands the
  * server at most 128 KiB per request, and a slow disk or a network block device charges per
- * request: written one by one, a stream reached a 200-IOPS disk at 25 MB/s at best. So the
+ * request: written one by one, a stream reaches such a disk at its request rate times 128 KiB
+ * at best. So the
  * pieces of concurrent bypassed writes queue here while one writer (the leader, whoever finds
  * no write under way) writes everything queued, adjacent pieces of one volume as one
  * gathering write of up to 4 MiB, O_DIRECT where the backing store allows it. The kernel sends
@@ -133,8 +134,8 @@ final class BypassWriter {
      * Lock held, as the new leader: waits while pieces keep arriving (each quiet spell of
      * {@link #GATHER_QUIET_NANOS} ends it, {@link #GATHER_MAX_NANOS} at most). The kernel sends
      * the eight 128 KiB pieces of a 1 MiB direct write at once, but server threads pick them up
-     * a few microseconds apart: written as soon as the first one came, a 1 MiB write left as
-     * two or three requests (71 MB/s against the slow disk's 104 in bench/slowdisk's dd-seq).
+     * a few microseconds apart: written as soon as the first one came, a 1 MiB write would
+     * leave as two or three requests.
      */
     private void gather() {
         long deadline = System.nanoTime() + GATHER_MAX_NANOS;

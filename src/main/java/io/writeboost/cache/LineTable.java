@@ -31,8 +31,8 @@ final class LineTable {
     /**
      * The index's load factor with every line indexed. A fuller table saves heap but costs a
      * write more probes, and a removal's backward shift reads the key of every entry it
-     * passes, tags or not (two arrays, {@link LineKeys}): at 0.8 writes were slower than
-     * before the tags, at 0.75 they are not (docs/PERFORMANCE.md, "Heap per line").
+     * passes, tags or not (two arrays, {@link LineKeys}): 0.75 is the fullest at which writes
+     * measured no slower than an index without tags (docs/PERFORMANCE.md, "Heap per line").
      */
     static final double INDEX_LOAD = 0.75;
     /**

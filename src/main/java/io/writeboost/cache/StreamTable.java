@@ -16,12 +16,12 @@ import io.writeboost.format.Layout;
  * ends (pieces ahead of their predecessors, a fragment a flush forgot, a small hole) counts
  * with that stream for as long as it grows, and keeps it from being forgotten or evicted
  * meanwhile. Only one level: a stream counts the span of the one behind it, not what that one
- * counted in turn, so random writes can never chain their way up to a cutoff. Before, only the
- * first piece after such a gap counted the stream behind it, so each forgotten or overtaken
- * fragment restarted the count and sent the next 4 MiB through the cache: a 2 GiB dd onto ext4
- * put 8-23% of its data in the ring; now 1.5%, the 4 MiB after each of the larger holes ext4
- * leaves in its data area (8-14 MiB of backup superblock and reserved blocks every 256 MiB,
- * the journal, a flex group's tables), which are beyond the window.
+ * counted in turn, so random writes can never chain their way up to a cutoff. Were only the
+ * first piece after such a gap to count the stream behind it, each forgotten or overtaken
+ * fragment would restart the count and send the next 4 MiB through the cache (a copy onto
+ * ext4 would fill the ring; docs/PERFORMANCE.md has the figures). What still goes through the
+ * cache is the 4 MiB after each hole larger than the window (ext4's backup superblocks and
+ * reserved blocks, the journal, a flex group's tables).
  *
  * <p>Not thread-safe: every method expects the {@link EngineLock} held.
  */

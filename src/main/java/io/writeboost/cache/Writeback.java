@@ -41,8 +41,8 @@ final class Writeback extends Daemon {
      * Runs at least this long bypass the page cache (O_DIRECT, where the backing store allows
      * it and the run is 4 KiB aligned). Written through a block device's page cache, a run
      * leaves as one request per 4 KiB block (buffer heads), and a throttled disk or a network
-     * block device that counts requests took a sequential stretch at 200 x 4 KiB a second
-     * (0.8 MB/s, bench/slowdisk). Single lines stay buffered: they are one request either way,
+     * block device that counts requests takes a sequential stretch at its request rate times
+     * 4 KiB. Single lines stay buffered: they are one request either way,
      * and the kernel can queue a batch's random writes before the group's sync instead of
      * waiting for each.
      */

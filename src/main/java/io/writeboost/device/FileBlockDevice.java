@@ -132,8 +132,9 @@ public final class FileBlockDevice implements BlockDevice {
     /**
      * O_DIRECT when {@code src} is a direct buffer and it, its length and {@code offset} are
      * 4 KiB aligned; else a plain write. A segment written through the page cache costs a copy
-     * into it and, at the next sync, the kernel's writeback of those pages: the engine's
-     * random-write ingest then ran at 0.45x the disk's sequential O_DIRECT bandwidth. The
+     * into it and, at the next sync, the kernel's writeback of those pages, which kept the
+     * engine's random-write ingest well below the disk's sequential O_DIRECT bandwidth
+     * (docs/PERFORMANCE.md). The
      * kernel keeps the two paths coherent: a direct write first writes back and afterwards
      * drops the cached pages of its range, so buffered reads that follow see its bytes.
      */
