@@ -73,6 +73,7 @@ class CrashTest {
     }
 
     @ParameterizedTest
+    @org.junit.jupiter.api.parallel.Execution(org.junit.jupiter.api.parallel.ExecutionMode.CONCURRENT)
     @MethodSource("seeds")
     void acknowledgedWritesSurvivePowerLoss(long seed) throws Exception {
         run(seed, 0);
@@ -83,6 +84,7 @@ class CrashTest {
      * appends and the header copies they write, and hit slots reused after appends.
      */
     @ParameterizedTest
+    @org.junit.jupiter.api.parallel.Execution(org.junit.jupiter.api.parallel.ExecutionMode.CONCURRENT)
     @MethodSource("fsyncSeeds")
     void acknowledgedAppendsSurvivePowerLoss(long seed) throws Exception {
         run(seed, 90);
@@ -101,6 +103,7 @@ class CrashTest {
      * or in the background once quiet, wherever the power cut finds them.
      */
     @ParameterizedTest
+    @org.junit.jupiter.api.parallel.Execution(org.junit.jupiter.api.parallel.ExecutionMode.CONCURRENT)
     @MethodSource("bypassSeeds")
     void bypassedWritesSurvivePowerLoss(long seed) throws Exception {
         run(seed, 10, true);
@@ -121,6 +124,7 @@ class CrashTest {
      * with several fates for the unsynced writes.
      */
     @ParameterizedTest
+    @org.junit.jupiter.api.parallel.Execution(org.junit.jupiter.api.parallel.ExecutionMode.CONCURRENT)
     @org.junit.jupiter.params.provider.CsvSource({"true, true, false", "true, false, false", "false, true, false",
             "false, false, false", "true, true, true", "false, false, true"})
     void powerCutAtEachStepOfABypassedWrite(boolean stream, boolean flush, boolean clean) throws Exception {
@@ -210,6 +214,7 @@ class CrashTest {
      * acknowledged, unless the punch is synced before any line is dropped.
      */
     @ParameterizedTest
+    @org.junit.jupiter.api.parallel.Execution(org.junit.jupiter.api.parallel.ExecutionMode.CONCURRENT)
     @org.junit.jupiter.params.provider.ValueSource(booleans = {true, false})
     void powerCutAtEachStepOfADiscardOverDirtyLines(boolean partial) throws Exception {
         cutAtEachCall(41, (c, r) -> discardWithCutAfter(c, partial, r));
@@ -345,6 +350,7 @@ class CrashTest {
      * </ul>
      */
     @ParameterizedTest
+    @org.junit.jupiter.api.parallel.Execution(org.junit.jupiter.api.parallel.ExecutionMode.CONCURRENT)
     @org.junit.jupiter.params.provider.ValueSource(strings = {"bypass", "discard", "read"})
     void powerCutAtEachStepAroundWarmLines(String kind) throws Exception {
         cutAtEachCall(43, (c, r) -> aroundWarmLinesWithCutAfter(c, kind, r));
@@ -420,6 +426,7 @@ class CrashTest {
      * 1 may come back, nor version 2 be lost once the flush returned.
      */
     @ParameterizedTest
+    @org.junit.jupiter.api.parallel.Execution(org.junit.jupiter.api.parallel.ExecutionMode.CONCURRENT)
     @org.junit.jupiter.params.provider.CsvSource({"true, 6, 32", "true, 10, 240", "false, 6, 32"})
     void powerCutAtEachStepOfAStagedStream(boolean flush, int pieces, int piece) throws Exception {
         int cuts = 0;

@@ -32,6 +32,7 @@ class ModelTest {
     }
 
     @ParameterizedTest
+    @org.junit.jupiter.api.parallel.Execution(org.junit.jupiter.api.parallel.ExecutionMode.CONCURRENT)
     @MethodSource("seeds")
     void randomOperationsMatchModel(long seed) throws Exception {
         run(seed, 0);
@@ -39,6 +40,7 @@ class ModelTest {
 
     /** The database pattern: a flush after nearly every write, so segments fill by appends and slots are reused after them. */
     @ParameterizedTest
+    @org.junit.jupiter.api.parallel.Execution(org.junit.jupiter.api.parallel.ExecutionMode.CONCURRENT)
     @MethodSource("fsyncSeeds")
     void flushesAfterNearlyEveryWriteMatchModel(long seed) throws Exception {
         run(seed, 90);
@@ -54,6 +56,7 @@ class ModelTest {
      * writeback running under them.
      */
     @ParameterizedTest
+    @org.junit.jupiter.api.parallel.Execution(org.junit.jupiter.api.parallel.ExecutionMode.CONCURRENT)
     @MethodSource("bypassSeeds")
     void bypassedWritesMatchModel(long seed) throws Exception {
         run(seed, 20, true);
