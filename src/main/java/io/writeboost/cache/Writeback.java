@@ -138,7 +138,7 @@ final class Writeback extends Daemon {
               int groupSegments, WritePacer pacer) {
         super("writeback", cacheId, health);
         this.pacer = pacer;
-        this.budget = new WritebackBudget(knobs);
+        this.budget = new WritebackBudget(knobs, health::stopped);
         this.lock = lock;
         this.segments = segments;
         this.lineTable = lineTable;

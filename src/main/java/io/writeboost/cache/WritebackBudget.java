@@ -3,6 +3,7 @@ package io.writeboost.cache;
 import io.writeboost.knob.Knob;
 
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.BooleanSupplier;
 
 /**
  * The cap on background writeback that users sharing the backing store ask for:
@@ -10,20 +11,27 @@ import java.util.concurrent.locks.LockSupport;
  * costs the longer of its bytes at the byte rate and one request at the request rate, on a
  * virtual clock that may run up to {@link #BURST_NANOS} behind real time (a short burst after
  * an idle spell). Writeback asks only while room is plentiful: once writers are paced or
- * waiting, a stalled writer is worse than a busy disk, and the cap is not applied.
+ * waiting, a stalled writer is worse than a busy disk, and the cap is not applied. Nor once
+ * the cache stops: a stop waits for the running batch, and at a cap of a few requests a
+ * second that would hold it for minutes.
  *
  * <p>Not thread-safe: owned by the writeback thread ({@link #waitedNanos} may be read by any).
  */
 final class WritebackBudget {
     static final long BURST_NANOS = 100_000_000L;
 
+    /** Slices of a wait, so that a stop ends it soon. */
+    private static final long SLICE_NANOS = 50_000_000L;
+
     private final KnobValues knobs;
+    private final BooleanSupplier stopping;
     private long nextNanos;
     /** Written by the writeback thread only; read by the status. */
     private volatile long waitedNanos;
 
-    WritebackBudget(KnobValues knobs) {
+    WritebackBudget(KnobValues knobs, BooleanSupplier stopping) {
         this.knobs = knobs;
+        this.stopping = stopping;
     }
 
     /** Whether a cap is set at all. */
@@ -31,7 +39,7 @@ final class WritebackBudget {
         return knobs.get(Knob.WRITEBACK_MAX_MBPS) > 0 || knobs.get(Knob.WRITEBACK_MAX_IOPS) > 0;
     }
 
-    /** Waits, if the caps ask for it, before a backing request of {@code bytes}. */
+    /** Waits, if the caps ask for it and the cache is not stopping, before a backing request of {@code bytes}. */
     void take(long bytes) {
         long mbps = knobs.get(Knob.WRITEBACK_MAX_MBPS);
         long iops = knobs.get(Knob.WRITEBACK_MAX_IOPS);
@@ -46,8 +54,8 @@ final class WritebackBudget {
         if (wait > 0) {
             waitedNanos += wait;
             long deadline = now + wait;
-            for (long left = wait; left > 0; left = deadline - System.nanoTime()) {
-                LockSupport.parkNanos(left);
+            for (long left = wait; left > 0 && !stopping.getAsBoolean(); left = deadline - System.nanoTime()) {
+                LockSupport.parkNanos(Math.min(left, SLICE_NANOS));
             }
         }
     }

@@ -19,8 +19,8 @@ public enum Knob {
             "percent at which writeback started by high_watermark stops (at most high_watermark; dm-writecache's name)"),
     WRITEBACK_MAX_MBPS(Scope.CACHE, "writeback_max_mbps", Access.READ_WRITE, 0, 1_000_000, 0,
             "MB/s (10^6 bytes) background writeback may write to the backing stores while the ring has room (at "
-                    + "least a quarter free); once writers are paced it runs at full speed, since a stalled writer is "
-                    + "worse than a busy disk; 0: no cap"),
+                    + "least a quarter free); once writers are paced, or the cache stops, it runs at full speed, since a "
+                    + "stalled writer is worse than a busy disk; 0: no cap"),
     WRITEBACK_MAX_IOPS(Scope.CACHE, "writeback_max_iops", Access.READ_WRITE, 0, 1_000_000, 0,
             "requests a second background writeback may send to the backing stores while the ring has room, as "
                     + "writeback_max_mbps; 0: no cap"),

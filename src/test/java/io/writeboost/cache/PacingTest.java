@@ -225,6 +225,30 @@ class PacingTest {
         }
     }
 
+    /**
+     * A stop waits for the running writeback batch; at a cap of one request a second that batch
+     * (100 lines apart) would hold it for 100 s. The cap is not applied once the cache stops.
+     */
+    @Test
+    void aStopDoesNotWaitForTheWritebackCap() throws Exception {
+        CacheEngine e = openFast(SLOTS, new EngineConfig().knob(Knob.HIGH_WATERMARK, 0).knob(Knob.WRITEBACK_MAX_IOPS, 1));
+        long closedAfterMs;
+        try {
+            writeApart(e, 100);
+            e.setKnob(Knob.FORCE_MIGRATE, 1);
+            long deadline = System.nanoTime() + 30_000_000_000L;
+            while (e.status().pacing().writebackCapWaitedNanos() == 0 && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            assertTrue(e.status().pacing().writebackCapWaitedNanos() > 0, "writeback runs, at the cap");
+        } finally {
+            long t0 = System.nanoTime();
+            e.close();
+            closedAfterMs = (System.nanoTime() - t0) / 1_000_000;
+        }
+        assertTrue(closedAfterMs < 50_000, "the stop took " + closedAfterMs + " ms, as long as the capped batch");
+    }
+
     @Test
     void theWritebackCapIsIgnoredWhileWritersArePaced() throws Exception {
         CacheEngine e = openFast(SLOTS, new EngineConfig().knob(Knob.HIGH_WATERMARK, 0).knob(Knob.WRITEBACK_MAX_IOPS, 2));
