@@ -60,6 +60,8 @@ final class SegmentLog {
     private long flushDeadlineFor;
     /** Segments sealed since start and the lines they held: the ring's efficiency. */
     private long sealedSegments, sealedLines;
+    /** Lines appended since start, copies made by copy-forward included. */
+    private long appendedLines;
     /** What the last {@link #takeAppend} froze: its header copy's sequence number and line count. */
     private int lastAppendSeq, lastAppendLines;
     private final ArrayDeque<SegmentBuffer> flushQueue = new ArrayDeque<>();
@@ -190,6 +192,7 @@ final class SegmentLog {
 
     /** Appends a line for {@code key} to the open segment (which must have room); returns its line number. */
     int appendLine(long key) {
+        appendedLines++;
         int k = open.addLine();
         if (k == 0) {
             openSinceNanos = System.nanoTime();
@@ -214,16 +217,45 @@ final class SegmentLog {
         if (open != null && !open.full()) {
             return true;
         }
-        if (flushQueue.size() >= Math.max(1, maxBuffers / 2)) {
-            return false;
-        }
-        if (nextId - lastMigratedId > nrSegments - cleanReserve()) {
-            if (!cleanRoomWanted) {
+        if (!ringHasRoom(cleanReserve())) {
+            if (!cleanRoomWanted && flushQueue.size() < maxQueuedForNoWait()) {
                 cleanRoomWanted = true;
                 lock.wakeDaemons();
             }
             return false;
         }
+        return openWithoutWaiting();
+    }
+
+    /**
+     * Whether copy-forward may append a line now, without waiting for anything: as
+     * {@link #roomForClean}, with {@link #pressureReserve()} slots left free after it and no
+     * writer waiting for a slot. Copy-forward runs on the writeback thread, which is what frees
+     * slots: it must never wait for room, and it gives way wherever room is short.
+     */
+    boolean roomForCopy() {
+        lock.assertHeld();
+        if (drainsInProgress > 0 || writersWaitingForSlot > 0) {
+            return false;
+        }
+        if (open != null && !open.full()) {
+            return true;
+        }
+        return ringHasRoom(pressureReserve()) && openWithoutWaiting();
+    }
+
+    /** Whether opening the next segment leaves at least {@code reserve} ring slots free and the flush queue short. */
+    private boolean ringHasRoom(int reserve) {
+        return flushQueue.size() < maxQueuedForNoWait() && nextId - lastMigratedId <= nrSegments - reserve;
+    }
+
+    /** Sealed segments queued for the flusher beyond which appends that must not wait stop: half the buffers. */
+    private int maxQueuedForNoWait() {
+        return Math.max(1, maxBuffers / 2);
+    }
+
+    /** Seals a full open segment and opens the next if the syncs and a free buffer allow it now. */
+    private boolean openWithoutWaiting() {
         if (open != null) {
             seal(); // full: the flusher writes it, and the sync below may then cover it
         }
@@ -562,6 +594,11 @@ final class SegmentLog {
 
     long sealedLines() {
         return sealedLines;
+    }
+
+    /** Lines appended since start, copies made by copy-forward included. */
+    long appendedLines() {
+        return appendedLines;
     }
 
     long lastMigratedId() {
