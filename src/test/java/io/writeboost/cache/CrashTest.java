@@ -339,6 +339,49 @@ class CrashTest {
     }
 
     /**
+     * A power cut after each device call of a writeback batch that copies a hot line forward
+     * and writes cold ones back: the hot line written twice (so it is hot) and six cold lines,
+     * flushed, then writeback forced until the segment is recorded written back. The old slot
+     * must not be given up before the copy is durable: a cut between the record and the copy's
+     * append would leave the hot line with only what the backing store holds, never written.
+     */
+    @org.junit.jupiter.api.Test
+    void powerCutAtEachStepOfACopyForward() throws Exception {
+        cutAtEachCall(47, CrashTest::copyForwardWithCutAfter);
+    }
+
+    private static boolean copyForwardWithCutAfter(int calls, Random rnd) throws Exception {
+        Rig rig = new Rig(5, 1, VOLUME_BYTES, new EngineConfig().ramBuffers(3).knob(Knob.BARRIER_DEADLINE_MS, 0)
+                .knob(Knob.HIGH_WATERMARK, 0));
+        SectorModel model = new SectorModel(1, SECTORS);
+        long[] id = {1};
+        try {
+            writeStamped(rig, model, id, 0, 8);
+            writeStamped(rig, model, id, 0, 8); // a rewrite: hot
+            writeStamped(rig, model, id, 64, 6 * 8);
+            rig.engine.flushNow();
+            model.flushed();
+            CacheEngine engine = rig.engine;
+            long target = engine.status().lastFlushedId();
+            boolean inside = cutDuring(rig, model, calls, rnd, false, cut -> {
+                engine.setKnob(Knob.FORCE_MIGRATE, 1);
+                long deadline = System.nanoTime() + 30_000_000_000L;
+                while (!cut.getAsBoolean() && engine.status().lastMigratedId() < target) {
+                    assertTrue(System.nanoTime() < deadline, "writeback reaches segment " + target);
+                    Thread.sleep(1);
+                }
+                if (!cut.getAsBoolean()) {
+                    assertEquals(1, engine.status().copiedForwardLines(), "the hot line was copied forward");
+                }
+            });
+            assertNothingOlderThanAcknowledged(rig, model, "copy-forward, cut after " + calls + " call(s)");
+            return inside;
+        } finally {
+            rig.engine.close();
+        }
+    }
+
+    /**
      * After everything is written back, the cache may only hold copies of what the backing
      * stores hold: a clean line a start kept that differs would serve data that changes under
      * a reader once it is evicted, with no write. Drains, then compares volume reads with the
