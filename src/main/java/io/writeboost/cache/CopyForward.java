@@ -102,9 +102,7 @@ final class CopyForward {
                 || (bits == 0 && !lines.isClean(line)) || !segments.roomForCopy()) {
             return false;
         }
-        int fresh = segments.appendLine(key);
-        segments.openData().put(SegmentBuffer.lineOffset(fresh % LPS), src, pos, Layout.LINE_SIZE);
-        lines.moveForward(line, fresh);
+        lines.moveForward(line, segments.appendWhole(key, src, pos));
         credit -= 1;
         copied++;
         durableTarget = segments.endOfLog();

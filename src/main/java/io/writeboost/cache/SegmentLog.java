@@ -185,9 +185,14 @@ final class SegmentLog {
      * not cached. {@code durable}: see {@link LineTable#makeClean}.
      */
     void appendClean(long key, ByteBuffer src, int srcPos, boolean durable) {
+        lines.makeClean(appendWhole(key, src, srcPos), durable);
+    }
+
+    /** Appends a line for {@code key} holding the 4 KiB at {@code srcPos} of {@code src} (the open segment must have room); returns its line number. */
+    int appendWhole(long key, ByteBuffer src, int srcPos) {
         int fresh = appendLine(key);
         open.data().put(SegmentBuffer.lineOffset(fresh % LPS), src, srcPos, Layout.LINE_SIZE);
-        lines.makeClean(fresh, durable);
+        return fresh;
     }
 
     /** Appends a line for {@code key} to the open segment (which must have room); returns its line number. */
