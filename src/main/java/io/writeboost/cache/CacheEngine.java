@@ -68,6 +68,7 @@ public final class CacheEngine implements Closeable {
     private final Durability durability;
     private final Flusher flusher;
     private final Writeback writeback;
+    private final CopyForward copyForward;
     private final WritePacer pacer = new WritePacer();
     private final Periodic periodic;
     private final Verifier verifier;
@@ -234,8 +235,9 @@ public final class CacheEngine implements Closeable {
         warmCleanLines = lines.cleanLines();
 
         flusher = new Flusher(cacheId, health, lock, segments, cache, knobs);
+        copyForward = new CopyForward(lock, lines, segments, knobs, health);
         writeback = new Writeback(cacheId, health, lock, segments, lines, backings, cache, knobs, records, verification,
-                config.writebackGroupSegments(), pacer);
+                config.writebackGroupSegments(), pacer, copyForward);
         durability = new Durability(lock, health, segments, verification, records, backings, knobs, flusher, streams);
         writeback.durability(durability);
         periodic = new Periodic(cacheId, health, lock, segments, records, durability, knobs, config.vouchSegments(), writeback);
@@ -615,7 +617,8 @@ public final class CacheEngine implements Closeable {
                     flushedSegmentsWithDirtyLines(),
                     pacer.figures(segments.slotsInUse(), segments.slotsInUse() * 100 / segments.nrSegments(), writeback.aboveWatermark(),
                             writeback.budgetWaitedNanos()), knobs.mode(), deviceErrors.errors(), knobs.get(Knob.IO_ERROR_LIMIT),
-                    degradedReason(), warmCleanLines, bypassWriter.stagedLinesCachedAtFlush());
+                    degradedReason(), warmCleanLines, bypassWriter.stagedLinesCachedAtFlush(), copyForward.copiedLines(),
+                    copyForward.writeAmplification());
         } finally {
             lock.unlock();
         }

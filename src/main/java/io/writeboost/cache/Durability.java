@@ -86,6 +86,19 @@ final class Durability {
         awaitDurable(target);
     }
 
+    /**
+     * Lock held: waits until log position {@code target} ({@link SegmentLog#pos}) is durable,
+     * appending the open segment's new lines at once if it lies in them, without sealing it.
+     */
+    void awaitDurablePosition(long target) throws IOException {
+        lock.assertHeld();
+        if (target <= segments.durablePos()) {
+            return;
+        }
+        segments.flushOpenBy(System.nanoTime());
+        awaitDurable(target);
+    }
+
     /** Lock held: waits until segment {@code id} and all before it are durable (sealing it if it is open). */
     void awaitDurableSegment(long id) throws IOException {
         awaitDurable(SegmentLog.complete(id));

@@ -19,9 +19,11 @@ import java.util.Map;
  * <p>A line is in the index while it holds the newest copy of a dirty sector of its key (its
  * dirty bits then say which sectors the cache holds), or while it is a <em>clean</em> line: a
  * read-cached copy of the whole line, equal to what the backing store holds, never written
- * back (docs/ENGINE.md, "Read caching"). A line is clean or has dirty bits, never both.
- * Everything lives in primitive arrays: 6 ({@link LineKeys}) + 1 + 1/8 bytes per line plus the
- * index's 4 / {@link #INDEX_LOAD}.
+ * back (docs/ENGINE.md, "Read caching"). A line is clean or has dirty bits, never both, so a
+ * clean line's byte of dirty bits is free and holds its warm flag instead. Each line also has a
+ * <em>hot</em> bit, the second chance of copy-forward ({@link CopyForward}). Everything lives in
+ * primitive arrays: 6 ({@link LineKeys}) + 1 + 2/8 bytes per line plus the index's
+ * 4 / {@link #INDEX_LOAD}.
  *
  * <p>Not thread-safe: every method expects the {@link EngineLock} held.
  */
@@ -42,6 +44,7 @@ final class LineTable {
     static final int MAX_SEGMENTS = (int) ((long) ((Integer.MAX_VALUE - 9) * INDEX_LOAD) / LPS);
 
     private final LineKeys keys;
+    /** A line's dirty sectors; for a clean line, {@link #WARM} or 0 (it has no dirty sector). */
     private final byte[] dirty;
     private final LineIndex index;
     private final int[] slotLines;
@@ -50,10 +53,15 @@ final class LineTable {
     /** One bit per line: a clean (read-cached) line; only while it is indexed. */
     private final long[] clean;
     /**
-     * One bit per line: a clean line whose data was durable on its backing store when it was
-     * cached (its entry carries {@link SegmentHeader#FLAG_WARM}); only while it is clean.
+     * In a clean line's {@link #dirty} byte: its data was durable on its backing store when it
+     * was cached (its entry carries {@link SegmentHeader#FLAG_WARM}).
      */
-    private final long[] warm;
+    private static final byte WARM = 1;
+    /**
+     * One bit per line: the line's key was rewritten or read since this copy was appended
+     * (a second chance: a copy made by copy-forward starts without it).
+     */
+    private final long[] hot;
     /** Lines with dirty bits per slot: a slot with none can be given up without backing-store I/O. */
     private final int[] slotDirty;
     private long cleanLines;
@@ -69,7 +77,7 @@ final class LineTable {
         slotLines = new int[nrSegments];
         slotInvalidatedBy = new long[nrSegments];
         clean = new long[(lines + 63) >>> 6];
-        warm = new long[(lines + 63) >>> 6];
+        hot = new long[(lines + 63) >>> 6];
         slotDirty = new int[nrSegments];
     }
 
@@ -83,7 +91,7 @@ final class LineTable {
     }
 
     int dirtyBits(int line) {
-        return dirty[line] & 0xFF;
+        return isClean(line) ? 0 : dirty[line] & 0xFF;
     }
 
     /** Whether {@code line} is a clean line: every sector cached, equal to the backing store's. */
@@ -112,15 +120,22 @@ final class LineTable {
      */
     void makeClean(int line, boolean durable) {
         setClean(line, true);
-        if (durable) {
-            warm[line >>> 6] |= 1L << line;
-        }
+        dirty[line] = durable ? WARM : 0;
         index.put(line);
     }
 
     /** Whether clean {@code line} is flagged warm (see {@link #makeClean}). */
     boolean isWarm(int line) {
-        return (warm[line >>> 6] & (1L << line)) != 0;
+        return isClean(line) && dirty[line] == WARM;
+    }
+
+    /** A read hit {@code line}, or a write replaced an older cached copy of its key with it. */
+    void markHot(int line) {
+        hot[line >>> 6] |= 1L << line;
+    }
+
+    boolean isHot(int line) {
+        return (hot[line >>> 6] & (1L << line)) != 0;
     }
 
     /** Whether {@code line} still holds the indexed copy of its key. */
@@ -142,6 +157,7 @@ final class LineTable {
         int line = slot * LPS + k;
         keys.set(line, key);
         dirty[line] = 0;
+        hot[line >>> 6] &= ~(1L << line);
         slotLines[slot] = k + 1;
     }
 
@@ -181,6 +197,24 @@ final class LineTable {
         }
     }
 
+    /**
+     * Copy-forward appended {@code line}'s data as {@code fresh} (just assigned the same key):
+     * the fresh line becomes the key's copy with the same dirty sectors, or as a clean line not
+     * flagged warm, and the old one holds nothing live. Its slot records no superseding segment:
+     * {@link CopyForward} has its caller wait for the copy's durability itself, at a log
+     * position rather than the whole open segment.
+     */
+    void moveForward(int line, int fresh) {
+        if (isClean(line)) {
+            setClean(line, false);
+            makeClean(fresh, false);
+        } else {
+            int bits = dirty[line] & 0xFF;
+            setDirty(line, 0);
+            makeCurrent(fresh, bits);
+        }
+    }
+
     /** Drops {@code key}'s current line from the index (its key stays, for the header). */
     void unindex(long key, int line) {
         setClean(line, false);
@@ -202,7 +236,7 @@ final class LineTable {
      * dirty sector leaves the index; reads then go to the backing store.
      */
     void clearDirty(int line, long expectedKey, int bits) {
-        if (keys.get(line) != expectedKey) {
+        if (keys.get(line) != expectedKey || isClean(line)) {
             return;
         }
         int left = (dirty[line] & 0xFF) & ~bits;
@@ -222,7 +256,7 @@ final class LineTable {
         for (int line = 0; line < keys.length(); line++) {
             long key = keys.get(line);
             if (key > 0 && LineKey.device(key) == deviceId && index.get(key) == line) {
-                if (dirty[line] != 0) {
+                if (dirtyBits(line) != 0) {
                     log.error("detaching device id {} while line {} is still dirty; this is a bug", deviceId, line);
                     setDirty(line, 0);
                 }
@@ -240,7 +274,7 @@ final class LineTable {
             int line = base + k;
             long key = keys.get(line);
             if (key > 0) {
-                if (dirty[line] != 0) {
+                if (dirtyBits(line) != 0) {
                     log.error("reusing slot {} while line {} is still dirty; this is a bug", slot, line);
                     setDirty(line, 0);
                 }
@@ -295,8 +329,8 @@ final class LineTable {
                 continue;
             }
             if (older >= 0) {
+                unindex(live, older); // first: a clean line's byte holds its warm flag, not dirty bits
                 setDirty(older, 0);
-                unindex(live, older);
             }
             if (segmentClean[k]) {
                 makeClean(line, true);
@@ -331,7 +365,7 @@ final class LineTable {
         int base = s.slot() * LPS;
         for (int k = 0; k < nrLines; k++) {
             int line = base + k;
-            SegmentHeader.encodeEntry(view, seq, k, keys.get(line), dirty[line], isClean(line), isWarm(line));
+            SegmentHeader.encodeEntry(view, seq, k, keys.get(line), (byte) dirtyBits(line), isClean(line), isWarm(line));
         }
     }
 
@@ -363,12 +397,14 @@ final class LineTable {
     void heapBytes(Map<String, Long> into) {
         into.put("line keys", keys.heapBytes());
         into.put("dirty bits", (long) dirty.length);
-        into.put("clean and warm bits", (long) (clean.length + warm.length) * Long.BYTES);
+        into.put("clean and hot bits", (long) (clean.length + hot.length) * Long.BYTES);
         into.put("line index", (long) index.capacity() * Integer.BYTES);
         into.put("per slot: lines used, dirty lines, superseded by", (long) slotLines.length * (2 * Integer.BYTES + Long.BYTES));
     }
 
+    /** Only on a line that is not clean: a clean line's byte holds its warm flag. */
     private void setDirty(int line, int bits) {
+        assert !isClean(line) : "dirty bits set on clean line " + line;
         int before = dirty[line];
         dirty[line] = (byte) bits;
         if ((before == 0) != (bits == 0)) {
@@ -385,8 +421,8 @@ final class LineTable {
             clean[line >>> 6] ^= bit;
             cleanLines += on ? 1 : -1;
         }
-        if (!on) {
-            warm[line >>> 6] &= ~bit;
+        if (was && !on) {
+            dirty[line] = 0; // the warm flag goes with the clean state
         }
     }
 }

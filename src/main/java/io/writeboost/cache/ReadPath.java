@@ -82,6 +82,9 @@ final class ReadPath {
                 // In pass-through a clean line is passed over: the backing store holds the same.
                 boolean used = line >= 0 && (useClean || !lines.isClean(line));
                 int cached = used ? lines.cachedBits(line) & mask : 0;
+                if (used && count) {
+                    lines.markHot(line);
+                }
                 if (count) {
                     stats.count(false, used, used && segments.inOpen(line), mask == Layout.FULL_DIRTY);
                     if (used && lines.isClean(line)) {

@@ -60,6 +60,8 @@ final class SegmentLog {
     private long flushDeadlineFor;
     /** Segments sealed since start and the lines they held: the ring's efficiency. */
     private long sealedSegments, sealedLines;
+    /** Lines appended since start, copies made by copy-forward included. */
+    private long appendedLines;
     /** What the last {@link #takeAppend} froze: its header copy's sequence number and line count. */
     private int lastAppendSeq, lastAppendLines;
     private final ArrayDeque<SegmentBuffer> flushQueue = new ArrayDeque<>();
@@ -183,13 +185,19 @@ final class SegmentLog {
      * not cached. {@code durable}: see {@link LineTable#makeClean}.
      */
     void appendClean(long key, ByteBuffer src, int srcPos, boolean durable) {
+        lines.makeClean(appendWhole(key, src, srcPos), durable);
+    }
+
+    /** Appends a line for {@code key} holding the 4 KiB at {@code srcPos} of {@code src} (the open segment must have room); returns its line number. */
+    int appendWhole(long key, ByteBuffer src, int srcPos) {
         int fresh = appendLine(key);
         open.data().put(SegmentBuffer.lineOffset(fresh % LPS), src, srcPos, Layout.LINE_SIZE);
-        lines.makeClean(fresh, durable);
+        return fresh;
     }
 
     /** Appends a line for {@code key} to the open segment (which must have room); returns its line number. */
     int appendLine(long key) {
+        appendedLines++;
         int k = open.addLine();
         if (k == 0) {
             openSinceNanos = System.nanoTime();
@@ -208,21 +216,45 @@ final class SegmentLog {
      * segments that hold no dirty line ({@link #cleanRoomWanted()}).
      */
     boolean roomForClean() {
-        return roomNow(cleanReserve(), true);
+        if (drainsInProgress > 0) {
+            return false;
+        }
+        if (open != null && !open.full()) {
+            return true;
+        }
+        if (!ringHasRoom(cleanReserve())) {
+            if (!cleanRoomWanted && flushQueue.size() < maxQueuedForNoWait()) {
+                cleanRoomWanted = true;
+                lock.wakeDaemons();
+            }
+            return false;
+        }
+        return openWithoutWaiting();
+    }
+
+    /**
+     * Whether copy-forward may append a line now, without waiting for anything: as
+     * {@link #roomForClean}, with {@link #pressureReserve()} slots left free after it and no
+     * writer waiting for a slot. Copy-forward runs on the writeback thread, which is what frees
+     * slots: it must never wait for room, and it gives way wherever room is short.
+     */
+    boolean roomForCopy() {
+        lock.assertHeld();
+        if (drainsInProgress > 0 || writersWaitingForSlot > 0) {
+            return false;
+        }
+        if (open != null && !open.full()) {
+            return true;
+        }
+        return ringHasRoom(pressureReserve()) && openWithoutWaiting();
     }
 
     /**
      * Whether a flush may log a staged line in the cache now instead of waiting for the
-     * stager's backing write ({@link StreamStaging#writeOutAll}): as {@link #roomForClean},
-     * with the pressure reserve ({@link #pressureReserve()}) left free instead of the clean
-     * one, so that only a ring with room pays for the flush's speed.
+     * stager's backing write ({@link StreamStaging#writeOutAll}): as {@link #roomForCopy},
+     * so that only a ring with room pays for the flush's speed.
      */
     boolean roomForStagedLine() {
-        return roomNow(pressureReserve(), false);
-    }
-
-    /** Lock held: room in the open segment now, opening the next one only if {@code reserve} slots stay free after it. */
-    private boolean roomNow(int reserve, boolean forClean) {
         lock.assertHeld();
         if (drainsInProgress > 0) {
             return false;
@@ -230,16 +262,21 @@ final class SegmentLog {
         if (open != null && !open.full()) {
             return true;
         }
-        if (flushQueue.size() >= Math.max(1, maxBuffers / 2)) {
-            return false;
-        }
-        if (nextId - lastMigratedId > nrSegments - reserve) {
-            if (forClean && !cleanRoomWanted) {
-                cleanRoomWanted = true;
-                lock.wakeDaemons();
-            }
-            return false;
-        }
+        return ringHasRoom(pressureReserve()) && openWithoutWaiting();
+    }
+
+    /** Whether opening the next segment leaves at least {@code reserve} ring slots free and the flush queue short. */
+    private boolean ringHasRoom(int reserve) {
+        return flushQueue.size() < maxQueuedForNoWait() && nextId - lastMigratedId <= nrSegments - reserve;
+    }
+
+    /** Sealed segments queued for the flusher beyond which appends that must not wait stop: half the buffers. */
+    private int maxQueuedForNoWait() {
+        return Math.max(1, maxBuffers / 2);
+    }
+
+    /** Seals a full open segment and opens the next if the syncs and a free buffer allow it now. */
+    private boolean openWithoutWaiting() {
         if (open != null) {
             seal(); // full: the flusher writes it, and the sync below may then cover it
         }
@@ -578,6 +615,11 @@ final class SegmentLog {
 
     long sealedLines() {
         return sealedLines;
+    }
+
+    /** Lines appended since start, copies made by copy-forward included. */
+    long appendedLines() {
+        return appendedLines;
     }
 
     long lastMigratedId() {

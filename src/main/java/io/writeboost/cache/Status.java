@@ -28,6 +28,9 @@ package io.writeboost.cache;
  * @param warmCleanLines clean lines the start kept from the log (docs/FORMAT.md, "Clean entries")
  * @param stagedLinesCachedAtFlush staged lines of bypassed writes a flush logged in the cache instead of waiting for
  *        their backing write (counted in neither {@code bypassedBytes} nor {@code bypassRequests})
+ * @param copiedForwardLines hot lines copy-forward appended again since start instead of writing them back or evicting them
+ * @param writeAmplification lines appended to the log since start per line appended for users (writes, tombstones,
+ *        read admissions): 1 without copy-forward
  * @param stats dm-writeboost's matrix, indexed by {@link Stats#WRITE} | {@link Stats#HIT} | {@link Stats#ON_BUFFER} | {@link Stats#FULLSIZE}
  */
 public record Status(int cacheId, int nrSegments, long currentSegmentId, int currentSegmentLines, long lastFlushedId,
@@ -39,7 +42,7 @@ public record Status(int cacheId, int nrSegments, long currentSegmentId, int cur
                      long bypassedWrites, long bypassedBytes, long bypassRequests, int[] engineBusyPercent, long cleanLines,
                      long readCacheAdmissions, long readHitsClean, long segmentsWithDirtyLines, Pacing pacing,
                      io.writeboost.knob.CacheMode cacheMode, long cacheDeviceErrors, long ioErrorLimit, String degraded,
-                     long warmCleanLines, long stagedLinesCachedAtFlush) {
+                     long warmCleanLines, long stagedLinesCachedAtFlush, long copiedForwardLines, double writeAmplification) {
 
     /**
      * @param ringSlotsInUse ring slots holding a segment not yet written back, the open one included

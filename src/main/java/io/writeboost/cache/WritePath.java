@@ -485,6 +485,7 @@ final class WritePath {
                     copy(src, srcPos, segments.openData(), SegmentBuffer.lineOffset(line % LPS) + (first << Layout.SECTOR_SHIFT),
                             count << Layout.SECTOR_SHIFT);
                     lines.addDirty(line, mask);
+                    lines.markHot(line);
                     return;
                 }
                 int keep = line >= 0 ? lines.dirtyBits(line) & ~mask : 0;
@@ -534,6 +535,9 @@ final class WritePath {
                     lines.supersede(line, segments.openId(), fresh / LPS);
                 }
                 lines.makeCurrent(fresh, mask | keep);
+                if (line >= 0) {
+                    lines.markHot(fresh); // a rewrite: the key is worth a second lap (CopyForward)
+                }
                 return;
             }
         } finally {

@@ -56,6 +56,8 @@ final class Writeback extends Daemon {
     private int[] entryBits = new int[0];
     private int[] entryOffsets = new int[0];
     private int[] order = new int[0];
+    /** Entries of the batch that {@link CopyForward} picked: hot lines to copy forward rather than write back or evict. */
+    private boolean[] entryCopy = new boolean[0];
     private final boolean[] touched = new boolean[Layout.MAX_DEVICE_ID + 1];
     private int consecutiveFailures;
 
@@ -67,6 +69,7 @@ final class Writeback extends Daemon {
     private final KnobValues knobs;
     private final RecordWriter records;
     private final SegmentVerification verification;
+    private final CopyForward copyForward;
     private Durability durability;
 
     /**
@@ -135,8 +138,9 @@ final class Writeback extends Daemon {
 
     Writeback(int cacheId, Health health, EngineLock lock, SegmentLog segments, LineTable lineTable, BackingStores backings,
               BlockDevice cacheDevice, KnobValues knobs, RecordWriter records, SegmentVerification verification,
-              int groupSegments, WritePacer pacer) {
+              int groupSegments, WritePacer pacer, CopyForward copyForward) {
         super("writeback", cacheId, health);
+        this.copyForward = copyForward;
         this.pacer = pacer;
         this.budget = new WritebackBudget(knobs, health::stopped);
         this.lock = lock;
@@ -442,6 +446,7 @@ final class Writeback extends Daemon {
         try {
             long from, to;
             int entries = 0;
+            boolean copies = false;
             int[] segmentLines;
             lock.lock();
             try {
@@ -460,22 +465,27 @@ final class Writeback extends Daemon {
                 int n = (int) (to - from + 1);
                 ensureCapacity(n);
                 segmentLines = new int[n];
+                boolean copying = copyForward.active();
                 for (long id = from; id <= to; id++) {
                     int slot = Layout.slotOf(id, nrSegments);
                     if (segments.segmentIn(slot) != id) {
                         throw new IllegalStateException("slot " + slot + " holds segment " + segments.segmentIn(slot) + ", expected " + id);
                     }
                     int used = lineTable.linesUsed(slot);
+                    boolean pick = copying && copyForward.slotQualifies(slot);
                     boolean any = false;
                     for (int k = 0; k < used; k++) {
                         int line = slot * LPS + k;
                         int bits = lineTable.dirtyBits(line);
                         long key = lineTable.key(line);
-                        if (bits != 0 && key > 0) {
+                        boolean copy = pick && key > 0 && copyForward.candidate(line);
+                        if ((bits != 0 || copy) && key > 0) {
                             lines[entries] = line;
                             entryKeys[entries] = key;
                             entryBits[entries] = bits;
                             entryOffsets[entries] = (int) (id - from) * Layout.SEGMENT_SIZE + SegmentBuffer.lineOffset(k);
+                            entryCopy[entries] = copy;
+                            copies |= copy;
                             entries++;
                             any = true;
                         }
@@ -490,7 +500,7 @@ final class Writeback extends Daemon {
             }
             // From here on, counted as done however it ends (see batchesStarted).
             try {
-                readAndWriteBack(from, segmentLines, entries, to, cleanOnly, t0);
+                readAndWriteBack(from, segmentLines, entries, copies, to, cleanOnly, t0);
             } finally {
                 if (entries > 0) {
                     batches++;
@@ -502,8 +512,8 @@ final class Writeback extends Daemon {
     }
 
     /** Batch lock held: reads the snapshot's segments, writes their dirty lines back in order, and commits when due. */
-    private void readAndWriteBack(long from, int[] segmentLines, int entries, long to, boolean cleanOnly, long t0)
-            throws IOException {
+    private void readAndWriteBack(long from, int[] segmentLines, int entries, boolean copies, long to, boolean cleanOnly,
+                                  long t0) throws IOException {
         int nrSegments = segments.nrSegments();
         // Read the segments that still have dirty lines: a run of full segments in
         // consecutive slots (and the one after, up to its last line) in one read, headers
@@ -528,6 +538,9 @@ final class Writeback extends Daemon {
             i = last + 1;
         }
 
+        if (copies) {
+            entries = copyForward(entries);
+        }
         // A write that fails part-way still counts the batch (the caller's finally): the
         // runs written before it may have put older copies over a bypass's data, and that
         // bypass rewrites its data only when it sees a batch counted since it wrote.
@@ -549,6 +562,35 @@ final class Writeback extends Daemon {
             log.debug("wrote back segments {}..{}: {} dirty line(s), {} KiB in {} ms{}", from, to, entries,
                     sectorsWritten / 2, (System.nanoTime() - t0) / 1_000_000, commit ? ", synced and recorded" : "");
         }
+    }
+
+    /**
+     * Batch lock held, the batch's segments read: copies the entries {@link CopyForward} picked
+     * into the open segment where it still may, and keeps the others to write back, dirty
+     * lines only (a clean line not copied is evicted with its slot). Returns how many are kept,
+     * moved to the front of the entry arrays.
+     */
+    private int copyForward(int entries) {
+        int kept = 0;
+        lock.lock();
+        try {
+            for (int i = 0; i < entries; i++) {
+                if (entryCopy[i] && copyForward.copy(lines[i], entryKeys[i], entryBits[i], batchBuffer, entryOffsets[i])) {
+                    continue;
+                }
+                if (entryBits[i] == 0) {
+                    continue;
+                }
+                lines[kept] = lines[i];
+                entryKeys[kept] = entryKeys[i];
+                entryBits[kept] = entryBits[i];
+                entryOffsets[kept] = entryOffsets[i];
+                kept++;
+            }
+        } finally {
+            lock.unlock();
+        }
+        return kept;
     }
 
     private void addToGroup(int entries, long to, long bytes) {
@@ -595,8 +637,10 @@ final class Writeback extends Daemon {
                 invalidators = Math.max(invalidators, lineTable.invalidatedBy(Layout.slotOf(id, segments.nrSegments())));
             }
             // Lines of the group that newer writes replaced were skipped above; those newer
-            // writes must survive a crash before the group's segments can be given up.
+            // writes must survive a crash before the group's segments can be given up. So must
+            // the copies copy-forward made of the group's lines: they are the only ones left.
             durability.awaitDurableSegment(invalidators);
+            durability.awaitDurablePosition(copyForward.durableTarget());
         } finally {
             lock.unlock();
         }
@@ -698,6 +742,7 @@ final class Writeback extends Daemon {
             entryBits = new int[needed];
             entryOffsets = new int[needed];
             order = new int[needed];
+            entryCopy = new boolean[needed];
         }
         if (batchBuffer == null || batchBuffer.capacity() < batchSegments * Layout.SEGMENT_SIZE) {
             batchBuffer = ByteBuffer.allocateDirect(batchSegments * Layout.SEGMENT_SIZE);

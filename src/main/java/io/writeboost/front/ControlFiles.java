@@ -224,6 +224,10 @@ public final class ControlFiles {
         line(b, "paced_writes", p.pausedWrites() + String.format(" (%.1f s paused in total)", p.pausedNanos() / 1e9));
         line(b, "writeback_capped", String.format("%.1f s (writeback waited for writeback_max_mbps and writeback_max_iops)",
                 p.writebackCapWaitedNanos() / 1e9));
+        line(b, "copied_forward_lines", st.copiedForwardLines() + " (hot lines the oldest slots gave to the open segment "
+                + "instead of writing them back or evicting them)");
+        line(b, "write_amplification", String.format("%.3f (lines appended per line written or admitted; copy-forward "
+                + "adds the rest)", st.writeAmplification()));
         line(b, "flushed_bytes", st.flushedBytes());
         line(b, "written_back_bytes", st.writtenBackBytes());
         line(b, "bypassed_writes", st.bypassedWrites());

@@ -160,6 +160,11 @@ public final class EngineMetrics implements MultiCollector {
         f.counter("writeboost_writeback_capped_seconds", Unit.SECONDS, "time writeback waited for writeback_max_mbps and "
                 + "writeback_max_iops", Unit.nanosToSeconds(p.writebackCapWaitedNanos()));
 
+        f.counter("writeboost_copied_forward_lines", null, "hot lines copy-forward appended again instead of writing them "
+                + "back or evicting them", st.copiedForwardLines());
+        f.gauge("writeboost_write_amplification", null, "lines appended to the cache device's log per line "
+                + "appended for writes, discards and read admissions since start (1 without copy-forward)",
+                st.writeAmplification());
         f.counter("writeboost_flushed_bytes", Unit.BYTES, "bytes written to the cache device in segments (headers included)",
                 st.flushedBytes());
         f.counter("writeboost_written_back_bytes", Unit.BYTES, "dirty bytes written back and synced on the backing stores",

@@ -17,6 +17,11 @@ public enum Knob {
                     + "ring is full, as in dm-writeboost (dm-writecache's name)"),
     LOW_WATERMARK(Scope.CACHE, "low_watermark", Access.READ_WRITE, 0, 100, 25,
             "percent at which writeback started by high_watermark stops (at most high_watermark; dm-writecache's name)"),
+    COPY_FORWARD(Scope.CACHE, "copy_forward", Access.READ_WRITE, 0, 1, 1,
+            "1: when writeback empties the oldest ring slots, lines rewritten or read since they were cached are "
+                    + "copied into the open segment (a second chance) instead of being written back or evicted, at most "
+                    + "a quarter of the lines written to the cache device; 0: every dirty line of the oldest slots is "
+                    + "written back and every clean one evicted, as in dm-writeboost"),
     WRITEBACK_MAX_MBPS(Scope.CACHE, "writeback_max_mbps", Access.READ_WRITE, 0, 1_000_000, 0,
             "MB/s (10^6 bytes) background writeback may write to the backing stores while the ring has room (at "
                     + "least a quarter free); once writers are paced, or the cache stops, it runs at full speed, since a "

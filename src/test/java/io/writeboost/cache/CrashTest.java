@@ -47,6 +47,9 @@ class CrashTest {
     static final AtomicLong cleanHits = new AtomicLong();
     /** Clean lines the starts after the random workloads' crashes kept (warm). */
     static final AtomicLong warmKept = new AtomicLong();
+    /** Lines copy-forward copied in the random workloads, and whether the copy-forward seeds ran. */
+    static final AtomicLong copiedForward = new AtomicLong();
+    static volatile boolean copyForwardSeedsRan;
 
     static LongStream seeds() {
         return LongStream.range(1, SEEDS + 1);
@@ -55,8 +58,12 @@ class CrashTest {
     @AfterAll
     static void report() {
         System.out.printf("CrashTest: %d seeds, %d crash points, %d sector checks, %d lost or garbage, %d false lost-data "
-                + "refusals; %d lines admitted by reads, %d clean hits, %d clean lines kept by starts%n", SEEDS, crashPoints.get(),
-                sectorsChecked.get(), sectorsBad.get(), lostDataRefusals.get(), readAdmissions.get(), cleanHits.get(), warmKept.get());
+                + "refusals; %d lines admitted by reads, %d clean hits, %d clean lines kept by starts, %d lines copied "
+                + "forward%n", SEEDS, crashPoints.get(), sectorsChecked.get(), sectorsBad.get(), lostDataRefusals.get(),
+                readAdmissions.get(), cleanHits.get(), warmKept.get(), copiedForward.get());
+        if (copyForwardSeedsRan && copiedForward.get() == 0) {
+            throw new AssertionError("the copy-forward workloads ran, yet no line was copied forward");
+        }
         if (sectorsChecked.get() > 0 && readAdmissions.get() + cleanHits.get() > 0) {
             return;
         }
@@ -70,6 +77,7 @@ class CrashTest {
         Status st = rig.engine.status();
         readAdmissions.addAndGet(st.readCacheAdmissions());
         cleanHits.addAndGet(st.readHitsClean());
+        copiedForward.addAndGet(st.copiedForwardLines());
     }
 
     @ParameterizedTest
@@ -107,6 +115,30 @@ class CrashTest {
     @MethodSource("bypassSeeds")
     void bypassedWritesSurvivePowerLoss(long seed) throws Exception {
         run(seed, 10, true);
+    }
+
+    /**
+     * Copy-forward heavy: writes and reads mostly over a hot region far smaller than the ring,
+     * and writeback forced on most of the time, so that batches keep copying rewritten and
+     * read lines into the open segment while flushes, discards and power cuts land around the
+     * copies and the commits that give their old slots up. A copy must never bring back an
+     * older version over a newer write or discard, nor lose a line its old slot held.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.api.parallel.Execution(org.junit.jupiter.api.parallel.ExecutionMode.CONCURRENT)
+    @MethodSource("copyForwardSeeds")
+    void copiedForwardLinesSurvivePowerLoss(long seed) throws Exception {
+        copyForwardSeedsRan = true;
+        try {
+            runWorkload(seed, 20, false, true);
+        } catch (io.writeboost.recovery.LostDataException e) {
+            lostDataRefusals.incrementAndGet();
+            throw e;
+        }
+    }
+
+    static LongStream copyForwardSeeds() {
+        return LongStream.range(3001, 3001 + Math.max(1, SEEDS / 2));
     }
 
     static LongStream bypassSeeds() {
@@ -306,6 +338,49 @@ class CrashTest {
                 rig.engine.flushNow();
             });
             assertNothingOlderThanAcknowledged(rig, model, "cut after " + calls + " call(s) (partial " + partial + ")");
+            return inside;
+        } finally {
+            rig.engine.close();
+        }
+    }
+
+    /**
+     * A power cut after each device call of a writeback batch that copies a hot line forward
+     * and writes cold ones back: the hot line written twice (so it is hot) and six cold lines,
+     * flushed, then writeback forced until the segment is recorded written back. The old slot
+     * must not be given up before the copy is durable: a cut between the record and the copy's
+     * append would leave the hot line with only what the backing store holds, never written.
+     */
+    @org.junit.jupiter.api.Test
+    void powerCutAtEachStepOfACopyForward() throws Exception {
+        cutAtEachCall(47, CrashTest::copyForwardWithCutAfter);
+    }
+
+    private static boolean copyForwardWithCutAfter(int calls, Random rnd) throws Exception {
+        Rig rig = new Rig(5, 1, VOLUME_BYTES, new EngineConfig().ramBuffers(3).knob(Knob.BARRIER_DEADLINE_MS, 0)
+                .knob(Knob.HIGH_WATERMARK, 0));
+        SectorModel model = new SectorModel(1, SECTORS);
+        long[] id = {1};
+        try {
+            writeStamped(rig, model, id, 0, 8);
+            writeStamped(rig, model, id, 0, 8); // a rewrite: hot
+            writeStamped(rig, model, id, 64, 6 * 8);
+            rig.engine.flushNow();
+            model.flushed();
+            CacheEngine engine = rig.engine;
+            long target = engine.status().lastFlushedId();
+            boolean inside = cutDuring(rig, model, calls, rnd, false, cut -> {
+                engine.setKnob(Knob.FORCE_MIGRATE, 1);
+                long deadline = System.nanoTime() + 30_000_000_000L;
+                while (!cut.getAsBoolean() && engine.status().lastMigratedId() < target) {
+                    assertTrue(System.nanoTime() < deadline, "writeback reaches segment " + target);
+                    Thread.sleep(1);
+                }
+                if (!cut.getAsBoolean()) {
+                    assertEquals(1, engine.status().copiedForwardLines(), "the hot line was copied forward");
+                }
+            });
+            assertNothingOlderThanAcknowledged(rig, model, "copy-forward, cut after " + calls + " call(s)");
             return inside;
         } finally {
             rig.engine.close();
@@ -518,14 +593,14 @@ class CrashTest {
 
     private static void run(long seed, int flushAfterWritePercent, boolean bypass) throws Exception {
         try {
-            runWorkload(seed, flushAfterWritePercent, bypass);
+            runWorkload(seed, flushAfterWritePercent, bypass, false);
         } catch (io.writeboost.recovery.LostDataException e) {
             lostDataRefusals.incrementAndGet();
             throw e;
         }
     }
 
-    private static void runWorkload(long seed, int flushAfterWritePercent, boolean bypass) throws Exception {
+    private static void runWorkload(long seed, int flushAfterWritePercent, boolean bypass, boolean hot) throws Exception {
         Random rnd = new Random(seed * 7919);
         EngineConfig config = new EngineConfig().ramBuffers(3).knob(Knob.BARRIER_DEADLINE_MS, 1)
                 .knob(Knob.NR_MAX_BATCHED_MIGRATION, 1 + rnd.nextInt(2)).writebackGroupSegments(1 + rnd.nextInt(3));
@@ -533,6 +608,9 @@ class CrashTest {
             config.knob(Knob.SEQUENTIAL_CUTOFF, 16 << 10);
         }
         config.knob(Knob.READ_CACHE_SECOND_ACCESS, rnd.nextInt(2));
+        if (hot) {
+            config.knob(Knob.FORCE_MIGRATE, 1);
+        }
         Rig rig = new Rig(5, 2, VOLUME_BYTES, config);
         SectorModel model = new SectorModel(2, SECTORS);
         long nextId = 1;
@@ -573,7 +651,7 @@ class CrashTest {
                     if (kind >= 62 && kind < 70) {
                         // Whole lines, often in the hot region, so that misses are admitted and hit later.
                         int n = 8 * (1 + rnd.nextInt(rnd.nextInt(4) == 0 ? 16 : 2));
-                        int sector = 8 * rnd.nextInt((rnd.nextBoolean() ? 400 : SECTORS - n) / 8);
+                        int sector = 8 * rnd.nextInt(((hot ? rnd.nextInt(10) != 0 : rnd.nextBoolean()) ? 400 : SECTORS - n) / 8);
                         ByteBuffer got = ByteBuffer.allocate(n * 512);
                         rig.engine.read(dev, sector, n, got);
                         for (int i = 0; i < n; i++) {
@@ -585,7 +663,7 @@ class CrashTest {
                         }
                     } else if (kind < 70) {
                         int n = 1 + rnd.nextInt(rnd.nextInt(5) == 0 ? 200 : 16);
-                        int sector = rnd.nextInt(rnd.nextBoolean() ? 400 : SECTORS - n);
+                        int sector = rnd.nextInt((hot ? rnd.nextInt(10) != 0 : rnd.nextBoolean()) ? 400 : SECTORS - n);
                         ByteBuffer data = ByteBuffer.allocate(n * 512);
                         long id = nextId++;
                         for (int i = 0; i < n; i++) {
@@ -610,7 +688,7 @@ class CrashTest {
                             model.written(dev, sector + i, 0);
                         }
                     } else if (kind < 95) {
-                        rig.engine.setKnob(Knob.ALLOW_MIGRATE, rnd.nextInt(2));
+                        rig.engine.setKnob(hot ? Knob.FORCE_MIGRATE : Knob.ALLOW_MIGRATE, hot ? (rnd.nextInt(4) == 0 ? 0 : 1) : rnd.nextInt(2));
                     } else {
                         Thread.sleep(rnd.nextInt(3));
                     }
