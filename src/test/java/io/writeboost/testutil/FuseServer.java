@@ -144,8 +144,9 @@ public final class FuseServer implements AutoCloseable {
 
     /** Clean stop by fusermount -u; returns the server's exit status. */
     public int stop() throws IOException, InterruptedException {
-        if (process.isAlive()) {
-            unmount(mountPoint);
+        if (process.isAlive() && !unmount(mountPoint)) {
+            throw new IOException(mountPoint + " was still busy after 10 s of fusermount -u (a file or directory left open?); "
+                    + "unmounted lazily, the server then never sees the unmount");
         }
         if (!process.waitFor(120, TimeUnit.SECONDS)) {
             throw new IOException("server did not exit within 120 s of the unmount" + stuck());
@@ -184,6 +185,11 @@ public final class FuseServer implements AutoCloseable {
         return process.isAlive();
     }
 
+    /**
+     * Stops the server if it runs, and fails if it does not stop cleanly (a file the test left
+     * open keeps the mount busy, and the server then never sees the unmount), after killing it
+     * and clearing its mount, so that nothing outlives the test either way.
+     */
     @Override
     public void close() throws IOException, InterruptedException {
         if (process.isAlive()) {
@@ -192,6 +198,8 @@ public final class FuseServer implements AutoCloseable {
             } catch (IOException e) {
                 process.destroyForcibly();
                 process.waitFor(30, TimeUnit.SECONDS);
+                unmountLazily(mountPoint);
+                throw e;
             }
         }
         unmountLazily(mountPoint);
@@ -200,18 +208,20 @@ public final class FuseServer implements AutoCloseable {
     /**
      * Unmounts a FUSE mount so that nothing is left behind: fusermount -u, retried for up to
      * 10 s while the kernel says busy (a loop device just detached lets go of its file a
-     * moment later), then lazily.
+     * moment later), then lazily. Returns whether it came off without the lazy unmount.
      */
-    public static void unmount(Path mountPoint) throws IOException, InterruptedException {
+    public static boolean unmount(Path mountPoint) throws IOException, InterruptedException {
         for (int i = 0; i < 100 && mounted(mountPoint); i++) {
             Process p = new ProcessBuilder("fusermount", "-u", mountPoint.toString()).redirectErrorStream(true)
                     .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
             if (p.waitFor() == 0) {
-                return;
+                return true;
             }
             Thread.sleep(100);
         }
+        boolean clean = !mounted(mountPoint);
         unmountLazily(mountPoint);
+        return clean;
     }
 
     static void unmountLazily(Path mountPoint) throws IOException, InterruptedException {
