@@ -241,8 +241,9 @@ public final class CacheEngine implements Closeable {
         periodic = new Periodic(cacheId, health, lock, segments, records, durability, knobs, config.vouchSegments(), writeback);
         verifier = unverified.length > 0 && config.backgroundVerification()
                 ? new Verifier(cacheId, health, verification, unverified) : null;
-        staging = new StreamStaging(lock, health, backings, admission, bypassWriter, config.stagingQuietNanos());
-        writePath = new WritePath(lock, health, lines, segments, verification, durability, cache, backings, writeback, stats,
+        BackingOrder order = new BackingOrder(lock, health, backings, admission, writeback);
+        staging = new StreamStaging(lock, health, backings, order, bypassWriter, config.stagingQuietNanos());
+        writePath = new WritePath(lock, health, lines, segments, verification, durability, cache, backings, order, stats,
                 knobs, streams,
                 bypassWriter, admission, pacer, staging);
         staging.settleWith(writePath);

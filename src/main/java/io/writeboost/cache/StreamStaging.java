@@ -77,7 +77,7 @@ final class StreamStaging {
     private final EngineLock lock;
     private final Health health;
     private final BackingStores backings;
-    private final ReadAdmission admission;
+    private final BackingOrder order;
     private final BypassWriter counters;
     private final long quietNanos;
     /** The stager waits on it: a window became due, or a new window started (a new quiet deadline). */
@@ -88,12 +88,12 @@ final class StreamStaging {
     private WritePath writePath;
     private Stager stager;
 
-    StreamStaging(EngineLock lock, Health health, BackingStores backings, ReadAdmission admission, BypassWriter counters,
+    StreamStaging(EngineLock lock, Health health, BackingStores backings, BackingOrder order, BypassWriter counters,
                   long quietNanos) {
         this.lock = lock;
         this.health = health;
         this.backings = backings;
-        this.admission = admission;
+        this.order = order;
         this.counters = counters;
         this.quietNanos = quietNanos;
         this.work = lock.newCondition();
@@ -111,11 +111,11 @@ final class StreamStaging {
         long first;
         final long[] held = new long[WINDOW_LINES / 64];
         int lines;
-        /** Per line, the {@link ReadAdmission#beginChange} calls its pieces made, ended when it is written out. */
+        /** Per line, the {@link BackingOrder#beginChange} calls its pieces made, ended when it is written out. */
         final int[] changes = new int[WINDOW_LINES];
         ByteBuffer data;
         long touched;
-        /** {@link Writeback#batchesDone()} when its first piece was staged. */
+        /** {@link BackingOrder#batchesDone()} when its first piece was staged. */
         long batchesBefore;
         /** Bumped each time the window is written out and freed: a waiter compares it. */
         long generation;
@@ -269,7 +269,7 @@ final class StreamStaging {
             }
             w.changes[i]++;
         }
-        admission.beginChange(dev, from, to - from);
+        order.beginChange(dev, from, to - from);
         w.touched = now;
         if (w.lines == WINDOW_LINES && !w.due) {
             w.due = true;
@@ -375,7 +375,7 @@ final class StreamStaging {
             w.held[i >>> 6] &= ~(1L << i);
             w.lines--;
             for (int c = w.changes[i]; c > 0; c--) {
-                admission.endChange(w.dev, w.first + i, 1);
+                order.endChange(w.dev, w.first + i, 1);
             }
             w.changes[i] = 0;
             cached++;
@@ -668,7 +668,7 @@ final class StreamStaging {
     private void release(Window w) {
         for (int i = 0; i < WINDOW_LINES; i++) {
             for (int c = w.changes[i]; c > 0; c--) {
-                admission.endChange(w.dev, w.first + i, 1);
+                order.endChange(w.dev, w.first + i, 1);
             }
             w.changes[i] = 0;
         }

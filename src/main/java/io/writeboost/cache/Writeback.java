@@ -33,7 +33,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * line and its write), and takes the {@link EngineLock} only to snapshot dirty lines and to
  * clear them; no device I/O happens under the engine lock. The status figures are volatile.
  */
-final class Writeback extends Daemon {
+final class Writeback extends Daemon implements BatchBoundaries {
     private static final Logger log = LogManager.getLogger(Writeback.class);
     /** Longest run written with one call: a contiguous stretch of dirty lines reaches the backing store in requests this large. */
     private static final int STAGING_BYTES = 4 << 20;
@@ -70,11 +70,11 @@ final class Writeback extends Daemon {
     private Durability durability;
 
     /**
-     * Held across a batch, and by a discard or bypass across its turn between batches. Fair: one
+     * Held across a batch, and by a turn between batches ({@link #beginTurn}). Fair: one
      * waiting for its turn gets it before the writeback thread's next batch.
      */
     private final ReentrantLock batchLock = new ReentrantLock(true);
-    /** Batches that wrote something, counted under batchLock: a bypass or discard asks whether one ran meanwhile. */
+    /** Batches that wrote something, counted under batchLock: a change outside writeback asks whether one ran meanwhile. */
     private volatile long batches;
     /**
      * Batches that took a snapshot of dirty lines, counted under the engine lock when they
@@ -178,47 +178,29 @@ final class Writeback extends Daemon {
         this.durability = durability;
     }
 
-    long batchesDone() {
+    @Override
+    public long batchesDone() {
         return batches;
     }
 
-    /**
-     * Batches that have taken their snapshot of dirty lines, finished or not. A caller that
-     * read {@link #batchesDone()} as {@code done} earlier and now finds this equal to
-     * {@code done} knows that no batch was in flight at that moment nor has started since.
-     */
-    long batchesStarted() {
+    @Override
+    public long batchesStarted() {
         return batchesStarted;
     }
 
-    /** Something to do on the backing stores between batches: {@code batches} is {@link #batchesDone()} at that moment. */
-    interface BetweenBatches {
-        void run(long batches) throws IOException;
-    }
-
-    /**
-     * Runs {@code action} while no batch runs and no group commits: a batch that copied a line
-     * before the caller dropped it has landed on the backing store, and a commit that cleared
-     * lines has written its record. Returns the number of batches completed so far. Called
-     * without the engine lock.
-     */
-    long betweenBatches(BetweenBatches action) throws IOException {
+    @Override
+    public long beginTurn() {
         batchLock.lock();
-        try {
-            action.run(batches);
-            return batches;
-        } finally {
-            batchLock.unlock();
-        }
+        return batches;
     }
 
-    /**
-     * Engine lock held: whether a group commit has cleared dirty lines whose record is not yet
-     * durable. Such a line is no longer in the index, yet a crash now would replay it, so a
-     * bypassed write that found its key uncached must wait for the commit
-     * ({@link #betweenBatches}) before it may count as done.
-     */
-    boolean committing() {
+    @Override
+    public void endTurn() {
+        batchLock.unlock();
+    }
+
+    @Override
+    public boolean committing() {
         return committing;
     }
 
