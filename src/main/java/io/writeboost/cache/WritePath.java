@@ -215,6 +215,7 @@ final class WritePath {
 
     /** Lock held: whether line {@code lineNo} of {@code dev} is cached with dirty sectors. */
     private boolean holdsDirty(int dev, long lineNo) {
+        lock.assertHeld();
         int line = lines.lookup(LineKey.of(dev, lineNo));
         return line >= 0 && lines.dirtyBits(line) != 0;
     }
@@ -228,6 +229,7 @@ final class WritePath {
      * unstaged way, as does a write larger than all the windows. False if it was not staged.
      */
     private boolean stage(int dev, long sector, int n, ByteBuffer src, int srcPos) throws IOException {
+        lock.assertHeld();
         return staging.stage(dev, sector, n, src, srcPos, order.batchesDone(),
                 () -> !order.dropsUnsettled() && !anyCached(dev, sector, n));
     }
@@ -259,6 +261,7 @@ final class WritePath {
 
     /** Lock held: whether this write continues a stream long enough to go around the cache (the ring decides how long). */
     private boolean streamBypasses(int dev, long sector, int nSectors) {
+        lock.assertHeld();
         long cutoff = knobs.get(Knob.SEQUENTIAL_CUTOFF);
         if (cutoff > 0 && segments.nearlyFull()) {
             cutoff = Math.min(cutoff, PRESSURE_CUTOFF_BYTES);
@@ -268,6 +271,7 @@ final class WritePath {
 
     /** Lock held: sectors [from, to) of a request that starts at {@code sector}, through the cache. */
     private void writeLines(int dev, long from, long to, ByteBuffer src, int srcPos, long sector) throws IOException {
+        lock.assertHeld();
         for (long s = from; s < to; ) {
             int first = (int) (s & 7);
             int count = (int) Math.min(8 - first, to - s);
@@ -353,6 +357,12 @@ final class WritePath {
                 int count = (int) Math.min(8 - first, end - s);
                 long key = LineKey.of(dev, s >>> 3);
                 int line = lines.lookup(key);
+                // A line with no dirty sector outside the range (a clean line, say) holds nothing
+                // the backing store lacks once changed: dropped, not overwritten, so that a
+                // discard makes no dirty line (write-through keeps none). One that has (a partial
+                // line of write-through or pass-through, made dirty in other sectors by a
+                // write-back write since the decision) keeps them: the range's sectors join them
+                // in the cache, to be written back together.
                 if (line >= 0 && (lines.dirtyBits(line) & ~(((1 << count) - 1) << first)) != 0) {
                     if (src != null) {
                         writeLine(dev, s >>> 3, first, count, src, srcPos + (int) ((s - sector) << Layout.SECTOR_SHIFT), false);
@@ -403,6 +413,7 @@ final class WritePath {
 
     /** Lock held: whether any line holding a sector of [sector, sector + n) is cached. */
     private boolean anyCached(int dev, long sector, long n) {
+        lock.assertHeld();
         for (long line = sector >>> 3, last = (sector + n + 7) >>> 3; line < last; line++) {
             if (lines.lookup(LineKey.of(dev, line)) >= 0) {
                 return true;
@@ -423,6 +434,7 @@ final class WritePath {
      */
     private void writeLine(int dev, long lineNo, int first, int count, ByteBuffer src, int srcPos, boolean fromStaging)
             throws IOException {
+        lock.assertHeld();
         long key = LineKey.of(dev, lineNo);
         int mask = ((1 << count) - 1) << first;
         boolean fullsize = mask == Layout.FULL_DIRTY;
@@ -550,6 +562,7 @@ final class WritePath {
      * from another change ({@link #endChangeKeepingClean}).
      */
     private void dropLine(long key) throws IOException {
+        lock.assertHeld();
         while (true) {
             int line = lines.lookup(key);
             if (line < 0) {

@@ -13,6 +13,7 @@ import org.apache.logging.log4j.Logger;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -31,7 +32,12 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p>Thread-safety: the batch and group state belong to the writeback thread. A batch runs
  * under {@link #batchLock} (so that a discard's punch cannot land between a batch's copy of a
  * line and its write), and takes the {@link EngineLock} only to snapshot dirty lines and to
- * clear them; no device I/O happens under the engine lock. The status figures are volatile.
+ * clear them; no device I/O happens under the engine lock. The status figures are volatile
+ * or atomic. The load probes and the time of the last sample are guarded by this object's
+ * monitor ({@link #watchLoad}, {@link #unwatchLoad}, {@link #sampleLoadIfDue}; the periodic
+ * daemon samples too). It is taken without the engine lock and the batch lock (a volume
+ * change takes it under {@link VolumeChanges}' monitor), and inside it only the probes' own
+ * monitors and {@link BackingBusy}'s are taken.
  */
 final class Writeback extends Daemon implements BatchBoundaries {
     private static final Logger log = LogManager.getLogger(Writeback.class);
@@ -89,10 +95,14 @@ final class Writeback extends Daemon implements BatchBoundaries {
     /** Failures since start, and the last one's message while writeback keeps failing (null once it succeeds). */
     private volatile long errors;
     private volatile String failing;
-    /** Last measured busy percent of each backing store, and whether that load holds writeback back. */
-    private final int[] backingLoad = new int[Layout.MAX_DEVICE_ID + 1];
-    /** Percent of the last sample the engine had a request to each store in flight, writeback's own included. */
-    private final int[] engineBusy = new int[Layout.MAX_DEVICE_ID + 1];
+    /**
+     * Last measured busy percent of each backing store, and whether that load holds writeback
+     * back. Written under this object's monitor by the sampler, read without it (the status,
+     * {@link #loadAllows}): atomic, so that a reader sees each figure as last written.
+     */
+    private final AtomicIntegerArray backingLoad = new AtomicIntegerArray(Layout.MAX_DEVICE_ID + 1);
+    /** Percent of the last sample the engine had a request to each store in flight, writeback's own included (as backingLoad). */
+    private final AtomicIntegerArray engineBusy = new AtomicIntegerArray(Layout.MAX_DEVICE_ID + 1);
     private volatile boolean pausedByLoad;
     /** Set when the ring's use reached high_watermark, cleared at low_watermark (guarded by the engine lock). */
     private boolean aboveWatermark;
@@ -160,8 +170,8 @@ final class Writeback extends Daemon implements BatchBoundaries {
         probes[dev] = backings.get(dev).load();
         othersProbes[dev] = DeviceLoad.ofTicks(() -> backings.busyMillis(dev, false));
         allProbes[dev] = DeviceLoad.ofTicks(() -> backings.busyMillis(dev, true));
-        backingLoad[dev] = 0;
-        engineBusy[dev] = 0;
+        backingLoad.set(dev, 0);
+        engineBusy.set(dev, 0);
     }
 
     /** A detached volume's store is sampled no more, and its load no longer holds writeback back. */
@@ -169,8 +179,8 @@ final class Writeback extends Daemon implements BatchBoundaries {
         probes[dev] = null;
         othersProbes[dev] = null;
         allProbes[dev] = null;
-        backingLoad[dev] = 0;
-        engineBusy[dev] = 0;
+        backingLoad.set(dev, 0);
+        engineBusy.set(dev, 0);
     }
 
     /** Wired after construction: durability needs the flusher, which is built alongside. */
@@ -201,6 +211,7 @@ final class Writeback extends Daemon implements BatchBoundaries {
 
     @Override
     public boolean committing() {
+        lock.assertHeld();
         return committing;
     }
 
@@ -218,11 +229,19 @@ final class Writeback extends Daemon implements BatchBoundaries {
     }
 
     int[] backingLoad() {
-        return backingLoad.clone();
+        return copy(backingLoad);
     }
 
     int[] engineBusy() {
-        return engineBusy.clone();
+        return copy(engineBusy);
+    }
+
+    private static int[] copy(AtomicIntegerArray figures) {
+        int[] out = new int[figures.length()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = figures.get(i);
+        }
+        return out;
     }
 
     /** Time writeback waited for writeback_max_mbps and writeback_max_iops since start. */
@@ -326,8 +345,8 @@ final class Writeback extends Daemon implements BatchBoundaries {
                 // the engine's misses other users of the disk. (The kernel's counts
                 // writeback's own requests too; it cannot tell them apart.)
                 int kernel = probes[dev] != null ? probes[dev].sample() : 0;
-                backingLoad[dev] = Math.max(kernel, othersProbes[dev].sample());
-                engineBusy[dev] = allProbes[dev].sample();
+                backingLoad.set(dev, Math.max(kernel, othersProbes[dev].sample()));
+                engineBusy.set(dev, allProbes[dev].sample());
             }
         }
     }
@@ -339,7 +358,7 @@ final class Writeback extends Daemon implements BatchBoundaries {
     private boolean loadAllows() {
         for (int dev = 1; dev <= Layout.MAX_DEVICE_ID; dev++) {
             long threshold = knobs.migrateThreshold(dev);
-            if (backings.get(dev) != null && backingLoad[dev] >= threshold && threshold < 100) {
+            if (backings.get(dev) != null && backingLoad.get(dev) >= threshold && threshold < 100) {
                 return false;
             }
         }
@@ -486,6 +505,7 @@ final class Writeback extends Daemon implements BatchBoundaries {
     /** Batch lock held: reads the snapshot's segments, writes their dirty lines back in order, and commits when due. */
     private void readAndWriteBack(long from, int[] segmentLines, int entries, long to, boolean cleanOnly, long t0)
             throws IOException {
+        assert batchLock.isHeldByCurrentThread();
         int nrSegments = segments.nrSegments();
         // Read the segments that still have dirty lines: a run of full segments in
         // consecutive slots (and the one after, up to its last line) in one read, headers

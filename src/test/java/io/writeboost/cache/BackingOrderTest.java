@@ -103,7 +103,7 @@ class BackingOrderTest {
             super.discard(offset, length);
         }
     }), health);
-    final ReadAdmission admission = new ReadAdmission(new KnobValues(new HashMap<>(), io.writeboost.knob.CacheMode.WRITE_BACK), 1024);
+    final ReadAdmission admission = new ReadAdmission(lock, new KnobValues(new HashMap<>(), io.writeboost.knob.CacheMode.WRITE_BACK), 1024);
     final FakeBatches batches = new FakeBatches();
     final BackingOrder order = new BackingOrder(lock, health, backings, admission, batches);
     final ByteBuffer data = ByteBuffer.allocate(8 << 9);
