@@ -138,6 +138,7 @@ final class BypassWriter {
      * leave as two or three requests.
      */
     private void gather() {
+        assert lock.isHeldByCurrentThread();
         long deadline = System.nanoTime() + GATHER_MAX_NANOS;
         int seen = queue.size();
         while (queuedBytes() < MAX_RUN_BYTES) {
@@ -224,6 +225,7 @@ final class BypassWriter {
 
     /** Lock held: back to the pool. */
     private void give(ByteBuffer b) {
+        assert lock.isHeldByCurrentThread();
         if (pool.size() < POOL_MAX) {
             pool.push(b);
         }

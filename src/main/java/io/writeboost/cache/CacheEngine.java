@@ -58,8 +58,8 @@ public final class CacheEngine implements Closeable {
     private final SegmentLog segments;
     private final RecordWriter records;
     private final SegmentVerification verification;
-    private final Stats stats = new Stats();
-    private final StreamTable streams = new StreamTable();
+    private final Stats stats = new Stats(lock);
+    private final StreamTable streams = new StreamTable(lock);
     private final ReadAdmission admission;
     private final BypassWriter bypassWriter;
     private final StreamStaging staging;
@@ -210,8 +210,8 @@ public final class CacheEngine implements Closeable {
         cache = deviceErrors;
         backings = new BackingStores(backingMap, health);
         bypassWriter = new BypassWriter(backings);
-        lines = new LineTable(nrSegments);
-        admission = new ReadAdmission(knobs, lines.lineCount());
+        lines = new LineTable(lock, nrSegments);
+        admission = new ReadAdmission(lock, knobs, lines.lineCount());
         segments = new SegmentLog(lock, lines, sb.nonce(), nrSegments, Math.min(config.ramBuffers(), nrSegments));
         // Loss accepted at earlier starts stays in every record until the next format.
         List<io.writeboost.format.LostRange> lost = new java.util.ArrayList<>(prior == null ? List.of() : prior.lostRanges());
@@ -231,8 +231,15 @@ public final class CacheEngine implements Closeable {
             logAcceptedLoss(rec.loss());
         }
         verification = new SegmentVerification(cache, cacheId, lock, segments, lines, records, health, rec.nextId());
-        int[] unverified = applyReplay(rec, table.retiredAt());
-        warmCleanLines = lines.cleanLines();
+        int[] unverified;
+        // No other thread sees the state yet; held so that the tables' lock contracts hold as everywhere.
+        lock.lock();
+        try {
+            unverified = applyReplay(rec, table.retiredAt());
+            warmCleanLines = lines.cleanLines();
+        } finally {
+            lock.unlock();
+        }
 
         flusher = new Flusher(cacheId, health, lock, segments, cache, knobs);
         copyForward = new CopyForward(lock, lines, segments, knobs, health);
@@ -243,8 +250,9 @@ public final class CacheEngine implements Closeable {
         periodic = new Periodic(cacheId, health, lock, segments, records, durability, knobs, config.vouchSegments(), writeback);
         verifier = unverified.length > 0 && config.backgroundVerification()
                 ? new Verifier(cacheId, health, verification, unverified) : null;
-        staging = new StreamStaging(lock, health, backings, admission, bypassWriter, config.stagingQuietNanos());
-        writePath = new WritePath(lock, health, lines, segments, verification, durability, cache, backings, writeback, stats,
+        BackingOrder order = new BackingOrder(lock, health, backings, admission, writeback);
+        staging = new StreamStaging(lock, health, backings, order, bypassWriter, config.stagingQuietNanos());
+        writePath = new WritePath(lock, health, lines, segments, verification, durability, cache, backings, order, stats,
                 knobs, streams,
                 bypassWriter, admission, pacer, staging);
         staging.settleWith(writePath);
@@ -259,7 +267,7 @@ public final class CacheEngine implements Closeable {
                 cacheId, cache.name(), nrSegments, sb.volumes().size(), knobs.mode(),
                 knobs.mode() == recordedMode ? "as recorded" : "set at start; recorded: " + recordedMode,
                 rec.cleanShutdown() ? "after a clean stop" : "after a crash (log replay)", rec.millis(), rec.replay().size(),
-                rec.replayedLines(), lines.totalDirty(), rec.lastMigratedId(), rec.nextId(),
+                rec.replayedLines(), lock.read(lines::totalDirty), rec.lastMigratedId(), rec.nextId(),
                 rec.torn() ? "; the segment after them was torn" : "",
                 unverified.length > 0 ? "; " + unverified.length + " of them to verify in the background (flushes wait for it)" : "");
 
@@ -288,8 +296,10 @@ public final class CacheEngine implements Closeable {
      * Loads recovery's segments, in id order: first those already written back, for their
      * clean entries, then those to replay. Returns the slots left to verify: the replayed ones
      * in id order (flushes wait for them), then the written-back ones that kept a clean line.
+     * Lock held.
      */
     private int[] applyReplay(RecoveryResult rec, long[] retiredAt) {
+        lock.assertHeld();
         boolean[] known = backings.knownDevices();
         int[] unverified = new int[rec.replay().size() + rec.warm().size()];
         int n = 0;
@@ -559,11 +569,7 @@ public final class CacheEngine implements Closeable {
             throw new KnobException("cache " + superblock().cacheId() + " failed over from its cache device and stays "
                     + "pass-through: format a new cache to use one again (status: state)");
         }
-        CacheMode old;
-        synchronized (knobs) {
-            old = knobs.mode();
-            knobs.set(Knob.CACHE_MODE, mode.ordinal());
-        }
+        CacheMode old = knobs.swapMode(mode);
         if (old == mode) {
             return;
         }
@@ -642,6 +648,7 @@ public final class CacheEngine implements Closeable {
 
     /** Lock held: flushed segments not yet written back that still hold a dirty line (a walk over at most the ring). */
     private long flushedSegmentsWithDirtyLines() {
+        lock.assertHeld();
         long n = 0;
         for (long id = segments.lastMigratedId() + 1; id <= segments.lastFlushedId(); id++) {
             if (lines.dirtyLinesIn(Layout.slotOf(id, segments.nrSegments())) > 0) {

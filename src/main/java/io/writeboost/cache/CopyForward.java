@@ -111,15 +111,18 @@ final class CopyForward {
 
     /** Log position that must be durable before a slot a copy was made from may be given up; 0 if none. */
     long durableTarget() {
+        lock.assertHeld();
         return durableTarget;
     }
 
     long copiedLines() {
+        lock.assertHeld();
         return copied;
     }
 
     /** Appended lines per line appended for users (writes, tombstones, read admissions); 1 with no copy. */
     double writeAmplification() {
+        lock.assertHeld();
         long appended = segments.appendedLines();
         long others = appended - copied;
         return others == 0 ? 1 : (double) appended / others;

@@ -101,6 +101,7 @@ final class Durability {
 
     /** Lock held: waits until segment {@code id} and all before it are durable (sealing it if it is open). */
     void awaitDurableSegment(long id) throws IOException {
+        lock.assertHeld();
         awaitDurable(SegmentLog.complete(id));
     }
 
@@ -110,6 +111,7 @@ final class Durability {
      * itself ({@link Flusher#runFor}).
      */
     private void awaitDurable(long target) throws IOException {
+        lock.assertHeld();
         if (target <= segments.durablePos()) {
             return;
         }

@@ -51,16 +51,19 @@ final class EngineLock {
 
     /** Lock held: wakes every thread waiting for the I/O path's state to change. */
     void signalChanged() {
+        assertHeld();
         changed.signalAll();
     }
 
     /** Lock held: wakes the writeback daemon. */
     void wakeDaemons() {
+        assertHeld();
         daemons.signalAll();
     }
 
     /** Lock held: {@link #signalChanged}, {@link #wakeDaemons} and the periodic daemon (knobs, failures, stops). */
     void signalAll() {
+        assertHeld();
         changed.signalAll();
         daemons.signalAll();
         ticks.signalAll();
@@ -73,21 +76,25 @@ final class EngineLock {
 
     /** Lock held: waits for {@link #signalChanged}. */
     void awaitChanged() throws InterruptedException {
+        assertHeld();
         changed.await();
     }
 
     /** Lock held: waits for {@link #signalChanged} at most {@code nanos}; returns the time left. */
     long awaitChangedNanos(long nanos) throws InterruptedException {
+        assertHeld();
         return changed.awaitNanos(nanos);
     }
 
     /** Lock held: waits for {@link #signalAll} at most the given time. */
     void awaitTick(long time, TimeUnit unit) throws InterruptedException {
+        assertHeld();
         ticks.await(time, unit);
     }
 
     /** Lock held: waits for {@link #wakeDaemons} at most the given time. */
     void awaitDaemonWork(long time, TimeUnit unit) throws InterruptedException {
+        assertHeld();
         daemons.await(time, unit);
     }
 }

@@ -142,6 +142,7 @@ final class Flusher extends Daemon {
      * flusher.
      */
     void runFor(long target) throws IOException {
+        lock.assertHeld();
         long targetId = SegmentLog.idOf(target);
         while (segments.durablePos() < target && !health.failed()) {
             long syncTo = -1;

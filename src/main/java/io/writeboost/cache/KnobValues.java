@@ -13,6 +13,8 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * knob's range happens before a value gets here ({@link CacheEngine#setKnob}).
  *
  * <p>Thread-safe without the engine lock: values are read on every path and written rarely.
+ * The knob values are atomic; migrate_threshold per volume is guarded by the monitor of its
+ * array, taken by no one else and never held while taking another lock.
  */
 final class KnobValues {
     private final AtomicLongArray values = new AtomicLongArray(Knob.values().length);
@@ -66,6 +68,11 @@ final class KnobValues {
 
     void set(Knob k, long value) {
         values.set(k.ordinal(), value);
+    }
+
+    /** Sets the cache mode and returns the one it replaces: two changes at once each see the other's result as theirs to replace. */
+    CacheMode swapMode(CacheMode mode) {
+        return CacheMode.of(values.getAndSet(Knob.CACHE_MODE.ordinal(), mode.ordinal()));
     }
 
     long migrateThreshold(int deviceId) {

@@ -25,7 +25,8 @@ import java.util.Map;
  * primitive arrays: 6 ({@link LineKeys}) + 1 + 2/8 bytes per line plus the index's
  * 4 / {@link #INDEX_LOAD}.
  *
- * <p>Not thread-safe: every method expects the {@link EngineLock} held.
+ * <p>Not thread-safe: every method expects the {@link EngineLock} held and checks it
+ * ({@link EngineLock#assertHeld}), except {@link #lineCount} (fixed at construction).
  */
 final class LineTable {
     private static final Logger log = LogManager.getLogger(LineTable.class);
@@ -43,6 +44,7 @@ final class LineTable {
      */
     static final int MAX_SEGMENTS = (int) ((long) ((Integer.MAX_VALUE - 9) * INDEX_LOAD) / LPS);
 
+    private final EngineLock lock;
     private final LineKeys keys;
     /** A line's dirty sectors; for a clean line, {@link #WARM} or 0 (it has no dirty sector). */
     private final byte[] dirty;
@@ -66,7 +68,8 @@ final class LineTable {
     private final int[] slotDirty;
     private long cleanLines;
 
-    LineTable(int nrSegments) {
+    LineTable(EngineLock lock, int nrSegments) {
+        this.lock = lock;
         if (nrSegments > MAX_SEGMENTS) {
             throw new IllegalArgumentException(nrSegments + " segments, above the " + MAX_SEGMENTS + " one line table serves");
         }
@@ -83,33 +86,40 @@ final class LineTable {
 
     /** The line holding the newest copy of {@code key}, or -1. */
     int lookup(long key) {
+        lock.assertHeld();
         return index.get(key);
     }
 
     long key(int line) {
+        lock.assertHeld();
         return keys.get(line);
     }
 
     int dirtyBits(int line) {
+        lock.assertHeld();
         return isClean(line) ? 0 : dirty[line] & 0xFF;
     }
 
     /** Whether {@code line} is a clean line: every sector cached, equal to the backing store's. */
     boolean isClean(int line) {
+        lock.assertHeld();
         return (clean[line >>> 6] & (1L << line)) != 0;
     }
 
     /** Sectors of {@code line} a read may take from the cache: its dirty ones, or all of a clean line. */
     int cachedBits(int line) {
+        lock.assertHeld();
         return isClean(line) ? Layout.FULL_DIRTY : dirty[line] & 0xFF;
     }
 
     /** Lines with dirty bits in {@code slot}. */
     int dirtyLinesIn(int slot) {
+        lock.assertHeld();
         return slotDirty[slot];
     }
 
     long cleanLines() {
+        lock.assertHeld();
         return cleanLines;
     }
 
@@ -119,6 +129,7 @@ final class LineTable {
      * unsynced when the data was read, so a start may keep the line (docs/FORMAT.md, "Clean entries").
      */
     void makeClean(int line, boolean durable) {
+        lock.assertHeld();
         setClean(line, true);
         dirty[line] = durable ? WARM : 0;
         index.put(line);
@@ -126,34 +137,41 @@ final class LineTable {
 
     /** Whether clean {@code line} is flagged warm (see {@link #makeClean}). */
     boolean isWarm(int line) {
+        lock.assertHeld();
         return isClean(line) && dirty[line] == WARM;
     }
 
     /** A read hit {@code line}, or a write replaced an older cached copy of its key with it. */
     void markHot(int line) {
+        lock.assertHeld();
         hot[line >>> 6] |= 1L << line;
     }
 
     boolean isHot(int line) {
+        lock.assertHeld();
         return (hot[line >>> 6] & (1L << line)) != 0;
     }
 
     /** Whether {@code line} still holds the indexed copy of its key. */
     boolean isCurrent(int line) {
+        lock.assertHeld();
         return index.get(keys.get(line)) == line;
     }
 
     int linesUsed(int slot) {
+        lock.assertHeld();
         return slotLines[slot];
     }
 
     /** The newest segment that superseded a line of {@code slot}, 0 if none. */
     long invalidatedBy(int slot) {
+        lock.assertHeld();
         return slotInvalidatedBy[slot];
     }
 
     /** Gives the next line of the open segment ({@code k} of {@code slot}) to {@code key}, not dirty yet. */
     void assign(int slot, int k, long key) {
+        lock.assertHeld();
         int line = slot * LPS + k;
         keys.set(line, key);
         dirty[line] = 0;
@@ -163,6 +181,7 @@ final class LineTable {
 
     /** Marks sectors {@code bits} of a line dirty and indexes it as its key's newest copy. */
     void makeCurrent(int line, int bits) {
+        lock.assertHeld();
         setClean(line, false);
         setDirty(line, bits);
         index.put(line);
@@ -174,6 +193,7 @@ final class LineTable {
      * backing store's, which reads then use.
      */
     void addDirty(int line, int bits) {
+        lock.assertHeld();
         setClean(line, false);
         setDirty(line, (dirty[line] & 0xFF) | bits);
     }
@@ -186,6 +206,7 @@ final class LineTable {
      * nothing acknowledged.
      */
     void supersede(int line, long byId, int bySlot) {
+        lock.assertHeld();
         if (isClean(line)) {
             setClean(line, false);
             return;
@@ -205,6 +226,7 @@ final class LineTable {
      * position rather than the whole open segment.
      */
     void moveForward(int line, int fresh) {
+        lock.assertHeld();
         if (isClean(line)) {
             setClean(line, false);
             makeClean(fresh, false);
@@ -217,12 +239,14 @@ final class LineTable {
 
     /** Drops {@code key}'s current line from the index (its key stays, for the header). */
     void unindex(long key, int line) {
+        lock.assertHeld();
         setClean(line, false);
         index.remove(key, line);
     }
 
     /** A discard of a whole line still in the open segment: the entry itself becomes the tombstone. */
     void turnIntoTombstone(int line) {
+        lock.assertHeld();
         long key = keys.get(line);
         setClean(line, false);
         setDirty(line, 0);
@@ -236,6 +260,7 @@ final class LineTable {
      * dirty sector leaves the index; reads then go to the backing store.
      */
     void clearDirty(int line, long expectedKey, int bits) {
+        lock.assertHeld();
         if (keys.get(line) != expectedKey || isClean(line)) {
             return;
         }
@@ -252,6 +277,7 @@ final class LineTable {
      * many left.
      */
     int dropDevice(int deviceId) {
+        lock.assertHeld();
         int n = 0;
         for (int line = 0; line < keys.length(); line++) {
             long key = keys.get(line);
@@ -269,6 +295,7 @@ final class LineTable {
 
     /** Forgets what a ring slot held before it takes a new segment. Every line in it is clean by now. */
     void reclaim(int slot) {
+        lock.assertHeld();
         int base = slot * LPS;
         for (int k = 0; k < slotLines[slot]; k++) {
             int line = base + k;
@@ -303,6 +330,7 @@ final class LineTable {
      */
     void replay(long id, int slot, int nrLines, long[] segmentKeys, byte[] segmentDirty, boolean[] segmentClean,
                 boolean[] keep, boolean[] knownDevice, boolean writtenBack) {
+        lock.assertHeld();
         slotLines[slot] = nrLines;
         int base = slot * LPS;
         for (int k = 0; k < nrLines; k++) {
@@ -346,6 +374,7 @@ final class LineTable {
      * index (they are copies of what the backing store holds; nothing is lost). Returns how many.
      */
     int dropCleanIn(int slot) {
+        lock.assertHeld();
         int n = 0;
         int base = slot * LPS;
         for (int k = 0; k < slotLines[slot]; k++) {
@@ -361,6 +390,7 @@ final class LineTable {
 
     /** Writes header copy {@code seq} of segment {@code s}, describing its first {@code nrLines} lines (CRCs filled in later). */
     void encodeHeader(SegmentBuffer s, long nonce, int seq, int nrLines) {
+        lock.assertHeld();
         ByteBuffer view = SegmentHeader.encodeFixed(s.data(), s.id(), nonce, nrLines, seq);
         int base = s.slot() * LPS;
         for (int k = 0; k < nrLines; k++) {
@@ -370,14 +400,17 @@ final class LineTable {
     }
 
     long dirtyLines(int deviceId) {
+        lock.assertHeld();
         return dirtyLines[deviceId];
     }
 
     long[] dirtyLinesByDevice() {
+        lock.assertHeld();
         return dirtyLines.clone();
     }
 
     long totalDirty() {
+        lock.assertHeld();
         long n = 0;
         for (long d : dirtyLines) {
             n += d;
@@ -386,6 +419,7 @@ final class LineTable {
     }
 
     long indexedLines() {
+        lock.assertHeld();
         return index.size();
     }
 
@@ -395,6 +429,7 @@ final class LineTable {
 
     /** Heap bytes of the per-line arrays, the index and the per-slot arrays, by structure. */
     void heapBytes(Map<String, Long> into) {
+        lock.assertHeld();
         into.put("line keys", keys.heapBytes());
         into.put("dirty bits", (long) dirty.length);
         into.put("clean and hot bits", (long) (clean.length + hot.length) * Long.BYTES);
@@ -404,6 +439,7 @@ final class LineTable {
 
     /** Only on a line that is not clean: a clean line's byte holds its warm flag. */
     private void setDirty(int line, int bits) {
+        lock.assertHeld();
         assert !isClean(line) : "dirty bits set on clean line " + line;
         int before = dirty[line];
         dirty[line] = (byte) bits;
@@ -415,6 +451,7 @@ final class LineTable {
     }
 
     private void setClean(int line, boolean on) {
+        lock.assertHeld();
         long bit = 1L << line;
         boolean was = (clean[line >>> 6] & bit) != 0;
         if (was != on) {

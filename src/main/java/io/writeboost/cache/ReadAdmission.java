@@ -29,7 +29,7 @@ import java.util.Map;
  * when no change of its bucket is under way and none ended or happened since the ticket. Keys
  * share 4096 buckets, so a collision only drops an admission, never lets one through.
  *
- * <p>Not thread-safe: every method expects the {@link EngineLock} held.
+ * <p>Not thread-safe: every method expects the {@link EngineLock} held (and checks it).
  */
 final class ReadAdmission {
     private static final int BUCKETS = 4096;
@@ -39,8 +39,9 @@ final class ReadAdmission {
     /** At most 16 Mi fingerprints (32 MiB): past a 64 GiB cache the window is smaller than the cache. */
     private static final int MAX_GHOSTS = 1 << 24;
 
+    private final EngineLock lock;
     private final KnobValues knobs;
-    private final StreamTable runs = new StreamTable();
+    private final StreamTable runs;
     private final short[] ghosts;
     private final int ghostBuckets;
 
@@ -53,8 +54,10 @@ final class ReadAdmission {
     private long admitted;
     private long cleanHits;
 
-    ReadAdmission(KnobValues knobs, int cacheLines) {
+    ReadAdmission(EngineLock lock, KnobValues knobs, int cacheLines) {
+        this.lock = lock;
         this.knobs = knobs;
+        this.runs = new StreamTable(lock);
         // One fingerprint per line, in whole buckets of any number: rounding up to a power of
         // two would cost up to 4 bytes per line instead of 2.
         ghostBuckets = (Math.max(WAYS, Math.min(MAX_GHOSTS, cacheLines)) + WAYS - 1) / WAYS;
@@ -66,6 +69,7 @@ final class ReadAdmission {
      * caching on, and the request not part of a sequential run longer than the threshold).
      */
     boolean mayAdmit(int dev, long sector, int nSectors) {
+        lock.assertHeld();
         long threshold = knobs.get(Knob.READ_CACHE_THRESHOLD);
         if (threshold == 0 || !servesReads()) {
             return false;
@@ -78,11 +82,13 @@ final class ReadAdmission {
      * only dirty data left from write-back is read from the cache.
      */
     boolean servesReads() {
+        lock.assertHeld();
         return knobs.mode() != CacheMode.PASS_THROUGH;
     }
 
     /** A whole line missed by a read that {@link #mayAdmit}: whether it is admitted this time (its second miss). */
     boolean secondMiss(long key) {
+        lock.assertHeld();
         if (knobs.get(Knob.READ_CACHE_SECOND_ACCESS) == 0) {
             return true;
         }
@@ -102,16 +108,19 @@ final class ReadAdmission {
 
     /** The sequence number a reader plans under; {@link #allowed} compares changes against it. */
     long ticket() {
+        lock.assertHeld();
         return sequence;
     }
 
     /** A cached write (or a dropped line) of {@code key}: backing-store reads of it planned before now are stale. */
     void invalidate(long key) {
+        lock.assertHeld();
         changedAt[bucket(key)] = ++sequence;
     }
 
     /** A discard or bypass of lines [first, first + n) of {@code dev} is about to change the backing store. */
     void beginChange(int dev, long first, long n) {
+        lock.assertHeld();
         if (n > WIDE) {
             allChanging++;
             return;
@@ -123,6 +132,7 @@ final class ReadAdmission {
 
     /** The change {@link #beginChange} announced is complete on the backing store (written, not necessarily synced). */
     void endChange(int dev, long first, long n) {
+        lock.assertHeld();
         releaseChange(dev, first, n);
         markChanged(dev, first, n);
     }
@@ -134,6 +144,7 @@ final class ReadAdmission {
      * since its own ticket, to keep what it wrote as clean lines.
      */
     void releaseChange(int dev, long first, long n) {
+        lock.assertHeld();
         if (n > WIDE) {
             allChanging--;
             return;
@@ -145,6 +156,7 @@ final class ReadAdmission {
 
     /** The second half of {@link #endChange}: backing-store reads of the lines planned before now are stale. */
     void markChanged(int dev, long first, long n) {
+        lock.assertHeld();
         long seq = ++sequence;
         if (n > WIDE) {
             allChangedAt = seq;
@@ -157,28 +169,34 @@ final class ReadAdmission {
 
     /** Whether a line read from the backing store under {@code ticket} may still be admitted. */
     boolean allowed(long key, long ticket) {
+        lock.assertHeld();
         int b = bucket(key);
         return allChanging == 0 && changing[b] == 0 && changedAt[b] <= ticket && allChangedAt <= ticket;
     }
 
     void countAdmitted() {
+        lock.assertHeld();
         admitted++;
     }
 
     void countCleanHit() {
+        lock.assertHeld();
         cleanHits++;
     }
 
     long admitted() {
+        lock.assertHeld();
         return admitted;
     }
 
     long cleanHits() {
+        lock.assertHeld();
         return cleanHits;
     }
 
     /** Heap bytes of the ghost table and the change buckets, by structure. */
     void heapBytes(Map<String, Long> into) {
+        lock.assertHeld();
         into.put("read admission: ghost table", (long) ghosts.length * Short.BYTES);
         into.put("read admission: change buckets", (long) BUCKETS * (Long.BYTES + Integer.BYTES));
     }

@@ -171,6 +171,7 @@ final class ReadPath {
      * (a write got there first); admission stops when the log has no room without waiting.
      */
     private void admit(ReadPlan plan, ByteBuffer dst, int dev) {
+        lock.assertHeld();
         // A start keeps the line only if what was read was durable on the backing store: no
         // change outside writeback was unsynced when the read was planned, nor now.
         boolean durable = plan.durable && !backings.unsynced(dev);

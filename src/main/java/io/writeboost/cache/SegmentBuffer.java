@@ -24,6 +24,7 @@ import java.util.zip.CRC32C;
  * running data CRC is the holder's alone.
  */
 final class SegmentBuffer {
+    private final EngineLock lock;
     private final ByteBuffer data;
     private long id;
     private int slot;
@@ -41,7 +42,8 @@ final class SegmentBuffer {
     private final CRC32C dataCrc = new CRC32C();
     private int crcLines;
 
-    SegmentBuffer() {
+    SegmentBuffer(EngineLock lock) {
+        this.lock = lock;
         data = ByteBuffer.allocateDirect(Layout.SEGMENT_SIZE + Layout.LINE_SIZE).alignedSlice(Layout.LINE_SIZE);
     }
 
@@ -104,12 +106,14 @@ final class SegmentBuffer {
 
     /** Lock held: freezes every line for the next write and returns that write's header copy sequence number. */
     int freezeForWrite() {
+        lock.assertHeld();
         frozenLines = nrLines;
         return nextSeq++;
     }
 
     /** Lock held: the segment takes no more lines; returns the sequence number of its final header copy. */
     int seal() {
+        lock.assertHeld();
         sealSeq = freezeForWrite();
         return sealSeq;
     }
@@ -136,6 +140,7 @@ final class SegmentBuffer {
 
     /** Lock held: a write of lines up to {@code lines} and a header copy completed while {@code syncs} syncs had completed. */
     void written(int lines, long syncs) {
+        lock.assertHeld();
         writtenLines = lines;
         copyEpoch = syncs;
     }

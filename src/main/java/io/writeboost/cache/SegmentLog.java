@@ -29,8 +29,9 @@ import java.util.function.LongSupplier;
  * and the demand for writeback that does not depend on knobs (writers waiting for a slot,
  * drains).
  *
- * <p>Not thread-safe: every method expects the {@link EngineLock} held, except
- * {@link #makeRoom}, which may release it while it waits and returns with it held.
+ * <p>Not thread-safe: every method expects the {@link EngineLock} held and checks it
+ * ({@link EngineLock#assertHeld}); {@link #makeRoom} may release it while it waits and returns
+ * with it held. {@link #nrSegments} is fixed at construction and needs no lock.
  */
 final class SegmentLog {
     private static final int LPS = Layout.LINES_PER_SEGMENT;
@@ -90,11 +91,13 @@ final class SegmentLog {
 
     /** Recovery found segment {@code id} in {@code slot}. */
     void placeReplayed(long id, int slot) {
+        lock.assertHeld();
         slotSegmentId[slot] = id;
     }
 
     /** Recovery's outcome: everything before {@code nextId} is on the device, durable, and written back up to {@code migrated}. */
     void startAt(long migrated, long nextId) {
+        lock.assertHeld();
         this.lastMigratedId = migrated;
         this.nextId = nextId;
         this.flushedPos = complete(nextId - 1);
@@ -128,52 +131,63 @@ final class SegmentLog {
 
     /** What a flush must wait for: every line written so far, whether sealed, queued or in the open segment. */
     long endOfLog() {
+        lock.assertHeld();
         return open != null && open.nrLines() > 0 ? pos(open.id(), open.nrLines()) : complete(currentId() - 1);
     }
 
     long flushedPos() {
+        lock.assertHeld();
         return flushedPos;
     }
 
     long durablePos() {
+        lock.assertHeld();
         return durablePos;
     }
 
     long syncs() {
+        lock.assertHeld();
         return syncs;
     }
 
     // ---------------------------------------------------------------- the open segment
 
     boolean hasOpenRoom() {
+        lock.assertHeld();
         return open != null && !open.full();
     }
 
     boolean openHasLines() {
+        lock.assertHeld();
         return open != null && open.nrLines() > 0;
     }
 
     /** Whether the open segment holds a line with dirty sectors. */
     boolean openHoldsDirty() {
+        lock.assertHeld();
         return openHasLines() && lines.dirtyLinesIn(open.slot()) > 0;
     }
 
     /** Id of the open segment; only while there is one. */
     long openId() {
+        lock.assertHeld();
         return open.id();
     }
 
     ByteBuffer openData() {
+        lock.assertHeld();
         return open.data();
     }
 
     /** Whether {@code line} belongs to the open segment. */
     boolean inOpen(int line) {
+        lock.assertHeld();
         return open != null && slotBuffer[line / LPS] == open;
     }
 
     /** Whether {@code line} may still be changed in place: in the open segment and not yet frozen for a device write. */
     boolean mutable(int line) {
+        lock.assertHeld();
         return inOpen(line) && line % LPS >= open.frozenLines();
     }
 
@@ -185,11 +199,13 @@ final class SegmentLog {
      * not cached. {@code durable}: see {@link LineTable#makeClean}.
      */
     void appendClean(long key, ByteBuffer src, int srcPos, boolean durable) {
+        lock.assertHeld();
         lines.makeClean(appendWhole(key, src, srcPos), durable);
     }
 
     /** Appends a line for {@code key} holding the 4 KiB at {@code srcPos} of {@code src} (the open segment must have room); returns its line number. */
     int appendWhole(long key, ByteBuffer src, int srcPos) {
+        lock.assertHeld();
         int fresh = appendLine(key);
         open.data().put(SegmentBuffer.lineOffset(fresh % LPS), src, srcPos, Layout.LINE_SIZE);
         return fresh;
@@ -197,6 +213,7 @@ final class SegmentLog {
 
     /** Appends a line for {@code key} to the open segment (which must have room); returns its line number. */
     int appendLine(long key) {
+        lock.assertHeld();
         appendedLines++;
         int k = open.addLine();
         if (k == 0) {
@@ -216,6 +233,7 @@ final class SegmentLog {
      * segments that hold no dirty line ({@link #cleanRoomWanted()}).
      */
     boolean roomForClean() {
+        lock.assertHeld();
         if (drainsInProgress > 0) {
             return false;
         }
@@ -267,16 +285,19 @@ final class SegmentLog {
 
     /** Whether opening the next segment leaves at least {@code reserve} ring slots free and the flush queue short. */
     private boolean ringHasRoom(int reserve) {
+        lock.assertHeld();
         return flushQueue.size() < maxQueuedForNoWait() && nextId - lastMigratedId <= nrSegments - reserve;
     }
 
     /** Sealed segments queued for the flusher beyond which appends that must not wait stop: half the buffers. */
     private int maxQueuedForNoWait() {
+        lock.assertHeld();
         return Math.max(1, maxBuffers / 2);
     }
 
     /** Seals a full open segment and opens the next if the syncs and a free buffer allow it now. */
     private boolean openWithoutWaiting() {
+        lock.assertHeld();
         if (open != null) {
             seal(); // full: the flusher writes it, and the sync below may then cover it
         }
@@ -285,16 +306,19 @@ final class SegmentLog {
 
     /** Ring slots read admission leaves to writers: an eighth of the ring, at least one. */
     int cleanReserve() {
+        lock.assertHeld();
         return Math.max(1, nrSegments / 8);
     }
 
     /** See {@link #roomForClean()}. */
     boolean cleanRoomWanted() {
+        lock.assertHeld();
         return cleanRoomWanted;
     }
 
     /** Writeback gave up clean-only segments: admissions may go on. */
     void cleanRoomGiven() {
+        lock.assertHeld();
         cleanRoomWanted = false;
     }
 
@@ -360,6 +384,7 @@ final class SegmentLog {
      * so the sync asked for comes once the flusher has written them.
      */
     private boolean reclaimSynced() {
+        lock.assertHeld();
         int ahead = Layout.unsyncedReclaims(nrSegments);
         long synced = lastDurableId();
         if (nextId - synced > ahead / 2 && nextId - 1 > synced) {
@@ -371,9 +396,10 @@ final class SegmentLog {
 
     /** Opens segment nextId in its (free) slot; false when no RAM buffer is free. */
     private boolean openNext() {
+        lock.assertHeld();
         SegmentBuffer buf = freeBuffers.poll();
         if (buf == null && buffersAllocated < maxBuffers) {
-            buf = new SegmentBuffer();
+            buf = new SegmentBuffer(lock);
             buffersAllocated++;
         }
         if (buf == null) {
@@ -396,6 +422,7 @@ final class SegmentLog {
      * not survive a crash.
      */
     void seal() {
+        lock.assertHeld();
         SegmentBuffer s = open;
         if (s == null) {
             return;
@@ -414,6 +441,7 @@ final class SegmentLog {
 
     /** Seals the open segment if it holds lines and its first line is at least {@code ageNanos} old. */
     void sealIfOlderThan(long ageNanos) {
+        lock.assertHeld();
         if (openHasLines() && System.nanoTime() - openSinceNanos >= ageNanos) {
             seal();
         }
@@ -425,6 +453,7 @@ final class SegmentLog {
      * every line is frozen already (a write of them is done or under way).
      */
     void flushOpenBy(long deadlineNanos) {
+        lock.assertHeld();
         if (open == null || !open.hasUnfrozenLines()) {
             return;
         }
@@ -437,11 +466,13 @@ final class SegmentLog {
 
     /** The pending flush deadline (System.nanoTime()), or 0 when no flush waits for the open segment. */
     long flushDeadlineNanos() {
+        lock.assertHeld();
         return flushDeadlineNanos;
     }
 
     /** A flush deadline is set and has passed. */
     boolean flushDeadlinePassed(long now) {
+        lock.assertHeld();
         return flushDeadlineNanos != 0 && now - flushDeadlineNanos >= 0;
     }
 
@@ -452,6 +483,7 @@ final class SegmentLog {
      * open segment when it is full, or does nothing when no line is new, and returns null then.
      */
     SegmentBuffer takeAppend() {
+        lock.assertHeld();
         flushDeadlineNanos = 0;
         if (open == null || !open.hasUnfrozenLines()) {
             return null;
@@ -469,11 +501,13 @@ final class SegmentLog {
 
     /** Header copy sequence number of the append {@link #takeAppend} returned last. */
     int lastAppendSeq() {
+        lock.assertHeld();
         return lastAppendSeq;
     }
 
     /** Lines [0, n) the append {@link #takeAppend} returned last covers. */
     int lastAppendLines() {
+        lock.assertHeld();
         return lastAppendLines;
     }
 
@@ -484,6 +518,7 @@ final class SegmentLog {
      * A position inside the open segment needs no seal: the device holder appends.
      */
     void prepareFor(long target) {
+        lock.assertHeld();
         if (open == null) {
             return;
         }
@@ -499,27 +534,33 @@ final class SegmentLog {
     // ---------------------------------------------------------------- flush queue and device
 
     SegmentBuffer peekQueued() {
+        lock.assertHeld();
         return flushQueue.peek();
     }
 
     SegmentBuffer pollQueued() {
+        lock.assertHeld();
         return flushQueue.poll();
     }
 
     boolean queueEmpty() {
+        lock.assertHeld();
         return flushQueue.isEmpty();
     }
 
     boolean deviceBusy() {
+        lock.assertHeld();
         return deviceBusy;
     }
 
     /** Takes the cache device for segment writes and syncs; the caller must {@link #releaseDevice} it. */
     void takeDevice() {
+        lock.assertHeld();
         deviceBusy = true;
     }
 
     void releaseDevice() {
+        lock.assertHeld();
         deviceBusy = false;
         lock.signalChanged();
     }
@@ -530,6 +571,7 @@ final class SegmentLog {
      * waiting for a sync, or inside the open segment whose flush deadline has passed.
      */
     boolean takeDeviceFor(long target) {
+        lock.assertHeld();
         if (deviceBusy) {
             return false;
         }
@@ -543,6 +585,7 @@ final class SegmentLog {
 
     /** Asks for a sync once log position {@code target} is written. */
     void requestSync(long target) {
+        lock.assertHeld();
         if (syncRequestedPos < target) {
             syncRequestedPos = target;
         }
@@ -550,11 +593,13 @@ final class SegmentLog {
 
     /** A sync was asked for and everything it covers is written. */
     boolean syncDue() {
+        lock.assertHeld();
         return syncRequestedPos > durablePos && flushedPos >= syncRequestedPos;
     }
 
     /** The final write of sealed segment {@code s} is on the cache device: its RAM buffer is free again. */
     void flushed(SegmentBuffer s, int lines) {
+        lock.assertHeld();
         s.written(lines, syncs);
         flushedPos = Math.max(flushedPos, complete(s.id()));
         if (slotBuffer[s.slot()] == s) {
@@ -566,6 +611,7 @@ final class SegmentLog {
 
     /** An append of the open segment {@code s}'s first {@code lines} lines is on the cache device. */
     void appended(SegmentBuffer s, int lines) {
+        lock.assertHeld();
         s.written(lines, syncs);
         flushedPos = Math.max(flushedPos, pos(s.id(), lines));
         lock.signalChanged();
@@ -573,6 +619,7 @@ final class SegmentLog {
 
     /** A sync completed: everything written up to log position {@code target} is durable. */
     void markDurable(long target) {
+        lock.assertHeld();
         durablePos = Math.max(durablePos, target);
         syncs++;
         lock.signalChanged();
@@ -580,6 +627,7 @@ final class SegmentLog {
 
     /** Segments up to {@code to} are written back and recorded: their slots may be reused. */
     void markWrittenBack(long to) {
+        lock.assertHeld();
         lastMigratedId = to;
         lock.signalChanged();
     }
@@ -587,11 +635,13 @@ final class SegmentLog {
     // ---------------------------------------------------------------- slots and ids
 
     long segmentIn(int slot) {
+        lock.assertHeld();
         return slotSegmentId[slot];
     }
 
     /** The RAM copy of the segment in {@code slot} while it is not yet on the cache device, else null. */
     SegmentBuffer ramCopy(int slot) {
+        lock.assertHeld();
         return slotBuffer[slot];
     }
 
@@ -601,58 +651,71 @@ final class SegmentLog {
 
     /** The last complete segment written to the device. */
     long lastFlushedId() {
+        lock.assertHeld();
         return completeIdOf(flushedPos);
     }
 
     /** The last complete segment written and synced. */
     long lastDurableId() {
+        lock.assertHeld();
         return completeIdOf(durablePos);
     }
 
     long sealedSegments() {
+        lock.assertHeld();
         return sealedSegments;
     }
 
     long sealedLines() {
+        lock.assertHeld();
         return sealedLines;
     }
 
     /** Lines appended since start, copies made by copy-forward included. */
     long appendedLines() {
+        lock.assertHeld();
         return appendedLines;
     }
 
     long lastMigratedId() {
+        lock.assertHeld();
         return lastMigratedId;
     }
 
     /** The segment taking writes now, or the next one to open. */
     long currentId() {
+        lock.assertHeld();
         return open != null ? open.id() : nextId;
     }
 
     int currentLines() {
+        lock.assertHeld();
         return open != null ? open.nrLines() : 0;
     }
 
     /** Everything sealed or flushed has reached the device and been written back, and nothing is open with lines. */
     boolean drained() {
+        lock.assertHeld();
         return lastMigratedId >= lastFlushedId() && !openHasLines() && flushQueue.isEmpty();
     }
 
     int queuedCount() {
+        lock.assertHeld();
         return flushQueue.size();
     }
 
     long ramBytesInUse() {
+        lock.assertHeld();
         return (long) buffersAllocated * Layout.SEGMENT_SIZE;
     }
 
     int maxBuffers() {
+        lock.assertHeld();
         return maxBuffers;
     }
 
     long heapBytes() {
+        lock.assertHeld();
         return (long) nrSegments * (Long.BYTES + 8);
     }
 
@@ -660,6 +723,7 @@ final class SegmentLog {
 
     /** Writers wait for a ring slot or a drain runs: writeback must run whatever the knobs say. */
     boolean writebackDemanded() {
+        lock.assertHeld();
         return writersWaitingForSlot > 0 || drainsInProgress > 0;
     }
 
@@ -670,38 +734,46 @@ final class SegmentLog {
      * cheaper way to the disk, instead of the first pieces of a copy taking them.
      */
     boolean nearlyFull() {
+        lock.assertHeld();
         return freeSlots() < pressureReserve();
     }
 
     /** A sixteenth of the ring, at least one slot. */
     int pressureReserve() {
+        lock.assertHeld();
         return Math.max(1, nrSegments / 16);
     }
 
     /** Ring slots holding a segment not yet written back, the open one included. */
     long slotsInUse() {
+        lock.assertHeld();
         return nextId - 1 - lastMigratedId;
     }
 
     /** Ring slots free for the segments after the open one. */
     long freeSlots() {
+        lock.assertHeld();
         return nrSegments - slotsInUse();
     }
 
     boolean writersWaitingForSlot() {
+        lock.assertHeld();
         return writersWaitingForSlot > 0;
     }
 
     void beginDrain() {
+        lock.assertHeld();
         drainsInProgress++;
         lock.signalAll();
     }
 
     void endDrain() {
+        lock.assertHeld();
         drainsInProgress--;
     }
 
     boolean draining() {
+        lock.assertHeld();
         return drainsInProgress > 0;
     }
 }

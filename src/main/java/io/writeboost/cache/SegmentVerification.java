@@ -157,6 +157,7 @@ final class SegmentVerification {
 
     /** Lock held: {@code slot} needs no more checking. */
     private void markVerified(int slot) {
+        lock.assertHeld();
         if (slotUnverified[slot]) {
             slotUnverified[slot] = false;
             unverifiedSlots--;
@@ -174,6 +175,7 @@ final class SegmentVerification {
      * start would replay the log only up to it, dropping everything written after.
      */
     void awaitAll() throws IOException {
+        lock.assertHeld();
         // Verifies what is left itself, alongside the verifier (two readers finish sooner).
         for (int slot = 0; unverifiedReplayed > 0 && slot < slotUnverified.length; slot++) {
             health.checkUsable();

@@ -40,8 +40,9 @@ import java.util.function.BooleanSupplier;
  *       a flush or a request waiting for it gets the error.
  * </ul>
  *
- * <p>Not thread-safe on its own: every method expects the {@link EngineLock} held, except
- * {@link #writeOutAll}, {@link #start} and {@link #stop}; waits release it.
+ * <p>Not thread-safe on its own: every method expects the {@link EngineLock} held (and checks
+ * it), except {@link #settleWith}, {@link #start}, {@link #stop}, {@link #writeOutAll} and
+ * {@link #writeOutForFailover}, which take it themselves; waits release it.
  */
 final class StreamStaging {
     private static final Logger log = LogManager.getLogger(StreamStaging.class);
@@ -77,7 +78,7 @@ final class StreamStaging {
     private final EngineLock lock;
     private final Health health;
     private final BackingStores backings;
-    private final ReadAdmission admission;
+    private final BackingOrder order;
     private final BypassWriter counters;
     private final long quietNanos;
     /** The stager waits on it: a window became due, or a new window started (a new quiet deadline). */
@@ -88,12 +89,12 @@ final class StreamStaging {
     private WritePath writePath;
     private Stager stager;
 
-    StreamStaging(EngineLock lock, Health health, BackingStores backings, ReadAdmission admission, BypassWriter counters,
+    StreamStaging(EngineLock lock, Health health, BackingStores backings, BackingOrder order, BypassWriter counters,
                   long quietNanos) {
         this.lock = lock;
         this.health = health;
         this.backings = backings;
-        this.admission = admission;
+        this.order = order;
         this.counters = counters;
         this.quietNanos = quietNanos;
         this.work = lock.newCondition();
@@ -111,11 +112,11 @@ final class StreamStaging {
         long first;
         final long[] held = new long[WINDOW_LINES / 64];
         int lines;
-        /** Per line, the {@link ReadAdmission#beginChange} calls its pieces made, ended when it is written out. */
+        /** Per line, the {@link BackingOrder#beginChange} calls its pieces made, ended when it is written out. */
         final int[] changes = new int[WINDOW_LINES];
         ByteBuffer data;
         long touched;
-        /** {@link Writeback#batchesDone()} when its first piece was staged. */
+        /** {@link BackingOrder#batchesDone()} when its first piece was staged. */
         long batchesBefore;
         /** Bumped each time the window is written out and freed: a waiter compares it. */
         long generation;
@@ -168,6 +169,7 @@ final class StreamStaging {
 
     /** Lock held: whether line {@code line} of volume {@code dev} is staged (a cheap test while nothing is). */
     boolean holds(int dev, long line) {
+        lock.assertHeld();
         return active != 0 && holding(dev, line, line + 1) != null;
     }
 
@@ -177,6 +179,7 @@ final class StreamStaging {
      * line, and returns true.
      */
     boolean read(int dev, long line, int first, int n, ByteBuffer dst, int dstLine) {
+        lock.assertHeld();
         if (active == 0) {
             return false;
         }
@@ -198,6 +201,7 @@ final class StreamStaging {
      */
     boolean stage(int dev, long sector, int nSectors, ByteBuffer src, int srcPos, long batchesBefore,
                   BooleanSupplier eligible) throws IOException {
+        lock.assertHeld();
         long firstLine = sector >>> 3;
         long endLine = firstLine + (nSectors >>> 3);
         while (true) {
@@ -245,6 +249,7 @@ final class StreamStaging {
 
     /** Lock held: lines [from, to) of the window for {@code base} (one exists or is free), from {@code src} at {@code srcPos}. */
     private void add(int dev, long base, long from, long to, ByteBuffer src, int srcPos, long batchesBefore) {
+        lock.assertHeld();
         Window w = filling(dev, base);
         long now = System.nanoTime();
         if (w == null) {
@@ -269,7 +274,7 @@ final class StreamStaging {
             }
             w.changes[i]++;
         }
-        admission.beginChange(dev, from, to - from);
+        order.beginChange(dev, from, to - from);
         w.touched = now;
         if (w.lines == WINDOW_LINES && !w.due) {
             w.due = true;
@@ -283,6 +288,7 @@ final class StreamStaging {
      * the write-out of one of them fails.
      */
     void awaitClear(int dev, long sector, long nSectors) throws IOException {
+        lock.assertHeld();
         if (active == 0) {
             return;
         }
@@ -367,6 +373,7 @@ final class StreamStaging {
      * (sequential, so staged once past sequential_cutoff) is what its fsync waits for.
      */
     private void cacheForFlush(Window w) throws IOException {
+        lock.assertHeld();
         int cached = 0;
         for (int i = nextHeld(w, 0); i < WINDOW_LINES; i = nextHeld(w, i + 1)) {
             if (!writePath.cacheStagedLine(w.dev, w.first + i, w.data, i << Layout.LINE_SHIFT)) {
@@ -375,7 +382,7 @@ final class StreamStaging {
             w.held[i >>> 6] &= ~(1L << i);
             w.lines--;
             for (int c = w.changes[i]; c > 0; c--) {
-                admission.endChange(w.dev, w.first + i, 1);
+                order.endChange(w.dev, w.first + i, 1);
             }
             w.changes[i] = 0;
             cached++;
@@ -391,6 +398,7 @@ final class StreamStaging {
 
     /** Lock held: asks for {@code w}'s write-out now and waits for it. */
     private void awaitWrittenOut(Window w) throws IOException {
+        lock.assertHeld();
         w.due = true;
         work.signal();
         awaitGeneration(w, w.generation, w.attempts);
@@ -398,6 +406,7 @@ final class StreamStaging {
 
     /** Lock held: waits until {@code w} is written out past {@code generation}; throws if an attempt after {@code attempts} failed. */
     private void awaitGeneration(Window w, long generation, int attempts) throws IOException {
+        lock.assertHeld();
         while (w.generation == generation && w.state != FREE) {
             if (w.state == FAILED && w.attempts != attempts) {
                 throw new IOException("staged lines " + w.first + ".. of volume " + w.dev + " could not be written to the "
@@ -422,6 +431,7 @@ final class StreamStaging {
      * has failed and none can be freed.
      */
     private boolean makeRoom() throws IOException {
+        lock.assertHeld();
         Window oldest = null;
         boolean writing = false;
         for (Window w : windows) {
@@ -449,6 +459,7 @@ final class StreamStaging {
 
     /** Lock held: the filling window of {@code dev} at {@code base}, or null. */
     private Window filling(int dev, long base) {
+        lock.assertHeld();
         for (Window w : windows) {
             if (w.state == FILLING && w.dev == dev && w.first == base) {
                 return w;
@@ -458,6 +469,7 @@ final class StreamStaging {
     }
 
     private Window free() {
+        lock.assertHeld();
         for (Window w : windows) {
             if (w.state == FREE) {
                 return w;
@@ -468,10 +480,12 @@ final class StreamStaging {
 
     /** Lock held: a window holding a line of [from, to) of {@code dev}, or null. */
     private Window holding(int dev, long from, long to) {
+        lock.assertHeld();
         return holdingOther(dev, from, to, null);
     }
 
     private Window holdingOther(int dev, long from, long to, Window except) {
+        lock.assertHeld();
         for (Window w : windows) {
             if (w != except && w.holdsAny(dev, from, to)) {
                 return w;
@@ -524,6 +538,7 @@ final class StreamStaging {
      * first; or null.
      */
     private Window ready(long now) {
+        lock.assertHeld();
         Window best = null;
         for (Window w : windows) {
             boolean go = (w.state == FILLING && (w.due || (now - w.touched >= quietNanos && !continued(w))))
@@ -537,6 +552,7 @@ final class StreamStaging {
 
     /** Lock held: whether {@code w}'s last line and the first of the filling window after it are staged. */
     private boolean continued(Window w) {
+        lock.assertHeld();
         if (!w.holds(w.first + WINDOW_LINES - 1)) {
             return false;
         }
@@ -546,6 +562,7 @@ final class StreamStaging {
 
     /** Lock held: when the next window falls quiet or is due for a retry (far off when none). */
     private long nextDeadline(long now) {
+        lock.assertHeld();
         long next = now + TimeUnit.SECONDS.toNanos(1);
         for (Window w : windows) {
             if (w.state == FILLING && w.touched + quietNanos - next < 0) {
@@ -564,6 +581,7 @@ final class StreamStaging {
      * first window, staged from where it passed the cutoff, would otherwise go out alone).
      */
     private void writeOut(Window w) {
+        lock.assertHeld();
         Window prev = null, next = null;
         if (w.state == FILLING && w.holds(w.first)) {
             prev = filling(w.dev, w.first - WINDOW_LINES);
@@ -666,9 +684,10 @@ final class StreamStaging {
 
     /** Lock held: {@code w} is on the backing store; its lines leave it and their change ends. */
     private void release(Window w) {
+        lock.assertHeld();
         for (int i = 0; i < WINDOW_LINES; i++) {
             for (int c = w.changes[i]; c > 0; c--) {
-                admission.endChange(w.dev, w.first + i, 1);
+                order.endChange(w.dev, w.first + i, 1);
             }
             w.changes[i] = 0;
         }

@@ -23,9 +23,10 @@ import io.writeboost.format.Layout;
  * cache is the 4 MiB after each hole larger than the window (ext4's backup superblocks and
  * reserved blocks, the journal, a flex group's tables).
  *
- * <p>Not thread-safe: every method expects the {@link EngineLock} held.
+ * <p>Not thread-safe: every method expects the {@link EngineLock} held (and checks it).
  */
 final class StreamTable {
+    private final EngineLock lock;
     /** Streams tracked per volume: the pieces of a few large requests in flight, plus a stream or two of other writers. */
     static final int STREAMS = 8;
     /**
@@ -48,11 +49,16 @@ final class StreamTable {
     private final long[] used = new long[start.length];
     private long clock;
 
+    StreamTable(EngineLock lock) {
+        this.lock = lock;
+    }
+
     /**
      * Records a write of sectors [sector, sector + n) of volume {@code dev}; returns the
      * length in sectors of the stream it is now part of.
      */
     long observe(int dev, long sector, int n) {
+        lock.assertHeld();
         int base = dev * STREAMS;
         long e = sector + n;
         int pred = -1, succ = -1;
@@ -102,6 +108,7 @@ final class StreamTable {
 
     /** The stream whose span stream {@code s} counts with its own: {@link #behind}, if {@code s} is long enough to count one; else -1. */
     private int countedBehind(int base, int s) {
+        lock.assertHeld();
         return end[s] - start[s] >= MIN_CONTINUATION_SECTORS ? behind(base, s) : -1;
     }
 
@@ -110,6 +117,7 @@ final class StreamTable {
      * stream {@code s} starts, or -1.
      */
     private int behind(int base, int s) {
+        lock.assertHeld();
         int best = -1;
         for (int i = base; i < base + STREAMS; i++) {
             if (i != s && end[i] > start[i] && end[i] < start[s] && start[s] - end[i] <= REORDER_SECTORS
@@ -128,6 +136,7 @@ final class StreamTable {
      * stream.
      */
     void forgetShort(long cutoffSectors) {
+        lock.assertHeld();
         for (int base = STREAMS; base < start.length; base += STREAMS) {
             int active = 0;
             for (int i = base; i < base + STREAMS; i++) {

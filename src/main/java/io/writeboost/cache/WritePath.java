@@ -35,7 +35,7 @@ final class WritePath {
     private final SegmentVerification verification;
     private final BlockDevice cacheDevice;
     private final BackingStores backings;
-    private final Writeback writeback;
+    private final BackingOrder order;
     private final Stats stats;
     private final KnobValues knobs;
     private final LongSupplier ioTimeoutMillis;
@@ -45,18 +45,11 @@ final class WritePath {
     private final WritePacer pacer;
     private final StreamStaging staging;
     private final Durability durability;
-    /**
-     * Bypasses and discards that dropped cached lines and have not yet had their turn between
-     * writeback batches (guarded by the lock). While one is pending, a batch may still hold an
-     * older copy of a line that is no longer in the index, so every bypass settles after a
-     * batch that ran (see {@link #bypass}).
-     */
-    private int unsettledDrops;
     /** One-line buffers for older sectors fetched from the cache device (guarded by the lock). */
     private final ArrayDeque<ByteBuffer> lineScratch = new ArrayDeque<>();
 
     WritePath(EngineLock lock, Health health, LineTable lines, SegmentLog segments, SegmentVerification verification,
-              Durability durability, BlockDevice cacheDevice, BackingStores backings, Writeback writeback, Stats stats, KnobValues knobs,
+              Durability durability, BlockDevice cacheDevice, BackingStores backings, BackingOrder order, Stats stats, KnobValues knobs,
               StreamTable streams, BypassWriter bypassWriter, ReadAdmission admission, WritePacer pacer,
               StreamStaging staging) {
         this.pacer = pacer;
@@ -68,7 +61,7 @@ final class WritePath {
         this.durability = durability;
         this.cacheDevice = cacheDevice;
         this.backings = backings;
-        this.writeback = writeback;
+        this.order = order;
         this.stats = stats;
         this.knobs = knobs;
         this.ioTimeoutMillis = () -> knobs.get(Knob.IO_TIMEOUT_MS);
@@ -106,14 +99,14 @@ final class WritePath {
                 bypassFrom = (sector & 7) != 0 && holdsDirty(deviceId, sector >>> 3) ? (sector + 7) & ~7L : sector;
                 bypassTo = (end & 7) != 0 && holdsDirty(deviceId, (end - 1) >>> 3) ? end & ~7L : end;
                 settleAfterBatch = (bypassFrom < bypassTo && anyCached(deviceId, bypassFrom, (int) (bypassTo - bypassFrom)))
-                        || unsettledDrops > 0;
+                        || order.dropsUnsettled();
                 // A stream past sequential_cutoff is not kept: a copy or a backup would push out what is read again.
                 keepClean = mode == CacheMode.WRITE_THROUGH && !stream;
             } else if (stream || aroundMode) {
                 bypassFrom = (sector + 7) & ~7L;
                 bypassTo = end & ~7L;
                 boolean cached = bypassFrom < bypassTo && anyCached(deviceId, bypassFrom, (int) (bypassTo - bypassFrom));
-                settleAfterBatch = cached || unsettledDrops > 0;
+                settleAfterBatch = cached || order.dropsUnsettled();
                 if (cached && !aroundMode) {
                     // A stream over lines the cache holds goes through it: around it, the
                     // write would cost a backing write, a backing sync before the cached
@@ -139,7 +132,7 @@ final class WritePath {
             }
             long bypassLines = bypassFrom < bypassTo ? ((bypassTo + 7) >>> 3) - (bypassFrom >>> 3) : 0;
             if (bypassFrom < bypassTo && !staged) {
-                admission.beginChange(deviceId, bypassFrom >>> 3, bypassLines);
+                order.beginChange(deviceId, bypassFrom >>> 3, bypassLines);
                 ticket = admission.ticket();
             }
             long cachedLines = Layout.linesSpanned(sector, nSectors) - bypassLines;
@@ -181,7 +174,7 @@ final class WritePath {
         long n = ((to + 7) >>> 3) - first;
         lock.lock();
         try {
-            admission.releaseChange(dev, first, n);
+            order.releaseChange(dev, first, n);
             if (!health.failed()) {
                 for (long lineNo = (from + 7) >>> 3, last = to >>> 3; lineNo < last; lineNo++) {
                     long key = LineKey.of(dev, lineNo);
@@ -195,7 +188,7 @@ final class WritePath {
                             !backings.unsynced(dev));
                 }
             }
-            admission.markChanged(dev, first, n);
+            order.markChanged(dev, first, n);
         } finally {
             lock.unlock();
         }
@@ -222,6 +215,7 @@ final class WritePath {
 
     /** Lock held: whether line {@code lineNo} of {@code dev} is cached with dirty sectors. */
     private boolean holdsDirty(int dev, long lineNo) {
+        lock.assertHeld();
         int line = lines.lookup(LineKey.of(dev, lineNo));
         return line >= 0 && lines.dirtyBits(line) != 0;
     }
@@ -235,8 +229,9 @@ final class WritePath {
      * unstaged way, as does a write larger than all the windows. False if it was not staged.
      */
     private boolean stage(int dev, long sector, int n, ByteBuffer src, int srcPos) throws IOException {
-        return staging.stage(dev, sector, n, src, srcPos, writeback.batchesDone(),
-                () -> unsettledDrops == 0 && !anyCached(dev, sector, n));
+        lock.assertHeld();
+        return staging.stage(dev, sector, n, src, srcPos, order.batchesDone(),
+                () -> !order.dropsUnsettled() && !anyCached(dev, sector, n));
     }
 
     /** Called without the lock: sectors [sector, sector + n) are changed on the backing store (see {@link ReadAdmission}). */
@@ -245,7 +240,7 @@ final class WritePath {
         long last = (sector + n + 7) >>> 3;
         lock.lock();
         try {
-            admission.endChange(dev, first, last - first);
+            order.endChange(dev, first, last - first);
         } finally {
             lock.unlock();
         }
@@ -266,6 +261,7 @@ final class WritePath {
 
     /** Lock held: whether this write continues a stream long enough to go around the cache (the ring decides how long). */
     private boolean streamBypasses(int dev, long sector, int nSectors) {
+        lock.assertHeld();
         long cutoff = knobs.get(Knob.SEQUENTIAL_CUTOFF);
         if (cutoff > 0 && segments.nearlyFull()) {
             cutoff = Math.min(cutoff, PRESSURE_CUTOFF_BYTES);
@@ -275,6 +271,7 @@ final class WritePath {
 
     /** Lock held: sectors [from, to) of a request that starts at {@code sector}, through the cache. */
     private void writeLines(int dev, long from, long to, ByteBuffer src, int srcPos, long sector) throws IOException {
+        lock.assertHeld();
         for (long s = from; s < to; ) {
             int first = (int) (s & 7);
             int count = (int) Math.min(8 - first, to - s);
@@ -305,13 +302,8 @@ final class WritePath {
      *
      * <p>{@code settleAfterBatch}: whether, when the write was decided (same lock hold), a
      * line of the range was cached or another bypass or discard that dropped lines had not yet
-     * settled ({@link #unsettledDrops}). If neither, no batch can hold an older copy of the
-     * range that it has yet to write: a batch copies only cached dirty lines, and one that
-     * copied a line before it left the index had finished writing it by then (a group commit
-     * clears lines after its batches' writes are synced; a drop by a bypass or discard counts
-     * as unsettled until that one has waited for the batch). So a batch that merely ran
-     * meanwhile is no reason to wait for the next batch boundary (on a slow disk, seconds per
-     * bypassed piece while writeback empties a full ring).
+     * settled. If neither, a batch that merely ran meanwhile is no reason to wait for the next
+     * batch boundary ({@link BackingOrder#dropsDone} says why).
      */
     private void bypass(int dev, long sector, int n, ByteBuffer src, int srcPos, boolean settleAfterBatch) throws IOException {
         lock.lock();
@@ -321,77 +313,76 @@ final class WritePath {
         } finally {
             lock.unlock();
         }
-        long batchesBefore = writeback.batchesDone();
+        long batchesBefore = order.batchesDone();
         boolean durable = bypassWriter.write(dev, sector, n, src, srcPos);
-        afterBackingWrite(dev, sector, n, src, srcPos, batchesBefore, settleAfterBatch, durable);
+        dropThenSettle(dev, sector, n, src, srcPos, batchesBefore, settleAfterBatch, durable); // steps 2 and 3
     }
 
     /**
      * Called without the lock by {@link StreamStaging} once it has written staged lines
      * [sector, sector + n) of {@code dev} from {@code src} at {@code srcPos} to the backing
      * store ({@code durable}: made durable by that write): steps 2 and 3 of {@link #bypass},
-     * with {@link Writeback#batchesDone()} as it was when the first of them was staged. When
+     * with {@link BackingOrder#batchesDone()} as it was when the first of them was staged. When
      * they were staged, none was cached and no drop was unsettled, which is what a bypass with
      * {@code settleAfterBatch} false was decided on.
      */
     void settleBypass(int dev, long sector, int n, ByteBuffer src, int srcPos, long batchesBefore, boolean durable)
             throws IOException {
-        afterBackingWrite(dev, sector, n, src, srcPos, batchesBefore, false, durable);
+        dropThenSettle(dev, sector, n, src, srcPos, batchesBefore, false, durable);
     }
 
-    /** Steps 2 and 3 of {@link #bypass}, after its backing write ({@code durable}: whether that write made itself durable). */
-    private void afterBackingWrite(int dev, long sector, int n, ByteBuffer src, int srcPos, long batchesBefore,
-                                   boolean settleAfterBatch, boolean durable) throws IOException {
+    /**
+     * Called without the lock once a bypass (new data in {@code src} at {@code srcPos}) or a
+     * discard ({@code src} null) has changed sectors [sector, sector + n) of {@code dev} on the
+     * backing store ({@code durable}: made durable by that I/O): the cached lines of the range
+     * leave the index in {@link BackingOrder}'s order (sync first when needed, drop, then wait
+     * a turn between batches and change the range again when a batch may have written an older
+     * copy over it). A partial line whose cached copy holds dirty sectors outside the range is
+     * not dropped (that would lose them): the range's sectors (the new data, or zeros) are
+     * written into it, to be written back together; a discard counts that as a drop, since the
+     * copy it supersedes may be in a batch.
+     */
+    private void dropThenSettle(int dev, long sector, long n, ByteBuffer src, int srcPos, long batchesBefore,
+                                boolean mayBeInBatch, boolean durable) throws IOException {
         boolean dropped = false;
-        boolean settle;
+        boolean turn;
         lock.lock();
         try {
             health.checkUsable();
             if (!durable && anyCached(dev, sector, n)) {
-                syncUnlocked(dev);
+                order.syncBeforeDrops(dev);
             }
             for (long s = sector, end = sector + n; s < end; ) {
                 int first = (int) (s & 7);
                 int count = (int) Math.min(8 - first, end - s);
                 long key = LineKey.of(dev, s >>> 3);
                 int line = lines.lookup(key);
+                // A line with no dirty sector outside the range (a clean line, say) holds nothing
+                // the backing store lacks once changed: dropped, not overwritten, so that a
+                // discard makes no dirty line (write-through keeps none). One that has (a partial
+                // line of write-through or pass-through, made dirty in other sectors by a
+                // write-back write since the decision) keeps them: the range's sectors join them
+                // in the cache, to be written back together.
                 if (line >= 0 && (lines.dirtyBits(line) & ~(((1 << count) - 1) << first)) != 0) {
-                    // A partial line (write-through, pass-through) that a write-back write has
-                    // made dirty in other sectors since the decision: dropping it would lose
-                    // them, so these sectors join them in the cache, to be written back together.
-                    writeLine(dev, s >>> 3, first, count, src, srcPos + (int) ((s - sector) << Layout.SECTOR_SHIFT), false);
+                    if (src != null) {
+                        writeLine(dev, s >>> 3, first, count, src, srcPos + (int) ((s - sector) << Layout.SECTOR_SHIFT), false);
+                    } else {
+                        ByteBuffer zeros = ZERO_LINE.duplicate();
+                        zeros.limit(count << Layout.SECTOR_SHIFT);
+                        writeLine(dev, s >>> 3, first, count, zeros, 0, false);
+                        dropped = true;
+                    }
                 } else if (line >= 0) {
                     dropLine(key);
                     dropped = true;
                 }
                 s += count;
             }
-            if (dropped) {
-                unsettledDrops++;
-            }
-            // A batch in flight counts as one that ran: it may have taken its snapshot before a
-            // line left the index and not yet written that older copy.
-            settle = dropped || writeback.committing()
-                    || ((settleAfterBatch || unsettledDrops > 0) && writeback.batchesStarted() != batchesBefore);
+            turn = order.dropsDone(dropped, mayBeInBatch, batchesBefore);
         } finally {
             lock.unlock();
         }
-        try {
-            if (settle) {
-                writeback.betweenBatches(batches -> {
-                    if (batches != batchesBefore) {
-                        ByteBuffer again = src.duplicate();
-                        again.limit(srcPos + (n << Layout.SECTOR_SHIFT)).position(srcPos);
-                        backings.write(dev, again, sector, false, false);
-                        backings.changed(dev);
-                    }
-                });
-            }
-        } finally {
-            if (dropped) {
-                settled();
-            }
-        }
+        order.settle(turn, dropped, batchesBefore, dev, sector, n, src, srcPos);
     }
 
     /**
@@ -420,29 +411,9 @@ final class WritePath {
         }
     }
 
-    /** Lock held: syncs the backing store of {@code dev} with the lock released, before a drop that needs its writes durable. */
-    private void syncUnlocked(int dev) throws IOException {
-        lock.unlock();
-        try {
-            backings.sync(dev, false);
-        } finally {
-            lock.lock();
-        }
-        health.checkUsable();
-    }
-
-    /** Called without the lock: a bypass or discard that dropped lines has had its turn between batches. */
-    private void settled() {
-        lock.lock();
-        try {
-            unsettledDrops--;
-        } finally {
-            lock.unlock();
-        }
-    }
-
     /** Lock held: whether any line holding a sector of [sector, sector + n) is cached. */
     private boolean anyCached(int dev, long sector, long n) {
+        lock.assertHeld();
         for (long line = sector >>> 3, last = (sector + n + 7) >>> 3; line < last; line++) {
             if (lines.lookup(LineKey.of(dev, line)) >= 0) {
                 return true;
@@ -463,6 +434,7 @@ final class WritePath {
      */
     private void writeLine(int dev, long lineNo, int first, int count, ByteBuffer src, int srcPos, boolean fromStaging)
             throws IOException {
+        lock.assertHeld();
         long key = LineKey.of(dev, lineNo);
         int mask = ((1 << count) - 1) << first;
         boolean fullsize = mask == Layout.FULL_DIRTY;
@@ -569,7 +541,7 @@ final class WritePath {
         lock.lock();
         try {
             staging.awaitClear(deviceId, sector, nSectors); // staged lines written out after the punch would undo it
-            admission.beginChange(deviceId, firstLine, lineCount);
+            order.beginChange(deviceId, firstLine, lineCount);
             dropWarmFirst(deviceId, sector, nSectors);
         } finally {
             lock.unlock();
@@ -582,58 +554,8 @@ final class WritePath {
     }
 
     private void discardLines(int deviceId, long sector, long nSectors) throws IOException {
-        long batchesBefore = writeback.betweenBatches(batches -> backings.punch(deviceId, sector, nSectors));
-        long end = sector + nSectors;
-        boolean dropped = false;
-        boolean committing;
-        lock.lock();
-        try {
-            health.checkUsable();
-            if (anyCached(deviceId, sector, nSectors)) {
-                // A tombstone may reach the cache device before the next flush asks for it
-                // (another flush's append, a seal): the punch it lets reads through to must be
-                // durable first, or a crash would bring back what the backing store held
-                // before the dropped line's data, older than a flush acknowledged (a bypass
-                // syncs before its drops for the same reason).
-                syncUnlocked(deviceId);
-            }
-            for (long s = sector; s < end; ) {
-                int first = (int) (s & 7);
-                int n = (int) Math.min(8 - first, end - s);
-                long lineNo = s >>> 3;
-                long key = LineKey.of(deviceId, lineNo);
-                int line = lines.lookup(key);
-                if (line >= 0) {
-                    dropped = true;
-                    // A line with no dirty sector outside the range (a clean line, say) holds
-                    // nothing the backing store lacks once punched: dropped, not zeroed, so
-                    // that a discard makes no dirty line (write-through keeps none).
-                    if (n == Layout.SECTORS_PER_LINE || (lines.dirtyBits(line) & ~(((1 << n) - 1) << first)) == 0) {
-                        dropLine(key);
-                    } else {
-                        ByteBuffer zeros = ZERO_LINE.duplicate();
-                        zeros.limit(n << Layout.SECTOR_SHIFT);
-                        writeLine(deviceId, lineNo, first, n, zeros, 0, false);
-                    }
-                }
-                s += n;
-            }
-            committing = writeback.committing();
-            if (dropped) {
-                unsettledDrops++;
-            }
-        } finally {
-            lock.unlock();
-        }
-        try {
-            if (dropped || committing || writeback.batchesStarted() != batchesBefore) {
-                writeback.betweenBatches(batches -> backings.punch(deviceId, sector, nSectors));
-            }
-        } finally {
-            if (dropped) {
-                settled();
-            }
-        }
+        long batchesBefore = order.punchBetweenBatches(deviceId, sector, nSectors);
+        dropThenSettle(deviceId, sector, nSectors, null, 0, batchesBefore, true, false);
     }
 
     /**
@@ -644,6 +566,7 @@ final class WritePath {
      * from another change ({@link #endChangeKeepingClean}).
      */
     private void dropLine(long key) throws IOException {
+        lock.assertHeld();
         while (true) {
             int line = lines.lookup(key);
             if (line < 0) {

@@ -13,6 +13,7 @@ import org.apache.logging.log4j.Logger;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -31,9 +32,14 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p>Thread-safety: the batch and group state belong to the writeback thread. A batch runs
  * under {@link #batchLock} (so that a discard's punch cannot land between a batch's copy of a
  * line and its write), and takes the {@link EngineLock} only to snapshot dirty lines and to
- * clear them; no device I/O happens under the engine lock. The status figures are volatile.
+ * clear them; no device I/O happens under the engine lock. The status figures are volatile
+ * or atomic. The load probes and the time of the last sample are guarded by this object's
+ * monitor ({@link #watchLoad}, {@link #unwatchLoad}, {@link #sampleLoadIfDue}; the periodic
+ * daemon samples too). It is taken without the engine lock and the batch lock (a volume
+ * change takes it under {@link VolumeChanges}' monitor), and inside it only the probes' own
+ * monitors and {@link BackingBusy}'s are taken.
  */
-final class Writeback extends Daemon {
+final class Writeback extends Daemon implements BatchBoundaries {
     private static final Logger log = LogManager.getLogger(Writeback.class);
     /** Longest run written with one call: a contiguous stretch of dirty lines reaches the backing store in requests this large. */
     private static final int STAGING_BYTES = 4 << 20;
@@ -73,11 +79,11 @@ final class Writeback extends Daemon {
     private Durability durability;
 
     /**
-     * Held across a batch, and by a discard or bypass across its turn between batches. Fair: one
+     * Held across a batch, and by a turn between batches ({@link #beginTurn}). Fair: one
      * waiting for its turn gets it before the writeback thread's next batch.
      */
     private final ReentrantLock batchLock = new ReentrantLock(true);
-    /** Batches that wrote something, counted under batchLock: a bypass or discard asks whether one ran meanwhile. */
+    /** Batches that wrote something, counted under batchLock: a change outside writeback asks whether one ran meanwhile. */
     private volatile long batches;
     /**
      * Batches that took a snapshot of dirty lines, counted under the engine lock when they
@@ -92,10 +98,14 @@ final class Writeback extends Daemon {
     /** Failures since start, and the last one's message while writeback keeps failing (null once it succeeds). */
     private volatile long errors;
     private volatile String failing;
-    /** Last measured busy percent of each backing store, and whether that load holds writeback back. */
-    private final int[] backingLoad = new int[Layout.MAX_DEVICE_ID + 1];
-    /** Percent of the last sample the engine had a request to each store in flight, writeback's own included. */
-    private final int[] engineBusy = new int[Layout.MAX_DEVICE_ID + 1];
+    /**
+     * Last measured busy percent of each backing store, and whether that load holds writeback
+     * back. Written under this object's monitor by the sampler, read without it (the status,
+     * {@link #loadAllows}): atomic, so that a reader sees each figure as last written.
+     */
+    private final AtomicIntegerArray backingLoad = new AtomicIntegerArray(Layout.MAX_DEVICE_ID + 1);
+    /** Percent of the last sample the engine had a request to each store in flight, writeback's own included (as backingLoad). */
+    private final AtomicIntegerArray engineBusy = new AtomicIntegerArray(Layout.MAX_DEVICE_ID + 1);
     private volatile boolean pausedByLoad;
     /** Set when the ring's use reached high_watermark, cleared at low_watermark (guarded by the engine lock). */
     private boolean aboveWatermark;
@@ -164,8 +174,8 @@ final class Writeback extends Daemon {
         probes[dev] = backings.get(dev).load();
         othersProbes[dev] = DeviceLoad.ofTicks(() -> backings.busyMillis(dev, false));
         allProbes[dev] = DeviceLoad.ofTicks(() -> backings.busyMillis(dev, true));
-        backingLoad[dev] = 0;
-        engineBusy[dev] = 0;
+        backingLoad.set(dev, 0);
+        engineBusy.set(dev, 0);
     }
 
     /** A detached volume's store is sampled no more, and its load no longer holds writeback back. */
@@ -173,8 +183,8 @@ final class Writeback extends Daemon {
         probes[dev] = null;
         othersProbes[dev] = null;
         allProbes[dev] = null;
-        backingLoad[dev] = 0;
-        engineBusy[dev] = 0;
+        backingLoad.set(dev, 0);
+        engineBusy.set(dev, 0);
     }
 
     /** Wired after construction: durability needs the flusher, which is built alongside. */
@@ -182,47 +192,30 @@ final class Writeback extends Daemon {
         this.durability = durability;
     }
 
-    long batchesDone() {
+    @Override
+    public long batchesDone() {
         return batches;
     }
 
-    /**
-     * Batches that have taken their snapshot of dirty lines, finished or not. A caller that
-     * read {@link #batchesDone()} as {@code done} earlier and now finds this equal to
-     * {@code done} knows that no batch was in flight at that moment nor has started since.
-     */
-    long batchesStarted() {
+    @Override
+    public long batchesStarted() {
         return batchesStarted;
     }
 
-    /** Something to do on the backing stores between batches: {@code batches} is {@link #batchesDone()} at that moment. */
-    interface BetweenBatches {
-        void run(long batches) throws IOException;
-    }
-
-    /**
-     * Runs {@code action} while no batch runs and no group commits: a batch that copied a line
-     * before the caller dropped it has landed on the backing store, and a commit that cleared
-     * lines has written its record. Returns the number of batches completed so far. Called
-     * without the engine lock.
-     */
-    long betweenBatches(BetweenBatches action) throws IOException {
+    @Override
+    public long beginTurn() {
         batchLock.lock();
-        try {
-            action.run(batches);
-            return batches;
-        } finally {
-            batchLock.unlock();
-        }
+        return batches;
     }
 
-    /**
-     * Engine lock held: whether a group commit has cleared dirty lines whose record is not yet
-     * durable. Such a line is no longer in the index, yet a crash now would replay it, so a
-     * bypassed write that found its key uncached must wait for the commit
-     * ({@link #betweenBatches}) before it may count as done.
-     */
-    boolean committing() {
+    @Override
+    public void endTurn() {
+        batchLock.unlock();
+    }
+
+    @Override
+    public boolean committing() {
+        lock.assertHeld();
         return committing;
     }
 
@@ -240,11 +233,19 @@ final class Writeback extends Daemon {
     }
 
     int[] backingLoad() {
-        return backingLoad.clone();
+        return copy(backingLoad);
     }
 
     int[] engineBusy() {
-        return engineBusy.clone();
+        return copy(engineBusy);
+    }
+
+    private static int[] copy(AtomicIntegerArray figures) {
+        int[] out = new int[figures.length()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = figures.get(i);
+        }
+        return out;
     }
 
     /** Time writeback waited for writeback_max_mbps and writeback_max_iops since start. */
@@ -348,8 +349,8 @@ final class Writeback extends Daemon {
                 // the engine's misses other users of the disk. (The kernel's counts
                 // writeback's own requests too; it cannot tell them apart.)
                 int kernel = probes[dev] != null ? probes[dev].sample() : 0;
-                backingLoad[dev] = Math.max(kernel, othersProbes[dev].sample());
-                engineBusy[dev] = allProbes[dev].sample();
+                backingLoad.set(dev, Math.max(kernel, othersProbes[dev].sample()));
+                engineBusy.set(dev, allProbes[dev].sample());
             }
         }
     }
@@ -361,7 +362,7 @@ final class Writeback extends Daemon {
     private boolean loadAllows() {
         for (int dev = 1; dev <= Layout.MAX_DEVICE_ID; dev++) {
             long threshold = knobs.migrateThreshold(dev);
-            if (backings.get(dev) != null && backingLoad[dev] >= threshold && threshold < 100) {
+            if (backings.get(dev) != null && backingLoad.get(dev) >= threshold && threshold < 100) {
                 return false;
             }
         }
@@ -514,6 +515,7 @@ final class Writeback extends Daemon {
     /** Batch lock held: reads the snapshot's segments, writes their dirty lines back in order, and commits when due. */
     private void readAndWriteBack(long from, int[] segmentLines, int entries, boolean copies, long to, boolean cleanOnly,
                                   long t0) throws IOException {
+        assert batchLock.isHeldByCurrentThread();
         int nrSegments = segments.nrSegments();
         // Read the segments that still have dirty lines: a run of full segments in
         // consecutive slots (and the one after, up to its last line) in one read, headers

@@ -19,7 +19,9 @@ class GhostTableTest {
     @Test
     void aHalfFullGhostTableRemembersItsLinesAtAnySize() {
         int lines = 3 * 254 * 64 + 5; // 48,773 lines: neither a power of two nor a whole number of buckets
-        ReadAdmission admission = new ReadAdmission(new KnobValues(new HashMap<>(), io.writeboost.knob.CacheMode.WRITE_BACK), lines);
+        EngineLock lock = new EngineLock();
+        lock.lock(); // the contract of every ReadAdmission method
+        ReadAdmission admission = new ReadAdmission(lock, new KnobValues(new HashMap<>(), io.writeboost.knob.CacheMode.WRITE_BACK), lines);
         Map<String, Long> bytes = new HashMap<>();
         admission.heapBytes(bytes);
         assertEquals((lines + 7) / 8 * 8 * 2L, bytes.get("read admission: ghost table"), "2 bytes per line, in whole buckets");

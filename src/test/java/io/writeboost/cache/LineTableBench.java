@@ -22,7 +22,9 @@ public final class LineTableBench {
         int rounds = args.length > 1 ? Integer.parseInt(args[1]) : 8;
         int segments = (int) (gib << 10);
         int lps = LineTable.LPS;
-        LineTable table = new LineTable(segments);
+        EngineLock lock = new EngineLock();
+        lock.lock(); // the table's contract
+        LineTable table = new LineTable(lock, segments);
         long backingLines = (long) segments * lps * 4;
         SplittableRandom rnd = new SplittableRandom(7);
         ThreadMXBean cpu = ManagementFactory.getThreadMXBean();

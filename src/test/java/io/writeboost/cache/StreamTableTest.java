@@ -13,9 +13,16 @@ class StreamTableTest {
     private static final long CUTOFF = 8192;              // sectors: the default 4 MiB
     private static final long MIB = 2048;                 // sectors
 
+    /** A table whose lock the test thread holds, as its contract asks. */
+    private static StreamTable table() {
+        EngineLock lock = new EngineLock();
+        lock.lock();
+        return new StreamTable(lock);
+    }
+
     @Test
     void piecesInOrderGrowOneStream() {
-        StreamTable t = new StreamTable();
+        StreamTable t = table();
         long len = 0;
         for (int i = 0; i < 64; i++) {
             len = t.observe(1, 1000 + (long) i * PIECE, PIECE);
@@ -25,7 +32,7 @@ class StreamTableTest {
 
     @Test
     void aPieceAheadOfItsPredecessorsCountsWithTheStreamBehindIt() {
-        StreamTable t = new StreamTable();
+        StreamTable t = table();
         for (int i = 0; i < 32; i++) {
             t.observe(1, (long) i * PIECE, PIECE);
         }
@@ -43,7 +50,7 @@ class StreamTableTest {
      */
     @Test
     void aStreamContinuesAcrossAHoleForEveryPieceAfterIt() {
-        StreamTable t = new StreamTable();
+        StreamTable t = table();
         long at = 0;
         for (; at < 64 * MIB; at += PIECE) {
             t.observe(1, at, PIECE);
@@ -57,7 +64,7 @@ class StreamTableTest {
     /** Other writers (a file system's metadata) between the pieces do not evict the stream behind a continuation (it is used when the continuation grows). */
     @Test
     void otherWritersDoNotEvictTheStreamBehindAContinuation() {
-        StreamTable t = new StreamTable();
+        StreamTable t = table();
         long at = 0;
         for (; at < 8 * MIB; at += PIECE) {
             t.observe(1, at, PIECE);
@@ -76,7 +83,7 @@ class StreamTableTest {
     /** A flush forgets short streams, but not a short continuation of a long one. */
     @Test
     void aFlushKeepsAContinuationOfALongStream() {
-        StreamTable t = new StreamTable();
+        StreamTable t = table();
         long at = 0;
         for (; at < 8 * MIB; at += PIECE) {
             t.observe(1, at, PIECE);
@@ -91,7 +98,7 @@ class StreamTableTest {
 
     @Test
     void rewritingAHotRegionNeverReachesTheCutoff() {
-        StreamTable t = new StreamTable();
+        StreamTable t = table();
         long max = 0;
         for (int pass = 0; pass < 200; pass++) {
             for (long at = 0; at < 2 * MIB; at += PIECE) {
@@ -104,7 +111,7 @@ class StreamTableTest {
     /** Random writes never chain their way up to the cutoff through streams that end just before them. */
     @Test
     void randomWritesNeverReachTheCutoff() {
-        StreamTable t = new StreamTable();
+        StreamTable t = table();
         Random r = new Random(7);
         long max = 0;
         for (int i = 0; i < 500_000; i++) {
@@ -123,7 +130,7 @@ class StreamTableTest {
      */
     @Test
     void aSmallWriteAfterALongStreamDoesNotCountIt() {
-        StreamTable t = new StreamTable();
+        StreamTable t = table();
         for (long at = 0; at < 8 * MIB; at += PIECE) {
             t.observe(1, at, PIECE);
         }
@@ -137,7 +144,7 @@ class StreamTableTest {
 
     @Test
     void volumesHaveTheirOwnStreams() {
-        StreamTable t = new StreamTable();
+        StreamTable t = table();
         for (long at = 0; at < 8 * MIB; at += PIECE) {
             t.observe(1, at, PIECE);
         }
