@@ -71,6 +71,7 @@ public final class CacheEngine implements Closeable {
     private final WritePacer pacer = new WritePacer();
     private final Periodic periodic;
     private final Verifier verifier;
+    private final CacheWatchdog watchdog;
     private final CacheDeviceErrors deviceErrors;
     private final Failover failover;
     /** Data loss accepted since the format: from the record, plus this start's. */
@@ -249,8 +250,9 @@ public final class CacheEngine implements Closeable {
         readPath = new ReadPath(lock, health, lines, segments, verification, cache, backings, stats, admission, staging);
         volumeChanges = new VolumeChanges(cache, sb, table, lock, health, lines, segments, backings, knobs, writeback, records,
                 durability, staging);
-        failover = new Failover(cacheId, sb.nonce(), health, lock, lines, segments, backings, cache, staging, records, knobs,
-                this::joinDaemons);
+        failover = new Failover(cacheId, sb.nonce(), health, lock, lines, segments, backings, deviceErrors, staging, records,
+                knobs, this::joinDaemons);
+        watchdog = new CacheWatchdog(cacheId, health, lock, deviceErrors, knobs);
 
         log.info("cache {} on {}: {} segments, {} volume(s), cache_mode {} ({}); start {} took {} ms: loaded {} segment(s) "
                         + "not yet written back, {} line(s), {} dirty; last migrated {}, next segment {}{}{}",
@@ -265,6 +267,7 @@ public final class CacheEngine implements Closeable {
         writeback.start();
         periodic.start();
         staging.start(cacheId);
+        watchdog.start();
         if (verifier != null) {
             verifier.start();
         }
@@ -767,14 +770,20 @@ public final class CacheEngine implements Closeable {
         failover.stop();
     }
 
-    /** Waits until the daemons have ended; they end once {@link Health#stopped} (the failover calls it too). */
+    /**
+     * Waits until the daemons have ended; they end once {@link Health#stopped} (the failover
+     * calls it too). Once the failover fenced the cache device, a daemon stuck in a device call
+     * is left behind: it can act on nothing that call returns.
+     */
     private void joinDaemons() {
-        staging.stop();
-        periodic.join();
-        writeback.join();
-        flusher.join();
+        java.util.function.Predicate<Thread> stuck = deviceErrors::stuckBehindFence;
+        staging.stop(stuck);
+        periodic.join(stuck);
+        writeback.join(stuck);
+        flusher.join(stuck);
+        watchdog.join(stuck);
         if (verifier != null) {
-            verifier.join();
+            verifier.join(stuck);
         }
     }
 

@@ -64,6 +64,7 @@ final class SegmentLog {
     private int lastAppendSeq, lastAppendLines;
     private final ArrayDeque<SegmentBuffer> flushQueue = new ArrayDeque<>();
     private boolean deviceBusy;
+    private Thread deviceHolder;
 
     private final ArrayDeque<SegmentBuffer> freeBuffers = new ArrayDeque<>();
     private int buffersAllocated;
@@ -464,11 +465,24 @@ final class SegmentLog {
     /** Takes the cache device for segment writes and syncs; the caller must {@link #releaseDevice} it. */
     void takeDevice() {
         deviceBusy = true;
+        deviceHolder = Thread.currentThread();
     }
 
+    /**
+     * Releases the device if the current thread holds it: a thread the failover left behind in
+     * a hung call (it took the device over) does not release it when the call returns at last.
+     */
     void releaseDevice() {
-        deviceBusy = false;
+        if (deviceHolder == Thread.currentThread()) {
+            deviceBusy = false;
+            deviceHolder = null;
+        }
         lock.signalChanged();
+    }
+
+    /** The thread that holds the device, or null. */
+    Thread deviceHolder() {
+        return deviceHolder;
     }
 
     /**
@@ -482,7 +496,7 @@ final class SegmentLog {
         }
         boolean sealed = open == null || open.id() > idOf(target);
         if (sealed || flushedPos >= target || (open.id() == idOf(target) && flushDeadlinePassed(System.nanoTime()))) {
-            deviceBusy = true;
+            takeDevice();
             return true;
         }
         return false;
