@@ -38,7 +38,7 @@ import java.util.concurrent.TimeUnit;
  *   <li>{@link RecordWriter}: the superblock record;
  *   <li>{@link SegmentVerification}: segments replayed at start, not yet checksummed;
  *   <li>{@link WritePath}, {@link ReadPath}, {@link Durability}: writes and discards, reads, flushes;
- *   <li>daemons: {@link Flusher}, {@link Writeback}, {@link Periodic}, {@link Verifier}.
+ *   <li>daemons: {@link Flusher}, {@link Writeback}, {@link Periodic}, {@link Verifier}, {@link CacheWatchdog}.
  * </ul>
  *
  * <p>Thread-safe. One {@link EngineLock} guards the line table and the log; it is held for

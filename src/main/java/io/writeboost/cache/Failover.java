@@ -20,8 +20,10 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
 /**
  * The engine without its cache device (docs/ENGINE.md, "Failure"). Started once by the first
  * cache device error that {@link Health#cacheDeviceFailed} takes (a write lost for good, a
- * failed sync, more errors than io_error_limit), on the thread {@code wb-failover-N}: it waits
- * for the engine's daemons to end, writes every dirty line back (from its RAM segment when it
+ * failed sync, more errors than io_error_limit, a call that did not return within
+ * cache_io_timeout_ms), on the thread {@code wb-failover-N}: it fences the cache device
+ * ({@link CacheDeviceErrors#fence}), waits for the engine's daemons to end (leaving behind one
+ * stuck in a device call), writes every dirty line back (from its RAM segment when it
  * has one, else from the cache device, checked against its segment's checksum), writes out the
  * staged lines, syncs the backing stores, reports every dirty line it could not read as lost,
  * marks the cache abandoned in the superblock record, and from then on serves every request
@@ -30,8 +32,12 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  * a lost sector fails ({@link LostSectors}), and flushes report the loss once per volume, as
  * the kernel reports a write-back error ({@link #flush}).
  *
+ * <p>Its own reads of the cache device and the abandoned record are each waited for at most
+ * cache_io_timeout_ms ({@link BoundedCalls}): a hung device holds the volumes no longer than that.
+ *
  * <p>Owns: the failover's state, its figures, the lost ranges it found and which volumes' flushes
- * still owe the report of a loss. Thread-safe: the
+ * still owe the report of a loss; its helper threads, scratch buffer and last attempt at the mark
+ * (the failover thread's, then the stop's once it has joined it). Thread-safe: the
  * state is guarded by the {@link EngineLock} (waiters wait on its {@code changed} condition)
  * and published through a volatile; the failover thread alone writes the figures before it
  * publishes {@link State#DEGRADED}.
