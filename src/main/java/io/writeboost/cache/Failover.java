@@ -478,7 +478,7 @@ final class Failover extends Daemon {
      * header copy is this segment's with {@code used} lines and its data checksum holds (a
      * device that failed a sync may return older data). False, its {@code n} dirty lines lost,
      * when the read fails, does not return within cache_io_timeout_ms (the read keeps the
-     * buffer, a new one is made), or more than {@link #MAX_TIMED_OUT_READS} reads timed out.
+     * buffer, a new one is made), or is not tried since {@link #MAX_TIMED_OUT_READS} reads timed out.
      */
     private boolean readSegment(long id, int slot, int used, int n) throws InterruptedException {
         if (readsTimedOut >= MAX_TIMED_OUT_READS) {
