@@ -7,8 +7,8 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  * The cache device calls outstanding now: per call, the calling thread, what the call is and
  * when it began, in a fixed table of {@link #SLOTS} slots, so that {@link CacheWatchdog} finds
  * a call that does not return and {@link Failover} knows which threads are stuck in one. A call
- * costs a compare-and-set and two stores here, on its own thread: no thread hop, no lock, no
- * allocation.
+ * costs a compare-and-set, a clock read and three stores here, on its own thread: no thread
+ * hop, no lock, no allocation.
  *
  * <p>Owns the table. Thread-safe: a slot is claimed by a compare-and-set of its thread; the
  * clock is written after the claim and cleared before the release, so a reader sees either no

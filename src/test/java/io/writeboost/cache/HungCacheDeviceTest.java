@@ -223,23 +223,7 @@ class HungCacheDeviceTest {
 
     /** The backing store holds every acknowledged write except in the ranges reported lost (the load and the device released). */
     void backingHoldsEverythingBut(List<LostRange> lost) throws IOException {
-        BitSet lostSectors = new BitSet(SECTORS);
-        for (LostRange r : lost) {
-            lostSectors.set((int) r.firstSector(), (int) r.lastSector() + 1);
-        }
-        ByteBuffer all = ByteBuffer.allocate(VOLUME);
-        backingMedium.read(all, 0);
-        for (int s = 0; s < SECTORS; s++) {
-            long got = SectorModel.decode(all, s * 512, 1, s);
-            if (lostSectors.get(s)) {
-                continue;
-            }
-            if (uncertain.get(s)) {
-                assertTrue(got >= 0, "sector " + s + " is a write's data: " + SectorModel.describe(all, s * 512));
-            } else if (got != exact[s]) {
-                fail("sector " + s + " holds write " + got + " on the backing store, not the acknowledged " + exact[s]);
-            }
-        }
+        FailoverTest.backingHolds(backingMedium, exact, uncertain, lost);
     }
 
     /** Stops the load once the device is released: its thread may have been stuck in a call until then. */
