@@ -38,7 +38,7 @@ import java.util.concurrent.TimeUnit;
  *   <li>{@link RecordWriter}: the superblock record;
  *   <li>{@link SegmentVerification}: segments replayed at start, not yet checksummed;
  *   <li>{@link WritePath}, {@link ReadPath}, {@link Durability}: writes and discards, reads, flushes;
- *   <li>daemons: {@link Flusher}, {@link Writeback}, {@link Periodic}, {@link Verifier}.
+ *   <li>daemons: {@link Flusher}, {@link Writeback}, {@link Periodic}, {@link Verifier}, {@link CacheWatchdog}.
  * </ul>
  *
  * <p>Thread-safe. One {@link EngineLock} guards the line table and the log; it is held for
@@ -72,6 +72,7 @@ public final class CacheEngine implements Closeable {
     private final WritePacer pacer = new WritePacer();
     private final Periodic periodic;
     private final Verifier verifier;
+    private final CacheWatchdog watchdog;
     private final CacheDeviceErrors deviceErrors;
     private final Failover failover;
     /** Data loss accepted since the format: from the record, plus this start's. */
@@ -259,8 +260,9 @@ public final class CacheEngine implements Closeable {
         readPath = new ReadPath(lock, health, lines, segments, verification, cache, backings, stats, admission, staging);
         volumeChanges = new VolumeChanges(cache, sb, table, lock, health, lines, segments, backings, knobs, writeback, records,
                 durability, staging);
-        failover = new Failover(cacheId, sb.nonce(), health, lock, lines, segments, backings, cache, staging, records, knobs,
-                this::joinDaemons);
+        failover = new Failover(cacheId, sb.nonce(), health, lock, lines, segments, backings, deviceErrors, staging, records,
+                knobs, this::joinDaemons);
+        watchdog = new CacheWatchdog(cacheId, health, lock, deviceErrors, knobs);
 
         log.info("cache {} on {}: {} segments, {} volume(s), cache_mode {} ({}); start {} took {} ms: loaded {} segment(s) "
                         + "not yet written back, {} line(s), {} dirty; last migrated {}, next segment {}{}{}",
@@ -275,6 +277,7 @@ public final class CacheEngine implements Closeable {
         writeback.start();
         periodic.start();
         staging.start(cacheId);
+        watchdog.start();
         if (verifier != null) {
             verifier.start();
         }
@@ -777,14 +780,20 @@ public final class CacheEngine implements Closeable {
         failover.stop();
     }
 
-    /** Waits until the daemons have ended; they end once {@link Health#stopped} (the failover calls it too). */
+    /**
+     * Waits until the daemons have ended; they end once {@link Health#stopped} (the failover
+     * calls it too). Once the failover fenced the cache device, a daemon stuck in a device call
+     * is left behind: it can act on nothing that call returns.
+     */
     private void joinDaemons() {
-        staging.stop();
-        periodic.join();
-        writeback.join();
-        flusher.join();
+        java.util.function.Predicate<Thread> stuck = deviceErrors::stuckBehindFence;
+        staging.stop(stuck);
+        periodic.join(stuck);
+        writeback.join(stuck);
+        flusher.join(stuck);
+        watchdog.join(stuck);
         if (verifier != null) {
-            verifier.join();
+            verifier.join(stuck);
         }
     }
 

@@ -20,8 +20,10 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
 /**
  * The engine without its cache device (docs/ENGINE.md, "Failure"). Started once by the first
  * cache device error that {@link Health#cacheDeviceFailed} takes (a write lost for good, a
- * failed sync, more errors than io_error_limit), on the thread {@code wb-failover-N}: it waits
- * for the engine's daemons to end, writes every dirty line back (from its RAM segment when it
+ * failed sync, more errors than io_error_limit, a call that did not return within
+ * cache_io_timeout_ms), on the thread {@code wb-failover-N}: it fences the cache device
+ * ({@link CacheDeviceErrors#fence}), waits for the engine's daemons to end (leaving behind one
+ * stuck in a device call), writes every dirty line back (from its RAM segment when it
  * has one, else from the cache device, checked against its segment's checksum), writes out the
  * staged lines, syncs the backing stores, reports every dirty line it could not read as lost,
  * marks the cache abandoned in the superblock record, and from then on serves every request
@@ -30,8 +32,12 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  * a lost sector fails ({@link LostSectors}), and flushes report the loss once per volume, as
  * the kernel reports a write-back error ({@link #flush}).
  *
+ * <p>Its own reads of the cache device and the abandoned record are each waited for at most
+ * cache_io_timeout_ms ({@link BoundedCalls}): a hung device holds the volumes no longer than that.
+ *
  * <p>Owns: the failover's state, its figures, the lost ranges it found and which volumes' flushes
- * still owe the report of a loss. Thread-safe: the
+ * still owe the report of a loss; its helper threads, scratch buffer and last attempt at the mark
+ * (the failover thread's, then the stop's once it has joined it). Thread-safe: the
  * state is guarded by the {@link EngineLock} (waiters wait on its {@code changed} condition)
  * and published through a volatile; the failover thread alone writes the figures before it
  * publishes {@link State#DEGRADED}.
@@ -41,6 +47,13 @@ final class Failover extends Daemon {
     private static final int LPS = Layout.LINES_PER_SEGMENT;
     /** How often the abandoned record is tried again while the cache device refuses it (volumes are read-only meanwhile). */
     private static final long MARK_RETRY_NANOS = TimeUnit.SECONDS.toNanos(1);
+    /**
+     * Reads of segments that may time out before the failover reads no more from the cache
+     * device: a device that answers no read would otherwise hold every volume's writes for a
+     * deadline per segment it holds. One hung slot costs one; a hung device, two deadlines.
+     */
+    static final int MAX_TIMED_OUT_READS = 2;
+    private static final long HOLDER_POLL_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
 
     enum State { NONE, FAILING_OVER, DEGRADED }
 
@@ -53,7 +66,7 @@ final class Failover extends Daemon {
     private final LineTable lines;
     private final SegmentLog segments;
     private final BackingStores backings;
-    private final BlockDevice cache;
+    private final CacheDeviceErrors cache;
     private final StreamStaging staging;
     private final RecordWriter records;
     private final KnobValues knobs;
@@ -73,9 +86,16 @@ final class Failover extends Daemon {
     private final boolean[] lostOn = new boolean[Layout.MAX_DEVICE_ID + 1];
     /** Per device id: 1 while no flush begun after the failover began has reported that loss yet. */
     private final AtomicIntegerArray lossUnreported = new AtomicIntegerArray(Layout.MAX_DEVICE_ID + 1);
+    /** The failover's own calls of the cache device, each bounded by cache_io_timeout_ms; made once the thread starts. */
+    private BoundedCalls calls;
+    /** The last attempt at the abandoned record: one that timed out is waited for again rather than repeated. */
+    private java.util.concurrent.Future<Boolean> markAttempt;
+    /** The segment the failover reads and writes back from; replaced when a read of it timed out (the read keeps it). */
+    private ByteBuffer scratch;
+    private int readsTimedOut;
 
     Failover(int cacheId, long nonce, Health health, EngineLock lock, LineTable lines, SegmentLog segments,
-             BackingStores backings, BlockDevice cache, StreamStaging staging, RecordWriter records, KnobValues knobs,
+             BackingStores backings, CacheDeviceErrors cache, StreamStaging staging, RecordWriter records, KnobValues knobs,
              Runnable joinDaemons) {
         super("failover", cacheId, health);
         this.cacheId = cacheId;
@@ -263,6 +283,10 @@ final class Failover extends Daemon {
     protected void work() throws Exception {
         Throwable cause = health.cacheLost();
         long t0 = System.nanoTime();
+        // Before the daemons are joined: a daemon stuck in a device call is then left behind.
+        cache.fence();
+        cache.admitCurrentThread();
+        calls = new BoundedCalls(cacheId, cache);
         lock.lock();
         try {
             state = State.FAILING_OVER;
@@ -277,9 +301,11 @@ final class Failover extends Daemon {
         long first, last;
         lock.lock();
         try {
-            // A flush writing the log on its own thread holds the device: its I/O ends, it sees the failover and lets go.
-            while (segments.deviceBusy()) {
-                lock.awaitChanged();
+            // A flush writing the log on its own thread holds the device: its I/O ends, it sees the
+            // failover and lets go; or it is stuck in a call begun before the fence, whose end it
+            // cannot act on, and the failover takes the device over.
+            while (segments.deviceBusy() && !cache.stuckBehindFence(segments.deviceHolder())) {
+                lock.awaitChangedNanos(HOLDER_POLL_NANOS);
             }
             segments.takeDevice(); // never released: nothing is written to the log again
             frozen = true;
@@ -288,13 +314,12 @@ final class Failover extends Daemon {
         } finally {
             lock.unlock();
         }
-        ByteBuffer scratch = ByteBuffer.allocateDirect(Layout.SEGMENT_SIZE + Layout.HEADER_COPY_SIZE)
-                .alignedSlice(Layout.HEADER_COPY_SIZE).limit(Layout.SEGMENT_SIZE).slice();
+        scratch = newScratch();
         for (long id = first; id <= last; id++) {
             if (engineFailed()) {
                 return;
             }
-            writeBackSegment(id, scratch);
+            writeBackSegment(id);
         }
         if (engineFailed()) {
             return;
@@ -318,7 +343,7 @@ final class Failover extends Daemon {
         if (engineFailed()) {
             return;
         }
-        marked = records.abandon(lostLines, lost);
+        marked = mark();
         lock.lock();
         try {
             state = State.DEGRADED;
@@ -346,7 +371,7 @@ final class Failover extends Daemon {
      * lines and its data checksum holds (a device that failed a sync may return older data).
      * Lines it cannot read are lost. Called without the lock.
      */
-    private void writeBackSegment(long id, ByteBuffer scratch) throws IOException {
+    private void writeBackSegment(long id) throws IOException, InterruptedException {
         int slot = Layout.slotOf(id, segments.nrSegments());
         int used, n = 0;
         int[] ks = new int[LPS];
@@ -383,20 +408,7 @@ final class Failover extends Daemon {
         }
         boolean readable = inRam;
         if (!inRam) {
-            try {
-                scratch.clear().limit(SegmentHeader.usedBytes(used));
-                cache.read(scratch, Layout.slotOffset(slot));
-                scratch.flip();
-                SegmentHeader h = SegmentHeader.newerCopy(scratch, nonce);
-                readable = h != null && h.id == id && h.nrLines == used && h.dataValid(scratch);
-                if (!readable) {
-                    log.error("cache {}: segment {} (slot {}) on {} does not hold what was written (header or checksum): its "
-                            + "{} dirty line(s) are lost", cacheId, id, slot, cache.name(), n);
-                }
-            } catch (IOException e) {
-                log.error("cache {}: reading segment {} (slot {}) from {} failed: its {} dirty line(s) are lost: {}", cacheId, id,
-                        slot, cache.name(), n, e.getMessage());
-            }
+            readable = readSegment(id, slot, used, n);
         }
         if (engineFailed()) {
             return;
@@ -462,6 +474,76 @@ final class Failover extends Daemon {
     }
 
     /**
+     * Reads segment {@code id} from {@code slot} into {@link #scratch}: true when its newer
+     * header copy is this segment's with {@code used} lines and its data checksum holds (a
+     * device that failed a sync may return older data). False, its {@code n} dirty lines lost,
+     * when the read fails, does not return within cache_io_timeout_ms (the read keeps the
+     * buffer, a new one is made), or is not tried since {@link #MAX_TIMED_OUT_READS} reads timed out.
+     */
+    private boolean readSegment(long id, int slot, int used, int n) throws InterruptedException {
+        if (readsTimedOut >= MAX_TIMED_OUT_READS) {
+            log.error("cache {}: segment {} (slot {}) is not read from {}: {} reads did not return; its {} dirty line(s) "
+                    + "are lost", cacheId, id, slot, cache.name(), readsTimedOut, n);
+            return false;
+        }
+        long timeoutMs = knobs.get(Knob.CACHE_IO_TIMEOUT_MS);
+        ByteBuffer dst = scratch.clear().limit(SegmentHeader.usedBytes(used));
+        try {
+            if (calls.call(() -> {
+                cache.read(dst, Layout.slotOffset(slot));
+                return null;
+            }, timeoutMs) == BoundedCalls.TIMED_OUT) {
+                readsTimedOut++;
+                scratch = newScratch();
+                log.error("cache {}: reading segment {} (slot {}) from {} did not return within {} ms "
+                        + "(cache_io_timeout_ms): its {} dirty line(s) are lost", cacheId, id, slot, cache.name(), timeoutMs, n);
+                return false;
+            }
+        } catch (IOException e) {
+            log.error("cache {}: reading segment {} (slot {}) from {} failed: its {} dirty line(s) are lost: {}", cacheId, id,
+                    slot, cache.name(), n, e.getMessage());
+            return false;
+        }
+        scratch.flip();
+        SegmentHeader h = SegmentHeader.newerCopy(scratch, nonce);
+        boolean readable = h != null && h.id == id && h.nrLines == used && h.dataValid(scratch);
+        if (!readable) {
+            log.error("cache {}: segment {} (slot {}) on {} does not hold what was written (header or checksum): its "
+                    + "{} dirty line(s) are lost", cacheId, id, slot, cache.name(), n);
+        }
+        return readable;
+    }
+
+    private static ByteBuffer newScratch() {
+        return ByteBuffer.allocateDirect(Layout.SEGMENT_SIZE + Layout.HEADER_COPY_SIZE)
+                .alignedSlice(Layout.HEADER_COPY_SIZE).limit(Layout.SEGMENT_SIZE).slice();
+    }
+
+    /**
+     * One try at the abandoned record, waited for at most cache_io_timeout_ms. An attempt that
+     * has not returned is waited for again at the next try rather than repeated (the record
+     * writer takes one record at a time anyway), and counts once it is done.
+     */
+    private boolean mark() throws InterruptedException {
+        if (markAttempt == null || (markAttempt.isDone() && !markedBy(markAttempt))) {
+            markAttempt = calls.start(() -> records.abandon(lostLines, lost));
+        }
+        try {
+            return calls.await(markAttempt, knobs.get(Knob.CACHE_IO_TIMEOUT_MS)) == Boolean.TRUE;
+        } catch (IOException e) {
+            return false; // abandon() reports a failure as false; this is only the type's due
+        }
+    }
+
+    private static boolean markedBy(java.util.concurrent.Future<Boolean> attempt) {
+        try {
+            return Boolean.TRUE.equals(attempt.get());
+        } catch (Exception e) {
+            return false;
+        }
+    }
+
+    /**
      * Whether the engine failed meanwhile (aborted, as by a simulated power cut, or a backing
      * store failed): then nothing more is written, and the failover ends quietly, since
      * {@link Health#fail} logged the cause and every request gets it.
@@ -518,7 +600,7 @@ final class Failover extends Daemon {
             } finally {
                 lock.unlock();
             }
-            marked = records.abandon(lostLines, lost);
+            marked = mark();
             if (marked) {
                 log.warn("cache {}: the cache device took the abandoned mark at last: the volumes take writes again, and a "
                         + "start on it is refused", cacheId);
@@ -536,12 +618,19 @@ final class Failover extends Daemon {
         }
         join();
         if (state == State.DEGRADED && !marked && health.failure() == null) {
-            marked = records.abandon(lostLines, lost);
+            try {
+                marked = mark();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
             if (!marked) {
                 log.error("cache {}: the cache device still refuses the abandoned mark; no write and no flush was taken since "
                         + "the failover, so a start on it only rolls back what no flush acknowledged, as after a crash; "
                         + "format a new cache all the same (docs/ENGINE.md, \"Failure\")", cacheId);
             }
+        }
+        if (calls != null) {
+            calls.close();
         }
     }
 }

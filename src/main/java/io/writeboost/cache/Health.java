@@ -59,10 +59,10 @@ final class Health {
     }
 
     /**
-     * The cache device lost a write or a sync, or gave more errors than io_error_limit: the
-     * first such error starts the failover (later ones are only signalled), unless the engine
-     * failed already or has not started yet (then it is a failure). Any lock state; the
-     * failover runs on its own thread.
+     * The cache device lost a write or a sync, gave more errors than io_error_limit, or did not
+     * return a call within cache_io_timeout_ms: the first such error starts the failover (later
+     * ones are only signalled), unless the engine failed already or has not started yet (then it
+     * is a failure). Any lock state; the failover runs on its own thread.
      */
     void cacheDeviceFailed(Throwable t) {
         Runnable start;

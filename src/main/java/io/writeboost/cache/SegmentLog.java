@@ -67,6 +67,7 @@ final class SegmentLog {
     private int lastAppendSeq, lastAppendLines;
     private final ArrayDeque<SegmentBuffer> flushQueue = new ArrayDeque<>();
     private boolean deviceBusy;
+    private Thread deviceHolder;
 
     private final ArrayDeque<SegmentBuffer> freeBuffers = new ArrayDeque<>();
     private int buffersAllocated;
@@ -557,12 +558,26 @@ final class SegmentLog {
     void takeDevice() {
         lock.assertHeld();
         deviceBusy = true;
+        deviceHolder = Thread.currentThread();
     }
 
+    /**
+     * Releases the device if the current thread holds it: a thread the failover left behind in
+     * a hung call (it took the device over) does not release it when the call returns at last.
+     */
     void releaseDevice() {
         lock.assertHeld();
-        deviceBusy = false;
+        if (deviceHolder == Thread.currentThread()) {
+            deviceBusy = false;
+            deviceHolder = null;
+        }
         lock.signalChanged();
+    }
+
+    /** The thread that holds the device, or null. */
+    Thread deviceHolder() {
+        lock.assertHeld();
+        return deviceHolder;
     }
 
     /**
@@ -577,7 +592,7 @@ final class SegmentLog {
         }
         boolean sealed = open == null || open.id() > idOf(target);
         if (sealed || flushedPos >= target || (open.id() == idOf(target) && flushDeadlinePassed(System.nanoTime()))) {
-            deviceBusy = true;
+            takeDevice();
             return true;
         }
         return false;

@@ -154,7 +154,7 @@ final class StreamStaging {
     }
 
     /** Called without the lock once the engine is closing or failed ({@link Health#stopped}): ends the stager. */
-    void stop() {
+    void stop(java.util.function.Predicate<Thread> leftBehind) {
         if (stager == null) {
             return;
         }
@@ -164,7 +164,7 @@ final class StreamStaging {
         } finally {
             lock.unlock();
         }
-        stager.join();
+        stager.join(leftBehind);
     }
 
     /** Lock held: whether line {@code line} of volume {@code dev} is staged (a cheap test while nothing is). */

@@ -40,6 +40,12 @@ public enum Knob {
                     + "state degraded) until a new cache is formatted. A write that fails for good or a failed sync fails "
                     + "over at once, whatever the count; 0: fail over at the first error (bcache's name; a read error on "
                     + "a clean line costs only a backing read, and a few are what a single bad sector gives)"),
+    CACHE_IO_TIMEOUT_MS(Scope.CACHE, "cache_io_timeout_ms", Access.READ_WRITE, 0, 86_400_000, 30_000,
+            "time (ms) a call to the cache device (a read, write or sync) may stay outstanding before the device "
+                    + "counts as failed and the cache fails over as on a failed sync (see io_error_limit): a dying "
+                    + "device often hangs rather than fails, and every fsync would wait for it. The default is the "
+                    + "Linux SCSI layer's command timeout; the thread in the hung call stays in it, the others are "
+                    + "served from the backing stores. 0: no deadline"),
     BARRIER_DEADLINE_MS(Scope.CACHE, "barrier_deadline_ms", Access.READ_WRITE, 0, 60_000, 0,
             "time (ms) a flush waits for more writes before it appends the open segment's new lines to the cache "
                     + "device; 0: as soon as the device is free (flushes arriving during an append's write and sync share "

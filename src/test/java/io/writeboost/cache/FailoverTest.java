@@ -137,14 +137,24 @@ class FailoverTest {
 
     /** The backing store holds every acknowledged write except in the ranges reported lost. */
     void backingHoldsEverythingBut(List<LostRange> lost) throws IOException {
-        BitSet lostSectors = new BitSet(SECTORS);
+        backingHolds(backingMedium, exact, uncertain, lost);
+    }
+
+    /**
+     * Volume 1's backing store {@code medium} holds, at each sector, write {@code exact[s]} (the
+     * last acknowledged one), or any write's data where {@code uncertain} (a failed write touched
+     * it), except in the ranges {@code lost}.
+     */
+    static void backingHolds(BlockDevice medium, long[] exact, BitSet uncertain, List<LostRange> lost) throws IOException {
+        int sectors = exact.length;
+        BitSet lostSectors = new BitSet(sectors);
         for (LostRange r : lost) {
             assertEquals(1, r.device());
             lostSectors.set((int) r.firstSector(), (int) r.lastSector() + 1);
         }
-        ByteBuffer all = ByteBuffer.allocate(VOLUME);
-        backingMedium.read(all, 0);
-        for (int s = 0; s < SECTORS; s++) {
+        ByteBuffer all = ByteBuffer.allocate(sectors * 512);
+        medium.read(all, 0);
+        for (int s = 0; s < sectors; s++) {
             long got = SectorModel.decode(all, s * 512, 1, s);
             if (lostSectors.get(s)) {
                 continue;
