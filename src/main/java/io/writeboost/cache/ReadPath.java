@@ -72,8 +72,8 @@ final class ReadPath {
             plan.ticket = admission.ticket();
             plan.durable = !backings.unsynced(dev);
             for (long s = sector; s < end; ) {
-                int first = (int) (s & 7);
-                int n = (int) Math.min(8 - first, end - s);
+                int first = Layout.sectorInLine(s);
+                int n = Layout.sectorsInLine(s, end);
                 int mask = ((1 << n) - 1) << first;
                 long lineNo = s >>> 3;
                 int dstLine = base + (int) (((lineNo << 3) - sector) << Layout.SECTOR_SHIFT); // may be negative for the first line

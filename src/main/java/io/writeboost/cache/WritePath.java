@@ -273,8 +273,8 @@ final class WritePath {
     private void writeLines(int dev, long from, long to, ByteBuffer src, int srcPos, long sector) throws IOException {
         lock.assertHeld();
         for (long s = from; s < to; ) {
-            int first = (int) (s & 7);
-            int count = (int) Math.min(8 - first, to - s);
+            int first = Layout.sectorInLine(s);
+            int count = Layout.sectorsInLine(s, to);
             writeLine(dev, s >>> 3, first, count, src, srcPos + (int) ((s - sector) << Layout.SECTOR_SHIFT), false);
             s += count;
         }
@@ -353,8 +353,8 @@ final class WritePath {
                 order.syncBeforeDrops(dev);
             }
             for (long s = sector, end = sector + n; s < end; ) {
-                int first = (int) (s & 7);
-                int count = (int) Math.min(8 - first, end - s);
+                int first = Layout.sectorInLine(s);
+                int count = Layout.sectorsInLine(s, end);
                 long key = LineKey.of(dev, s >>> 3);
                 int line = lines.lookup(key);
                 // A line with no dirty sector outside the range (a clean line, say) holds nothing

@@ -33,12 +33,25 @@ public final class Layout {
     public static final int MIN_DEVICE_ID = 1;
     public static final int MAX_DEVICE_ID = 127;
 
-    /** Byte offset on the cache device of the ring slot that holds segment slot {@code slot}. */
     /** How many 4 KiB lines sectors [sector, sector + nSectors) touch, in part or whole. */
     public static long linesSpanned(long sector, long nSectors) {
         return ((sector + nSectors + SECTORS_PER_LINE - 1) / SECTORS_PER_LINE) - sector / SECTORS_PER_LINE;
     }
 
+    /** Where {@code sector} lies in its 4 KiB line: 0 .. {@link #SECTORS_PER_LINE} - 1. */
+    public static int sectorInLine(long sector) {
+        return (int) (sector & (SECTORS_PER_LINE - 1));
+    }
+
+    /**
+     * How many sectors of [sector, end) lie in {@code sector}'s line: a request's share of
+     * each line it touches, walking it line by line.
+     */
+    public static int sectorsInLine(long sector, long end) {
+        return (int) Math.min(SECTORS_PER_LINE - sectorInLine(sector), end - sector);
+    }
+
+    /** Byte offset on the cache device of the ring slot that holds segment slot {@code slot}. */
     public static long slotOffset(int slot) {
         return SUPERBLOCK_REGION_SIZE + (long) slot * SEGMENT_SIZE;
     }

@@ -43,8 +43,7 @@ class CrashTest {
     /** Starts refused for lost acknowledged data: a crash never loses what a record vouched for, so this stays 0. */
     static final AtomicLong lostDataRefusals = new AtomicLong();
     /** Lines reads admitted as clean lines, and reads served by them, in the random workloads. */
-    static final AtomicLong readAdmissions = new AtomicLong();
-    static final AtomicLong cleanHits = new AtomicLong();
+    static final io.writeboost.testutil.ReadCacheCounts readCache = new io.writeboost.testutil.ReadCacheCounts();
     /** Clean lines the starts after the random workloads' crashes kept (warm). */
     static final AtomicLong warmKept = new AtomicLong();
     /** Lines copy-forward copied in the random workloads, and whether the copy-forward seeds ran. */
@@ -60,11 +59,11 @@ class CrashTest {
         System.out.printf("CrashTest: %d seeds, %d crash points, %d sector checks, %d lost or garbage, %d false lost-data "
                 + "refusals; %d lines admitted by reads, %d clean hits, %d clean lines kept by starts, %d lines copied "
                 + "forward%n", SEEDS, crashPoints.get(), sectorsChecked.get(), sectorsBad.get(), lostDataRefusals.get(),
-                readAdmissions.get(), cleanHits.get(), warmKept.get(), copiedForward.get());
+                readCache.admissions(), readCache.cleanHits(), warmKept.get(), copiedForward.get());
         if (copyForwardSeedsRan && copiedForward.get() == 0) {
             throw new AssertionError("the copy-forward workloads ran, yet no line was copied forward");
         }
-        if (sectorsChecked.get() > 0 && readAdmissions.get() + cleanHits.get() > 0) {
+        if (sectorsChecked.get() > 0 && readCache.admissions() + readCache.cleanHits() > 0) {
             return;
         }
         if (sectorsChecked.get() > 0) {
@@ -73,10 +72,9 @@ class CrashTest {
     }
 
     /** Before a power cut takes the engine's counters with it. */
-    private static void countReadCache(Rig rig) {
+    private static void countEngine(Rig rig) {
         Status st = rig.engine.status();
-        readAdmissions.addAndGet(st.readCacheAdmissions());
-        cleanHits.addAndGet(st.readHitsClean());
+        readCache.add(st);
         copiedForward.addAndGet(st.copiedForwardLines());
     }
 
@@ -693,7 +691,7 @@ class CrashTest {
                         Thread.sleep(rnd.nextInt(3));
                     }
                 }
-                countReadCache(rig);
+                countEngine(rig);
                 if (flushAfterWritePercent > 0 && rnd.nextBoolean()) {
                     nextId = crashDuringFlushes(rig, model, rnd, nextId);
                     crashPoints.incrementAndGet();

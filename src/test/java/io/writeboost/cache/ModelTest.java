@@ -69,24 +69,17 @@ class ModelTest {
     /** The engine's bypass counters after the last {@link #run} with bypasses, for the check that they happened. */
     static final java.util.concurrent.atomic.AtomicLong bypassedBytes = new java.util.concurrent.atomic.AtomicLong();
     /** Lines reads admitted and reads clean lines served, over every run. */
-    static final java.util.concurrent.atomic.AtomicLong readAdmissions = new java.util.concurrent.atomic.AtomicLong();
-    static final java.util.concurrent.atomic.AtomicLong cleanHits = new java.util.concurrent.atomic.AtomicLong();
+    static final io.writeboost.testutil.ReadCacheCounts readCache = new io.writeboost.testutil.ReadCacheCounts();
 
     @org.junit.jupiter.api.AfterAll
     static void bypassesHappened() {
         if (bypassedBytes.get() > 0) {
             System.out.printf("ModelTest: %d bytes bypassed the cache%n", bypassedBytes.get());
         }
-        System.out.printf("ModelTest: %d lines admitted by reads, %d clean hits%n", readAdmissions.get(), cleanHits.get());
+        System.out.printf("ModelTest: %d lines admitted by reads, %d clean hits%n", readCache.admissions(), readCache.cleanHits());
         // Per seed it may be none: with a 6-segment ring full of dirty lines and allow_migrate
         // 0, admission leaves the room to writers, as it should.
-        assertTrue(readAdmissions.get() > 0 && cleanHits.get() > 0, "the reads exercised read caching");
-    }
-
-    private static void countReadCache(Rig rig) {
-        Status st = rig.engine.status();
-        readAdmissions.addAndGet(st.readCacheAdmissions());
-        cleanHits.addAndGet(st.readHitsClean());
+        assertTrue(readCache.admissions() > 0 && readCache.cleanHits() > 0, "the reads exercised read caching");
     }
 
     private static void run(long seed, int flushAfterWritePercent) throws Exception {
@@ -166,7 +159,7 @@ class ModelTest {
                     assertEquals(0, rig.engine.status().dirtyLines(), "drain leaves no dirty line");
                 } else {
                     bypassedBefore += rig.engine.status().bypassedBytes();
-                    countReadCache(rig);
+                    readCache.add(rig.engine.status());
                     rig.restart();
                 }
             }
@@ -175,7 +168,7 @@ class ModelTest {
                 assertTrue(bypassed > 0, "seed " + seed + ": some writes bypassed the cache");
                 bypassedBytes.addAndGet(bypassed);
             }
-            countReadCache(rig);
+            readCache.add(rig.engine.status());
             rig.restart();
             for (int dev = 1; dev <= 2; dev++) {
                 ByteBuffer all = ByteBuffer.allocate(VOLUME_BYTES);

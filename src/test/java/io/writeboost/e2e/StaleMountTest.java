@@ -28,10 +28,6 @@ class StaleMountTest {
     @TempDir
     Path dir;
 
-    private static boolean mounted(Path mnt) throws Exception {
-        return Files.readString(Path.of("/proc/mounts")).contains(" " + mnt + " ");
-    }
-
     @Test
     void theMountOfAKilledServerIsClearedAndTheLogReplayed() throws Exception {
         Path mnt = Files.createDirectories(dir.resolve("mnt"));
@@ -52,7 +48,7 @@ class StaleMountTest {
             try (var entries = Files.newDirectoryStream(mnt)) {
                 fail("the dead server's mount still answers: " + entries.iterator().hasNext());
             } catch (FileSystemException e) {
-                assertTrue(mounted(mnt), "the killed server's mount stays behind: " + e);
+                assertTrue(FuseServer.mounted(mnt), "the killed server's mount stays behind: " + e);
             }
 
             try (FuseServer second = FuseServer.start(mnt, dir.resolve("log2"), args)) {
@@ -71,7 +67,7 @@ class StaleMountTest {
             }
         } finally {
             // A failure above may leave the dead mount: it must not outlive the test.
-            if (mounted(mnt)) {
+            if (FuseServer.mounted(mnt)) {
                 new ProcessBuilder("fusermount", "-u", "-z", mnt.toString()).inheritIO().start().waitFor();
             }
         }

@@ -230,7 +230,8 @@ public final class FuseServer implements AutoCloseable {
         }
     }
 
-    private static boolean mounted(Path mountPoint) throws IOException {
+    /** Whether anything is mounted at {@code mountPoint} (per /proc/mounts). */
+    public static boolean mounted(Path mountPoint) throws IOException {
         return Files.readString(Path.of("/proc/mounts")).contains(" " + mountPoint.toAbsolutePath() + " ");
     }
 }
