@@ -25,8 +25,11 @@ import java.nio.ByteBuffer;
  * <p>A dirty copy stays dirty and supersedes the old line like any newer write (replay takes
  * the newest copy). The old slot may be given up only once the copy is durable in the log:
  * the caller waits for {@link #durableTarget()} before it records the slot written back. A
- * clean line is copied as a clean entry without the warm flag: a start keeps only warm clean
- * entries, and this one needs no proof that its backing copy is durable, since a start drops it.
+ * clean line is copied as a clean entry; a warm one is not copied at all. Its old entry, warm,
+ * stays in the log until the old slot is given up, and a copy would not be warm: a bypass or
+ * discard over the copy would then write the backing store without first making its
+ * tombstone durable (that wait is for warm lines only), and a crash before the copy's segment
+ * is durable would bring back the old warm entry over the newer backing data.
  *
  * <p>Not thread-safe: every method expects the {@link EngineLock} held. The counters are
  * read for status under the lock too.
@@ -84,10 +87,11 @@ final class CopyForward {
         return live <= LPS / 2;
     }
 
-    /** Whether {@code line} (of a qualifying slot) is a candidate: live and hot. */
+    /** Whether {@code line} (of a qualifying slot) is a candidate: live, hot, and not a warm clean line. */
     boolean candidate(int line) {
         lock.assertHeld();
-        return lines.isHot(line) && (lines.dirtyBits(line) != 0 || lines.isClean(line)) && lines.isCurrent(line);
+        return lines.isHot(line) && (lines.dirtyBits(line) != 0 || (lines.isClean(line) && !lines.isWarm(line)))
+                && lines.isCurrent(line);
     }
 
     /**
@@ -99,7 +103,7 @@ final class CopyForward {
     boolean copy(int line, long key, int bits, ByteBuffer src, int pos) {
         lock.assertHeld();
         if (!active() || lines.key(line) != key || !lines.isCurrent(line) || lines.dirtyBits(line) != bits
-                || (bits == 0 && !lines.isClean(line)) || !segments.roomForCopy()) {
+                || (bits == 0 && (!lines.isClean(line) || lines.isWarm(line))) || !segments.roomForCopy()) {
             return false;
         }
         lines.moveForward(line, segments.appendWhole(key, src, pos));

@@ -91,19 +91,23 @@ class CopyForwardTest {
                 .knob(Knob.READ_CACHE_SECOND_ACCESS, 0).knob(Knob.SEQUENTIAL_CUTOFF, 0));
         try {
             CacheEngine engine = rig.engine;
-            int hotClean = 100, coldClean = 101;
+            int hotClean = 100, coldClean = 101, hotWarm = 102;
             rig.backings.get(1).write(line(7), hotClean * 4096L);
             rig.backings.get(1).write(line(8), coldClean * 4096L);
+            rig.backings.get(1).write(line(9), hotWarm * 4096L);
+            read(engine, hotWarm); // admitted warm (the store has no unsynced change) ...
+            read(engine, hotWarm); // ... and hot
+            engine.discard(1, 3000 * 8L, 8); // the store now has an unsynced change: what is admitted next is not warm
             read(engine, hotClean); // admitted as clean lines
             read(engine, coldClean);
-            assertEquals(2, engine.status().cleanLines());
+            assertEquals(3, engine.status().cleanLines());
             read(engine, hotClean); // a hit: hot
             for (int i = 1; i <= COLD; i++) {
                 engine.write(1, i * 8L, 8, line(10 + i)); // dirty lines in the same slot: a writeback batch reads it
             }
             engine.flushNow();
             writeBackFlushed(engine);
-            assertEquals(1, engine.status().copiedForwardLines(), "the clean line read again was copied forward");
+            assertEquals(1, engine.status().copiedForwardLines(), "the clean line read again was copied forward, the warm one not");
 
             // Distinct new lines (cold, never copied) until the old slot is reused: the copy,
             // one slot on, stays; the clean line not read again leaves with the old slot.
@@ -119,6 +123,8 @@ class CopyForwardTest {
             hitsBefore = engine.status().readHitsClean();
             assertArrayEquals(line(8).array(), read(engine, coldClean));
             assertEquals(hitsBefore, engine.status().readHitsClean(), "the unread clean line was evicted with its slot");
+            assertArrayEquals(line(9).array(), read(engine, hotWarm));
+            assertEquals(hitsBefore, engine.status().readHitsClean(), "the warm line, hot or not, was evicted with its slot");
         } finally {
             rig.engine.close();
         }
