@@ -381,10 +381,7 @@ final class StreamStaging {
             }
             w.held[i >>> 6] &= ~(1L << i);
             w.lines--;
-            for (int c = w.changes[i]; c > 0; c--) {
-                order.endChange(w.dev, w.first + i, 1);
-            }
-            w.changes[i] = 0;
+            endChanges(w, i);
             cached++;
         }
         if (cached > 0) {
@@ -682,14 +679,20 @@ final class StreamStaging {
         return durable;
     }
 
+    /** Lock held: ends the changes line {@code i} of {@code w} announced ({@link Window#changes}). */
+    private void endChanges(Window w, int i) {
+        lock.assertHeld();
+        for (int c = w.changes[i]; c > 0; c--) {
+            order.endChange(w.dev, w.first + i, 1);
+        }
+        w.changes[i] = 0;
+    }
+
     /** Lock held: {@code w} is on the backing store; its lines leave it and their change ends. */
     private void release(Window w) {
         lock.assertHeld();
         for (int i = 0; i < WINDOW_LINES; i++) {
-            for (int c = w.changes[i]; c > 0; c--) {
-                order.endChange(w.dev, w.first + i, 1);
-            }
-            w.changes[i] = 0;
+            endChanges(w, i);
         }
         java.util.Arrays.fill(w.held, 0);
         w.lines = 0;
