@@ -259,19 +259,14 @@ final class SegmentLog {
      */
     boolean roomForCopy() {
         lock.assertHeld();
-        if (drainsInProgress > 0 || writersWaitingForSlot > 0) {
-            return false;
-        }
-        if (open != null && !open.full()) {
-            return true;
-        }
-        return ringHasRoom(pressureReserve()) && openWithoutWaiting();
+        return writersWaitingForSlot == 0 && roomForStagedLine();
     }
 
     /**
      * Whether a flush may log a staged line in the cache now instead of waiting for the
-     * stager's backing write ({@link StreamStaging#writeOutAll}): as {@link #roomForCopy},
-     * so that only a ring with room pays for the flush's speed.
+     * stager's backing write ({@link StreamStaging#writeOutAll}), without waiting for anything:
+     * the open segment has room, or the next one opens at once with {@link #pressureReserve()}
+     * slots left free after it, so that only a ring with room pays for the flush's speed.
      */
     boolean roomForStagedLine() {
         lock.assertHeld();
